@@ -1,0 +1,40 @@
+# recsys: matrix-factorization recommender inside PostgreSQL (PGXS build)
+
+EXTENSION    = recsys
+EXTVERSION   = 1.0
+
+MODULE_big   = recsys
+OBJS         = src/recsys.o src/linalg.o src/als.o src/idmap.o src/array.o \
+               src/catalog.o src/ratings.o src/train.o src/cache.o \
+               src/recommend.o src/aggregate.o src/topk.o
+HEADERS      = src/recsys.h
+
+DATA         = sql/$(EXTENSION)--$(EXTVERSION).sql
+
+# Regression tests live in sql/ beside the install script (PG15's pg_regress
+# has no --expecteddir, and expected/ is at the top level).
+REGRESS      = setup train recommend aggregate errors security
+REGRESS_OPTS = --inputdir=. --outputdir=.
+
+TAP_TESTS    = 1
+PROVE_TESTS  = test/t/*.pl
+
+PG_CPPFLAGS  = -I$(srcdir)/src
+# Debian's alternatives pick OpenBLAS (pthread build) when it is installed,
+# the reference implementations otherwise.
+SHLIB_LINK  += -llapack -lblas -lm
+
+# The seeded data generator used by the tests, the demo and the benchmark.
+GENERATOR    = test/data/generate
+EXTRA_CLEAN  = $(GENERATOR) results/ regression.diffs regression.out tmp_check/
+
+PG_CONFIG   ?= pg_config
+PGXS        := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+all: $(GENERATOR)
+
+$(GENERATOR): test/data/generate.c
+	$(CC) -std=c99 -O2 -Wall -Wextra -o $@ $< -lm
+
+installcheck: $(GENERATOR)

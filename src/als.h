@@ -1,0 +1,68 @@
+/*-------------------------------------------------------------------------
+ *
+ * als.h
+ *	  Alternating least squares on plain arrays (no fmgr, no SPI).
+ *
+ * IDENTIFICATION
+ *	  src/als.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ALS_H
+#define ALS_H
+
+#include "recsys.h"
+
+/* Rows of the other side gathered per BLAS call; bounds workspace memory */
+#define ALS_GATHER_ROWS 512
+
+/* Factors of a model being trained: row-major, one vector per user/item */
+typedef struct AlsModel
+{
+	int			k;
+	int			nusers;
+	int			nitems;
+	double		mean;
+	float	   *user_factors;	/* nusers x k */
+	float	   *user_bias;		/* nusers */
+	float	   *item_factors;	/* nitems x k */
+	float	   *item_bias;		/* nitems */
+} AlsModel;
+
+/* Scratch space for solving one row at a time */
+typedef struct AlsWorkspace
+{
+	int			d;				/* unknowns per row: k factors + 1 bias */
+	float	   *gather;			/* ALS_GATHER_ROWS x d gathered vectors */
+	float	   *gram;			/* d x d Gram matrix of one gather block */
+	double	   *a;				/* d x d normal equations */
+	double	   *b;				/* d right-hand side, then solution */
+} AlsWorkspace;
+
+/* Loss of a model on its training data */
+typedef struct AlsLoss
+{
+	double		loss;			/* regularized objective / nnz */
+	double		rmse;			/* root mean squared training error */
+} AlsLoss;
+
+extern Size AlsModelMemory(int k, int nusers, int nitems);
+extern Size AlsWorkspaceMemory(int k);
+extern void AlsModelInit(AlsModel *m, int k, int nusers, int nitems,
+						 double mean, uint64 seed);
+extern void AlsWorkspaceInit(AlsWorkspace *ws, int d);
+extern Size AlsPackedSize(int d);
+extern void AlsAccumulateRow(double *a, double *b, int d, const float *x,
+							 double y);
+extern void AlsUnpack(const double *packed, double *a, int d);
+extern int	AlsSolve(double *a, double *b, int d, double lambda);
+extern int	AlsExplicitHalfStep(const RecsysSparse *rows, double mean,
+								const float *other_factors,
+								const float *other_bias, float *factors,
+								float *bias, int k, double regularization,
+								AlsWorkspace *ws);
+extern AlsLoss AlsExplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
+							   const RecsysSparse *by_item,
+							   double regularization);
+
+#endif							/* ALS_H */

@@ -1,0 +1,603 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  The model catalog: schema recsys's tables, read and written via SPI.
+ *
+ * A model is one row of recsys.models plus one row per user and per item in
+ * recsys.user_factors and recsys.item_factors.  Retraining replaces all of
+ * them in the training transaction, so MVCC gives atomicity for free:
+ * readers keep seeing the previous version until commit, and an error or a
+ * cancel rolls everything back.  Every retrain draws a new version number,
+ * which is what backend caches compare.
+ *
+ * Factors are written in batches with one INSERT ... SELECT over arrays per
+ * batch (slices of one flat array per row), not one statement per row.
+ *
+ * All SQL here is fully schema-qualified (tables, functions and types), so
+ * the caller's search_path cannot redirect it.
+ *
+ * IDENTIFICATION
+ *	  src/catalog.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/hash.h"
+#include "catalog.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+/* Second key of the advisory locks that serialize trainings of a model */
+#define CATALOG_LOCK_KEY 0x72656373	/* "recs" */
+
+/* Upper bound of array elements sent in one INSERT batch */
+#define CATALOG_BATCH_ELEMENTS (4 * 1024 * 1024)
+
+/* Saved plans, prepared on first use */
+static SPIPlanPtr lookup_plan = NULL;
+static SPIPlanPtr only_model_plan = NULL;
+static SPIPlanPtr user_plan = NULL;
+static SPIPlanPtr items_plan = NULL;
+
+/* Connect to SPI or fail */
+static void
+Connect(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/* Prepare a statement once per backend and keep it */
+static SPIPlanPtr
+Prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*cache = plan;
+	}
+	return *cache;
+}
+
+/* Run a statement built at run time; error unless it returns `expected` */
+static void
+Execute(const char *sql, int nargs, Oid *types, Datum *values, int expected)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL,
+										   false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_with_args failed for \"%s\": %s", sql,
+			 SPI_result_code_string(rc));
+}
+
+/*
+ * Serialize trainings and drops of one model name until the transaction
+ * ends: a second CALL train of the same model waits for the first to
+ * commit or abort instead of interleaving with it.
+ */
+void
+CatalogLockModelName(const char *name)
+{
+	LOCKTAG		tag;
+	uint32		key = DatumGetUInt32(hash_any((const unsigned char *) name,
+											  strlen(name)));
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, key, CATALOG_LOCK_KEY, 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/* Copy the model row of the first result tuple into a new info struct */
+static RecsysModelInfo *
+InfoFromTuple(MemoryContext cxt)
+{
+	HeapTuple	tup = SPI_tuptable->vals[0];
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+	bool		isnull;
+	RecsysModelInfo *info = MemoryContextAllocZero(cxt, sizeof(RecsysModelInfo));
+	char	   *method;
+
+	info->model_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	info->version = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	method = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
+	if (!RecsysParseMethod(method, &info->method))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model has unknown method \"%s\"", method)));
+	info->factors = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+	info->num_users = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+	info->num_items = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+	info->global_mean = DatumGetFloat8(SPI_getbinval(tup, desc, 7, &isnull));
+	info->name = MemoryContextStrdup(cxt,
+									 TextDatumGetCString(SPI_getbinval(tup, desc, 8, &isnull)));
+	if (info->factors < 1 || info->factors > RECSYS_MAX_FACTORS)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\" has invalid number of factors %d",
+						info->name, info->factors)));
+	return info;
+}
+
+#define MODEL_COLUMNS \
+	"model_id, version, method, factors, num_users, num_items, global_mean, name"
+
+/*
+ * Look up a model by name; NULL name means recsys.default_model, or the
+ * only model when that setting is empty.  Errors if there is no such model.
+ */
+RecsysModelInfo *
+CatalogLookupModel(const char *name)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	RecsysModelInfo *info;
+
+	if (name == NULL && recsys_default_model != NULL && recsys_default_model[0] != '\0')
+		name = recsys_default_model;
+
+	Connect();
+	if (name != NULL)
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(name)};
+		SPIPlanPtr	plan = Prepare(&lookup_plan,
+								   "SELECT " MODEL_COLUMNS
+								   " FROM recsys.models WHERE name = $1",
+								   1, types);
+
+		if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "model lookup failed");
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model \"%s\" does not exist", name),
+					 errhint("Train it with CALL train('%s', ...), or see SELECT name FROM recsys.models.",
+							 name)));
+	}
+	else
+	{
+		SPIPlanPtr	plan = Prepare(&only_model_plan,
+								   "SELECT " MODEL_COLUMNS
+								   " FROM recsys.models ORDER BY name LIMIT 2",
+								   0, NULL);
+
+		if (SPI_execute_plan(plan, NULL, NULL, true, 2) != SPI_OK_SELECT)
+			elog(ERROR, "model lookup failed");
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("no model has been trained"),
+					 errhint("Train one with CALL train('name', 'table', ...).")));
+		if (SPI_processed > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("model name is required when more than one model exists"),
+					 errhint("Pass model => 'name', or SET recsys.default_model = 'name'.")));
+	}
+	info = InfoFromTuple(outer);
+	SPI_finish();
+	return info;
+}
+
+/* Hyperparameters as jsonb text */
+static char *
+ParamsJson(const RecsysParams *p)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	/* float8out_internal gives the shortest text that reads back exactly */
+	appendStringInfo(&s, "{\"method\": \"%s\", \"factors\": %d, \"iterations\": %d, "
+					 "\"regularization\": %s, \"seed\": %d}",
+					 RecsysMethodName(p->method), p->factors, p->iterations,
+					 float8out_internal(p->regularization), p->seed);
+	return s.data;
+}
+
+/* Create or update the model row; returns its model_id */
+static int64
+UpsertModelRow(const RecsysTrained *t)
+{
+	const RecsysRatings *r = t->ratings;
+	const RecsysIteration *last = &t->log[t->iterations - 1];
+	Oid			types[16] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
+		NAMEOID, NAMEOID, NAMEOID, INT4OID, INT4OID, INT8OID, FLOAT8OID,
+	FLOAT8OID, FLOAT8OID, FLOAT8OID, INT8OID};
+	Datum		values[16];
+	char		nulls[16];
+	int64		model_id = 0;
+	bool		isnull;
+	int			rc;
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(t->name);
+	values[1] = CStringGetTextDatum(RecsysMethodName(t->params->method));
+	values[2] = Int32GetDatum(t->params->factors);
+	values[3] = CStringGetTextDatum(ParamsJson(t->params));
+	values[4] = CStringGetTextDatum(RatingsSourceName(t->source->relid));
+	values[5] = CStringGetDatum(t->source->user_col);
+	values[6] = CStringGetDatum(t->source->item_col);
+	values[7] = CStringGetDatum(t->source->value_col ? t->source->value_col : "");
+	if (t->source->value_col == NULL)
+		nulls[7] = 'n';
+	values[8] = Int32GetDatum(r->nusers);
+	values[9] = Int32GetDatum(r->nitems);
+	values[10] = Int64GetDatum(r->nnz);
+	values[11] = Float8GetDatum(r->mean);
+	values[12] = Float8GetDatum(t->seconds);
+	values[13] = Float8GetDatum(last->loss);
+	values[14] = Float8GetDatum(last->rmse);
+
+	/* NAME parameters must be NAMEDATALEN-padded Name data */
+	for (int i = 5; i <= 7; i++)
+	{
+		if (nulls[i] == ' ')
+		{
+			Name		n = palloc0(NAMEDATALEN);
+
+			namestrcpy(n, DatumGetCString(values[i]));
+			values[i] = NameGetDatum(n);
+		}
+	}
+
+	rc = SPI_execute_with_args("SELECT model_id FROM recsys.models WHERE name = $1 FOR UPDATE",
+							   1, types, values, nulls, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "model row lock failed: %s", SPI_result_code_string(rc));
+
+	if (SPI_processed > 0)
+	{
+		model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull));
+		values[15] = Int64GetDatum(model_id);
+		rc = SPI_execute_with_args(
+								   "UPDATE recsys.models SET method = $2, factors = $3, "
+								   "params = $4::pg_catalog.jsonb, source = $5, user_col = $6, "
+								   "item_col = $7, value_col = $8, num_users = $9, num_items = $10, "
+								   "num_interactions = $11, global_mean = $12, "
+								   "version = DEFAULT, trained_at = pg_catalog.clock_timestamp(), "
+								   "train_seconds = $13, final_loss = $14, final_rmse = $15 "
+								   "WHERE model_id = $16 AND name = $1",
+								   16, types, values, nulls, false, 0);
+		if (rc != SPI_OK_UPDATE || SPI_processed != 1)
+			elog(ERROR, "model row update failed: %s", SPI_result_code_string(rc));
+
+		/* The previous version's rows stay visible to others until commit */
+		Execute("DELETE FROM recsys.user_factors WHERE model_id = $1",
+				1, &types[15], &values[15], SPI_OK_DELETE);
+		Execute("DELETE FROM recsys.item_factors WHERE model_id = $1",
+				1, &types[15], &values[15], SPI_OK_DELETE);
+		Execute("DELETE FROM recsys.training_log WHERE model_id = $1",
+				1, &types[15], &values[15], SPI_OK_DELETE);
+	}
+	else
+	{
+		rc = SPI_execute_with_args(
+								   "INSERT INTO recsys.models (name, method, factors, params, "
+								   "source, user_col, item_col, value_col, num_users, num_items, "
+								   "num_interactions, global_mean, trained_at, train_seconds, "
+								   "final_loss, final_rmse) VALUES ($1, $2, $3, "
+								   "$4::pg_catalog.jsonb, $5, $6, $7, $8, $9, $10, $11, $12, "
+								   "pg_catalog.clock_timestamp(), $13, $14, $15) RETURNING model_id",
+								   15, types, values, nulls, false, 0);
+		if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+			elog(ERROR, "model row insert failed: %s", SPI_result_code_string(rc));
+		model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	return model_id;
+}
+
+/*
+ * Insert one side's factor rows in batches.  For users, `seen` (the user's
+ * training items, as original ids) is stored too; for items, popularity.
+ */
+static void
+InsertFactors(int64 model_id, bool users, const RecsysRatings *r,
+			  const AlsModel *m)
+{
+	int			k = m->k;
+	int			nrows = users ? r->nusers : r->nitems;
+	const int64 *ids = users ? r->user_ids : r->item_ids;
+	const float *factors = users ? m->user_factors : m->item_factors;
+	const float *bias = users ? m->user_bias : m->item_bias;
+	const RecsysSparse *sp = users ? &r->by_user : &r->by_item;
+	const char *sql = users ?
+	"INSERT INTO recsys.user_factors (model_id, user_id, bias, factors, seen) "
+	"SELECT $1, u.id, u.bias, $4[u.lo:u.hi], $7[u.slo:u.shi] "
+	"FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), "
+	"pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($8), "
+	"pg_catalog.unnest($9)) AS u(id, bias, lo, hi, slo, shi)" :
+	"INSERT INTO recsys.item_factors (model_id, item_id, bias, factors, popularity) "
+	"SELECT $1, u.id, u.bias, $4[u.lo:u.hi], u.pop "
+	"FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), "
+	"pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7)) "
+	"AS u(id, bias, lo, hi, pop)";
+	Oid			types[9] = {INT8OID, INT8ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID,
+		INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+	INT4ARRAYOID, INT4ARRAYOID};
+	int			nargs = users ? 9 : 7;
+	int			max_rows = Max(1, CATALOG_BATCH_ELEMENTS / k);
+	int32	   *lo = palloc(sizeof(int32) * max_rows);
+	int32	   *hi = palloc(sizeof(int32) * max_rows);
+	int32	   *slo = palloc(sizeof(int32) * max_rows);
+	int32	   *shi = palloc(sizeof(int32) * max_rows);
+	int64	   *extra = palloc(sizeof(int64) * max_rows);
+	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
+													"recsys factor batch",
+													ALLOCSET_DEFAULT_SIZES);
+
+	for (int start = 0; start < nrows;)
+	{
+		int			count = 0;
+		int64		nseen = 0;
+		Datum		values[9];
+		MemoryContext old;
+
+		CHECK_FOR_INTERRUPTS();
+
+		/* Fill a batch, bounded by factor elements and seen ids */
+		while (start + count < nrows && count < max_rows)
+		{
+			int			row = start + count;
+			int64		len = users ? sp->indptr[row + 1] - sp->indptr[row] : 0;
+
+			if (users && count > 0 && nseen + len > CATALOG_BATCH_ELEMENTS)
+				break;
+			lo[count] = count * k + 1;
+			hi[count] = (count + 1) * k;
+			if (users)
+			{
+				slo[count] = (int32) nseen + 1;
+				shi[count] = (int32) (nseen + len);
+				nseen += len;
+			}
+			count++;
+		}
+
+		old = MemoryContextSwitchTo(batch_cxt);
+		values[0] = Int64GetDatum(model_id);
+		values[1] = PointerGetDatum(ArrayFromInt8(ids + start, count));
+		values[2] = PointerGetDatum(ArrayFromFloat4(bias + start, count));
+		values[3] = PointerGetDatum(ArrayFromFloat4(factors + (Size) start * k,
+													count * k));
+		values[4] = PointerGetDatum(ArrayFromInt4(lo, count));
+		values[5] = PointerGetDatum(ArrayFromInt4(hi, count));
+		if (users)
+		{
+			int64		pos = 0;
+			int64	   *seen = palloc_extended(sizeof(int64) * Max(nseen, 1),
+											   MCXT_ALLOC_HUGE);
+
+			for (int row = start; row < start + count; row++)
+				for (int64 e = sp->indptr[row]; e < sp->indptr[row + 1]; e++)
+					seen[pos++] = r->item_ids[sp->indices[e]];
+			values[6] = PointerGetDatum(ArrayFromInt8(seen, (int) nseen));
+			values[7] = PointerGetDatum(ArrayFromInt4(slo, count));
+			values[8] = PointerGetDatum(ArrayFromInt4(shi, count));
+		}
+		else
+		{
+			for (int j = 0; j < count; j++)
+				extra[j] = sp->indptr[start + j + 1] - sp->indptr[start + j];
+			values[6] = PointerGetDatum(ArrayFromInt8(extra, count));
+		}
+		Execute(sql, nargs, types, values, SPI_OK_INSERT);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(batch_cxt);
+		start += count;
+	}
+	MemoryContextDelete(batch_cxt);
+}
+
+/* Insert the training log rows */
+static void
+InsertLog(int64 model_id, const RecsysTrained *t)
+{
+	int			n = t->iterations;
+	int32	   *iters = palloc(sizeof(int32) * n);
+	double	   *loss = palloc(sizeof(double) * n);
+	double	   *rmse = palloc(sizeof(double) * n);
+	double	   *secs = palloc(sizeof(double) * n);
+	Oid			types[5] = {INT8OID, INT4ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
+	FLOAT8ARRAYOID};
+	Datum		values[5];
+
+	for (int i = 0; i < n; i++)
+	{
+		iters[i] = i + 1;
+		loss[i] = t->log[i].loss;
+		rmse[i] = t->log[i].rmse;
+		secs[i] = t->log[i].seconds;
+	}
+	values[0] = Int64GetDatum(model_id);
+	values[1] = PointerGetDatum(ArrayFromInt4(iters, n));
+	values[2] = PointerGetDatum(ArrayFromFloat8(loss, n));
+	values[3] = PointerGetDatum(ArrayFromFloat8(rmse, n));
+	values[4] = PointerGetDatum(ArrayFromFloat8(secs, n));
+	Execute("INSERT INTO recsys.training_log (model_id, version, iteration, loss, rmse, seconds) "
+			"SELECT $1, m.version, u.it, u.loss, u.rmse, u.secs "
+			"FROM recsys.models m, ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), "
+			"pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(it, loss, rmse, secs) "
+			"WHERE m.model_id = $1",
+			5, types, values, SPI_OK_INSERT);
+}
+
+/*
+ * Store a finished training run: the model row (new version), the factors
+ * of every user and item, and the training log, replacing any previous
+ * version of the model in the current transaction.
+ */
+void
+CatalogStoreModel(const RecsysTrained *t)
+{
+	int64		model_id;
+
+	Connect();
+	model_id = UpsertModelRow(t);
+	InsertFactors(model_id, true, t->ratings, t->model);
+	InsertFactors(model_id, false, t->ratings, t->model);
+	InsertLog(model_id, t);
+	SPI_finish();
+}
+
+/* Delete a model and its rows; false if it did not exist */
+bool
+CatalogDropModel(const char *name)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	bool		found;
+
+	Connect();
+	Execute("DELETE FROM recsys.models WHERE name = $1 RETURNING model_id",
+			1, types, values, SPI_OK_DELETE_RETURNING);
+	found = SPI_processed > 0;
+	if (found)
+	{
+		bool		isnull;
+		Oid			idtype[1] = {INT8OID};
+		Datum		id[1];
+
+		id[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+							  &isnull);
+		Execute("DELETE FROM recsys.user_factors WHERE model_id = $1",
+				1, idtype, id, SPI_OK_DELETE);
+		Execute("DELETE FROM recsys.item_factors WHERE model_id = $1",
+				1, idtype, id, SPI_OK_DELETE);
+		Execute("DELETE FROM recsys.training_log WHERE model_id = $1",
+				1, idtype, id, SPI_OK_DELETE);
+	}
+	SPI_finish();
+	return found;
+}
+
+/* Error for a stored row that does not match its model */
+static void
+CorruptRow(const RecsysModelInfo *info, const char *side, int64 id,
+		   const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("stored %s %lld of model \"%s\" is invalid: %s", side,
+					(long long) id, info->name, what),
+			 errhint("Retrain the model with CALL train(...).")));
+}
+
+/*
+ * Load the item side of a model into `items`, allocated in the current
+ * memory context.  Rows come in index order of the primary key, but the
+ * caller must not rely on any order.
+ */
+void
+CatalogLoadItems(const RecsysModelInfo *info, RecsysItems *items)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(info->model_id)};
+	SPIPlanPtr	plan;
+	int			k = info->factors;
+	uint64		n;
+
+	Connect();
+	plan = Prepare(&items_plan,
+				   "SELECT item_id, bias, factors, popularity "
+				   "FROM recsys.item_factors WHERE model_id = $1",
+				   1, types);
+	if (SPI_execute_plan(plan, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "loading item factors failed");
+	n = SPI_processed;
+	if (n == 0 || n > PG_INT32_MAX)
+		CorruptRow(info, "item count", (int64) n, "a model has at least one item");
+
+	items->nitems = (int) n;
+	items->k = k;
+	items->ids = MemoryContextAllocExtended(outer, sizeof(int64) * n, MCXT_ALLOC_HUGE);
+	items->bias = MemoryContextAllocExtended(outer, sizeof(float) * n, MCXT_ALLOC_HUGE);
+	items->popularity = MemoryContextAllocExtended(outer, sizeof(int64) * n, MCXT_ALLOC_HUGE);
+	items->factors = MemoryContextAllocExtended(outer, sizeof(float) * n * k,
+												MCXT_ALLOC_HUGE);
+	for (uint64 row = 0; row < n; row++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[row];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			len;
+		ArrayType  *a;
+		float	   *f;
+
+		items->ids[row] = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		items->bias[row] = DatumGetFloat4(SPI_getbinval(tup, desc, 2, &isnull));
+		a = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull));
+		f = ArrayGetFloat4(a, 0, &len);
+		if (len != k)
+			CorruptRow(info, "item", items->ids[row], "wrong number of factors");
+		memcpy(items->factors + row * k, f, sizeof(float) * k);
+		items->popularity[row] = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+	}
+	SPI_finish();
+}
+
+/*
+ * Load one user's row.  row->found is false for a user the model does not
+ * know; otherwise factors and seen are allocated in the current context.
+ */
+void
+CatalogLoadUser(const RecsysModelInfo *info, int64 user_id, RecsysUserRow *row)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(info->model_id), Int64GetDatum(user_id)};
+	SPIPlanPtr	plan;
+
+	memset(row, 0, sizeof(RecsysUserRow));
+	Connect();
+	plan = Prepare(&user_plan,
+				   "SELECT bias, factors, seen FROM recsys.user_factors "
+				   "WHERE model_id = $1 AND user_id = $2",
+				   2, types);
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "loading user factors failed");
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			len;
+		float	   *f;
+		int64	   *seen;
+		MemoryContext spi_cxt;
+
+		row->found = true;
+		row->bias = DatumGetFloat4(SPI_getbinval(tup, desc, 1, &isnull));
+		f = ArrayGetFloat4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
+						   0, &len);
+		if (len != info->factors)
+			CorruptRow(info, "user", user_id, "wrong number of factors");
+		seen = ArrayGetInt8(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
+							&row->nseen);
+
+		spi_cxt = MemoryContextSwitchTo(outer);
+		row->factors = palloc(sizeof(float) * len);
+		memcpy(row->factors, f, sizeof(float) * len);
+		row->seen = palloc(sizeof(int64) * Max(row->nseen, 1));
+		memcpy(row->seen, seen, sizeof(int64) * row->nseen);
+		MemoryContextSwitchTo(spi_cxt);
+	}
+	SPI_finish();
+}

@@ -1,0 +1,102 @@
+/*-------------------------------------------------------------------------
+ *
+ * linalg.c
+ *	  Thin, checked wrappers around the BLAS and LAPACK routines recsys uses.
+ *
+ * This is the only file that calls BLAS or LAPACK.  The Fortran symbols are
+ * declared here by hand so that no LAPACKE/CBLAS headers are needed (Debian's
+ * OpenBLAS ships none); the trailing size_t arguments are the hidden lengths
+ * of Fortran CHARACTER arguments.
+ *
+ * Every dimension is checked before a call, because the reference XERBLA
+ * prints a message and stops the whole process on an illegal argument.
+ *
+ * IDENTIFICATION
+ *	  src/linalg.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "linalg.h"
+
+extern void ssyrk_(const char *uplo, const char *trans, const int *n,
+				   const int *k, const float *alpha, const float *a,
+				   const int *lda, const float *beta, float *c,
+				   const int *ldc, size_t uplo_len, size_t trans_len);
+extern void sgemv_(const char *trans, const int *m, const int *n,
+				   const float *alpha, const float *a, const int *lda,
+				   const float *x, const int *incx, const float *beta,
+				   float *y, const int *incy, size_t trans_len);
+extern void dposv_(const char *uplo, const int *n, const int *nrhs, double *a,
+				   const int *lda, double *b, const int *ldb, int *info,
+				   size_t uplo_len);
+
+/* Fail loudly on a dimension that would make BLAS abort the process */
+static inline void
+CheckDim(bool ok, const char *routine)
+{
+	if (!ok)
+		elog(ERROR, "invalid dimensions for %s, please report a bug", routine);
+}
+
+/*
+ * Upper triangle of C = A A^T, A n x k (column-major, leading dimension lda).
+ *
+ * With A the transpose of a block of gathered factor rows this is the Gram
+ * matrix of those rows, the dominant cost of an ALS half-step (BLAS-3).
+ */
+void
+LinalgSyrk(int n, int k, const float *a, int lda, float *c, int ldc)
+{
+	const float one = 1.0f;
+	const float zero = 0.0f;
+
+	CheckDim(n > 0 && k >= 0 && lda >= n && ldc >= n, "ssyrk");
+	if (k == 0)
+	{
+		for (int j = 0; j < n; j++)
+			for (int i = 0; i <= j; i++)
+				c[(size_t) j * ldc + i] = 0.0f;
+		return;
+	}
+	ssyrk_("U", "N", &n, &k, &one, a, &lda, &zero, c, &ldc, 1, 1);
+}
+
+/*
+ * y = A^T x for A m x n (column-major, leading dimension lda).
+ *
+ * With A the row-major item factor matrix seen as k x nitems this scores
+ * every item against one user vector in a single pass over memory.
+ */
+void
+LinalgGemvT(int m, int n, const float *a, int lda, const float *x, float *y)
+{
+	const float one = 1.0f;
+	const float zero = 0.0f;
+	const int	inc = 1;
+
+	CheckDim(m > 0 && n > 0 && lda >= m, "sgemv");
+	sgemv_("T", &m, &n, &one, a, &lda, x, &inc, &zero, y, &inc, 1);
+}
+
+/*
+ * Solve A x = b for symmetric positive definite A (n x n, upper triangle
+ * used, overwritten by its Cholesky factor); b is overwritten by x.
+ *
+ * Returns 0 on success and k > 0 when the leading minor of order k is not
+ * positive definite, which the caller reports as a data error.  Double
+ * precision because normal equations square the condition number.
+ */
+int
+LinalgCholeskySolve(int n, double *a, double *b)
+{
+	const int	nrhs = 1;
+	int			info = 0;
+
+	CheckDim(n > 0, "dposv");
+	dposv_("U", &n, &nrhs, a, &n, b, &n, &info, 1);
+	if (info < 0)
+		elog(ERROR, "dposv rejected argument %d, please report a bug", -info);
+	return info;
+}

@@ -1,0 +1,607 @@
+/*-------------------------------------------------------------------------
+ *
+ * ratings.c
+ *	  Read (user, item, value) rows from a source relation into CSR form.
+ *
+ * The source is read once, through SPI and with the caller's privileges (so
+ * row-level security applies), with a cursor in batches.  Each row's ids are
+ * mapped to dense indexes on the fly and kept as compact triplets; after the
+ * scan, ids are renumbered in ascending id order (so a model does not depend
+ * on the physical row order), and two counting sorts build the matrix by
+ * user (items ascending within a user, which makes duplicates adjacent) and
+ * by item.  Everything is O(rows) apart from sorting the distinct ids.
+ *
+ * Rules for bad rows (also in the README):
+ *	- NULL user or item id: error.
+ *	- NULL value: the row is skipped and counted (a NOTICE reports them).
+ *	- NaN or infinite value, or one outside the range of real: error.
+ *	- Duplicate (user, item) rows: merged into one, with their mean value.
+ *
+ * IDENTIFICATION
+ *	  src/ratings.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "idmap.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "ratings.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+/* Rows fetched from the cursor per batch */
+#define RATINGS_BATCH_ROWS 10000
+
+/* Bytes per source row while loading: triplet plus sort buffers, peak */
+#define RATINGS_LOAD_BYTES_PER_ROW 20
+
+/* Schema-qualified, quoted name of a relation, for messages and SQL */
+char *
+RatingsSourceName(Oid relid)
+{
+	char	   *relname = get_rel_name(relid);
+	char	   *nspname;
+
+	if (relname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	nspname = get_namespace_name(get_rel_namespace(relid));
+	return quote_qualified_identifier(nspname, relname);
+}
+
+/* Bytes the loaded, sorted interactions take */
+Size
+RatingsMemory(int64 nnz, int nusers, int nitems)
+{
+	Size		entries = mul_size(nnz, 2 * (sizeof(int32) + sizeof(float)));
+	Size		offsets = mul_size(add_size(nusers, nitems) + 2, sizeof(int64));
+	Size		ids = mul_size(add_size(nusers, nitems), sizeof(int64));
+
+	return add_size(entries, add_size(offsets, ids));
+}
+
+/* Base type of a column, or error if the column does not exist */
+static Oid
+ColumnType(Oid relid, const char *relname, const char *colname,
+		   AttrNumber *attnum)
+{
+	*attnum = get_attnum(relid, colname);
+	if (*attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" does not exist in relation %s",
+						colname, relname)));
+	return getBaseType(get_atttype(relid, *attnum));
+}
+
+/* Error unless the caller may read the column (after the table check) */
+static void
+CheckColumnPrivilege(Oid relid, AttrNumber attnum, const char *relname,
+					 const char *colname, bool table_ok)
+{
+	if (table_ok)
+		return;
+	if (pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for column \"%s\" of relation %s",
+						colname, relname)));
+}
+
+/*
+ * Check that the source can be read by the current user and has the right
+ * column types; return the types of the user, item and value columns.
+ *
+ * Privileges are checked before anything about the columns is revealed.
+ */
+static void
+ValidateSource(const RatingsSource *src, const char *relname, Oid *types)
+{
+	char		relkind = get_rel_relkind(src->relid);
+	bool		table_ok;
+	AttrNumber	attnum;
+	const char *cols[3] = {src->user_col, src->item_col, src->value_col};
+	const char *roles[3] = {"user", "item", "value"};
+
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_VIEW &&
+		relkind != RELKIND_MATVIEW && relkind != RELKIND_FOREIGN_TABLE &&
+		relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s is not a table, view, materialized view or foreign table",
+						relname)));
+
+	table_ok = pg_class_aclcheck(src->relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
+	if (!table_ok &&
+		pg_attribute_aclcheck_all(src->relid, GetUserId(), ACL_SELECT,
+								  ACLMASK_ANY) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for relation %s", relname),
+				 errhint("Training reads the source with your privileges; ask its owner for SELECT.")));
+
+	for (int c = 0; c < 3; c++)
+	{
+		Oid			type;
+
+		if (cols[c] == NULL)
+		{
+			types[c] = InvalidOid;
+			continue;
+		}
+		type = ColumnType(src->relid, relname, cols[c], &attnum);
+		CheckColumnPrivilege(src->relid, attnum, relname, cols[c], table_ok);
+		types[c] = type;
+
+		if (c < 2 && type != INT2OID && type != INT4OID && type != INT8OID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("%s id column \"%s\" of relation %s has type %s, but an integer type is required",
+							roles[c], cols[c], relname, format_type_be(type)),
+					 errhint("Use a smallint, integer or bigint column, or train from a view that maps ids to integers.")));
+		if (c == 2 && type != INT2OID && type != INT4OID && type != INT8OID &&
+			type != FLOAT4OID && type != FLOAT8OID && type != NUMERICOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("value column \"%s\" of relation %s has type %s, but a numeric type is required",
+							cols[c], relname, format_type_be(type))));
+	}
+}
+
+/* An integer id datum of type `type` as int64 */
+static inline int64
+IdFromDatum(Datum d, Oid type)
+{
+	switch (type)
+	{
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		default:
+			return DatumGetInt64(d);
+	}
+}
+
+/* A numeric value datum of type `type` as double */
+static inline double
+ValueFromDatum(Datum d, Oid type)
+{
+	switch (type)
+	{
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		case INT8OID:
+			return (double) DatumGetInt64(d);
+		case FLOAT4OID:
+			return DatumGetFloat4(d);
+		case FLOAT8OID:
+			return DatumGetFloat8(d);
+		default:
+			return DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
+	}
+}
+
+/* Growable triplet arrays filled while scanning */
+typedef struct Triplets
+{
+	int64		count;
+	int64		capacity;
+	int32	   *users;
+	int32	   *items;
+	float	   *values;
+} Triplets;
+
+/* Make room for at least one more triplet, within the memory budget */
+static void
+TripletsReserve(Triplets *t)
+{
+	int64		cap;
+
+	if (t->count < t->capacity)
+		return;
+	cap = Max(t->capacity * 2, 1024);
+	RecsysCheckMemory(mul_size(cap, RATINGS_LOAD_BYTES_PER_ROW),
+					  "Reading the source relation needs this much for its rows.");
+	if (t->users == NULL)
+	{
+		t->users = palloc_extended(cap * sizeof(int32), MCXT_ALLOC_HUGE);
+		t->items = palloc_extended(cap * sizeof(int32), MCXT_ALLOC_HUGE);
+		t->values = palloc_extended(cap * sizeof(float), MCXT_ALLOC_HUGE);
+	}
+	else
+	{
+		t->users = repalloc_huge(t->users, cap * sizeof(int32));
+		t->items = repalloc_huge(t->items, cap * sizeof(int32));
+		t->values = repalloc_huge(t->values, cap * sizeof(float));
+	}
+	t->capacity = cap;
+}
+
+/* Ascending comparison of int64 for qsort */
+static int
+CompareInt64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Sort the distinct ids (given in first-seen order) ascending and return
+ * remap[first_seen_index] = ascending rank; ids is sorted in place.
+ */
+static int32 *
+RenumberIds(int64 *ids, int n)
+{
+	int64	   *sorted = palloc_extended(sizeof(int64) * Max(n, 1), MCXT_ALLOC_HUGE);
+	int32	   *remap = palloc_extended(sizeof(int32) * Max(n, 1), MCXT_ALLOC_HUGE);
+	IdMap	   *rank = IdMapCreate(n);
+
+	memcpy(sorted, ids, sizeof(int64) * n);
+	qsort(sorted, n, sizeof(int64), CompareInt64);
+	for (int i = 0; i < n; i++)
+		IdMapSet(rank, sorted[i], i);
+	for (int i = 0; i < n; i++)
+		remap[i] = IdMapLookup(rank, ids[i]);
+	memcpy(ids, sorted, sizeof(int64) * n);
+	pfree(sorted);
+	pfree(rank->slots);
+	pfree(rank);
+	return remap;
+}
+
+/* palloc0 with MCXT_ALLOC_HUGE */
+static void *
+palloc0_extended_huge(Size size)
+{
+	return palloc_extended(size, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+}
+
+/* Allocate a CSR matrix's arrays */
+static void
+SparseAlloc(RecsysSparse *m, int nrows, int ncols, int64 nnz)
+{
+	m->nrows = nrows;
+	m->ncols = ncols;
+	m->nnz = nnz;
+	m->indptr = palloc0_extended_huge(sizeof(int64) * ((Size) nrows + 1));
+	m->indices = palloc_extended(sizeof(int32) * Max(nnz, 1), MCXT_ALLOC_HUGE);
+	m->values = palloc_extended(sizeof(float) * Max(nnz, 1), MCXT_ALLOC_HUGE);
+}
+
+/*
+ * Build the user-major matrix from triplets (which are freed): a counting
+ * sort by item, then a stable one by user, so each user's items ascend.
+ * Duplicates, now adjacent, are merged into their mean.
+ */
+static void
+BuildByUser(RecsysRatings *r, Triplets *t)
+{
+	int64		n = t->count;
+	int64	   *start = palloc0_extended_huge(sizeof(int64) * ((Size) r->nitems + 1));
+	int32	   *tmp_users = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
+	float	   *tmp_values = palloc_extended(sizeof(float) * n, MCXT_ALLOC_HUGE);
+	RecsysSparse *m = &r->by_user;
+	int64	   *next;
+	int64		out;
+
+	/* Counting sort by item */
+	for (int64 e = 0; e < n; e++)
+		start[t->items[e] + 1]++;
+	for (int i = 0; i < r->nitems; i++)
+		start[i + 1] += start[i];
+	next = palloc_extended(sizeof(int64) * ((Size) r->nitems + 1), MCXT_ALLOC_HUGE);
+	memcpy(next, start, sizeof(int64) * ((Size) r->nitems + 1));
+	for (int64 e = 0; e < n; e++)
+	{
+		int64		pos = next[t->items[e]]++;
+
+		tmp_users[pos] = t->users[e];
+		tmp_values[pos] = t->values[e];
+	}
+	pfree(next);
+	pfree(t->users);
+	pfree(t->items);
+	pfree(t->values);
+
+	/* Stable counting sort by user, walking items in ascending order */
+	SparseAlloc(m, r->nusers, r->nitems, n);
+	for (int64 e = 0; e < n; e++)
+		m->indptr[tmp_users[e] + 1]++;
+	for (int u = 0; u < r->nusers; u++)
+		m->indptr[u + 1] += m->indptr[u];
+	next = palloc_extended(sizeof(int64) * ((Size) r->nusers + 1), MCXT_ALLOC_HUGE);
+	memcpy(next, m->indptr, sizeof(int64) * ((Size) r->nusers + 1));
+	for (int i = 0; i < r->nitems; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		for (int64 e = start[i]; e < start[i + 1]; e++)
+		{
+			int64		pos = next[tmp_users[e]]++;
+
+			m->indices[pos] = i;
+			m->values[pos] = tmp_values[e];
+		}
+	}
+	pfree(next);
+	pfree(start);
+	pfree(tmp_users);
+	pfree(tmp_values);
+
+	/* Merge adjacent duplicates into their mean, compacting in place */
+	out = 0;
+	for (int u = 0; u < r->nusers; u++)
+	{
+		int64		begin = m->indptr[u];
+		int64		end = m->indptr[u + 1];
+
+		m->indptr[u] = out;
+		for (int64 e = begin; e < end;)
+		{
+			int32		item = m->indices[e];
+			double		sum = 0.0;
+			int64		count = 0;
+
+			while (e < end && m->indices[e] == item)
+			{
+				sum += m->values[e];
+				count++;
+				e++;
+			}
+			m->indices[out] = item;
+			m->values[out] = (float) (sum / count);
+			out++;
+			r->duplicates += count - 1;
+		}
+	}
+	m->indptr[r->nusers] = out;
+	m->nnz = out;
+	r->nnz = out;
+}
+
+/* Build the item-major matrix from the user-major one */
+static void
+BuildByItem(RecsysRatings *r)
+{
+	const RecsysSparse *src = &r->by_user;
+	RecsysSparse *m = &r->by_item;
+	int64	   *next;
+
+	SparseAlloc(m, r->nitems, r->nusers, src->nnz);
+	for (int64 e = 0; e < src->nnz; e++)
+		m->indptr[src->indices[e] + 1]++;
+	for (int i = 0; i < r->nitems; i++)
+		m->indptr[i + 1] += m->indptr[i];
+	next = palloc_extended(sizeof(int64) * ((Size) r->nitems + 1), MCXT_ALLOC_HUGE);
+	memcpy(next, m->indptr, sizeof(int64) * ((Size) r->nitems + 1));
+	for (int u = 0; u < r->nusers; u++)
+	{
+		for (int64 e = src->indptr[u]; e < src->indptr[u + 1]; e++)
+		{
+			int64		pos = next[src->indices[e]]++;
+
+			m->indices[pos] = u;
+			m->values[pos] = src->values[e];
+		}
+	}
+	pfree(next);
+}
+
+/* The relation's row estimate, for sizing the first buffers */
+static int64
+EstimatedRows(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	int64		rows = 0;
+
+	if (HeapTupleIsValid(tuple))
+	{
+		float4		reltuples = ((Form_pg_class) GETSTRUCT(tuple))->reltuples;
+
+		if (reltuples > 0)
+			rows = (int64) reltuples;
+		ReleaseSysCache(tuple);
+	}
+	return rows;
+}
+
+/* Error for a non-finite or out-of-range value */
+static void
+BadValue(const char *relname, const char *col, double v, int64 user,
+		 int64 item)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("value column \"%s\" of relation %s contains %s value %g for user %lld, item %lld",
+					col, relname, isfinite(v) ? "out-of-range" : "non-finite",
+					v, (long long) user, (long long) item),
+			 errhint("Values must be finite and fit in real; train from a view that filters or repairs such rows.")));
+}
+
+/*
+ * Read the source relation into a RecsysRatings allocated in the current
+ * memory context.
+ */
+RecsysRatings *
+RatingsLoad(const RatingsSource *src)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	MemoryContext batch_cxt;
+	RecsysRatings *r = palloc0(sizeof(RecsysRatings));
+	char	   *relname = RatingsSourceName(src->relid);
+	Oid			types[3];
+	StringInfoData sql;
+	IdMap	   *users;
+	IdMap	   *items;
+	int64	   *user_first;
+	int64	   *item_first;
+	int64		user_cap = 1024;
+	int64		item_cap = 1024;
+	Triplets	t = {0};
+	Portal		portal;
+	int32	   *remap;
+	int64		estimate = EstimatedRows(src->relid);
+	double		sum = 0.0;
+
+	ValidateSource(src, relname, types);
+
+	if (estimate > 0)
+		RecsysCheckMemory(mul_size(estimate, RATINGS_LOAD_BYTES_PER_ROW),
+						  "Reading the source relation needs this much for its estimated rows.");
+
+	users = IdMapCreate(Min(estimate, 1 << 20));
+	items = IdMapCreate(Min(estimate, 1 << 20));
+	user_first = palloc(sizeof(int64) * user_cap);
+	item_first = palloc(sizeof(int64) * item_cap);
+	batch_cxt = AllocSetContextCreate(outer, "recsys load batch",
+									  ALLOCSET_DEFAULT_SIZES);
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s, %s", quote_identifier(src->user_col),
+					 quote_identifier(src->item_col));
+	if (src->value_col)
+		appendStringInfo(&sql, ", %s", quote_identifier(src->value_col));
+	appendStringInfo(&sql, " FROM %s", relname);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	portal = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL,
+									   true, CURSOR_OPT_NO_SCROLL);
+
+	for (;;)
+	{
+		uint64		nrows;
+		MemoryContext spi_cxt;
+
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, RATINGS_BATCH_ROWS);
+		nrows = SPI_processed;
+		if (nrows == 0)
+			break;
+
+		spi_cxt = MemoryContextSwitchTo(batch_cxt);
+		for (uint64 row = 0; row < nrows; row++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[row];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		unull,
+						inull,
+						vnull = false;
+			Datum		ud = SPI_getbinval(tup, desc, 1, &unull);
+			Datum		id = SPI_getbinval(tup, desc, 2, &inull);
+			double		v = 1.0;
+			int64		uid,
+						iid;
+			int32		uidx,
+						iidx;
+
+			r->rows_read++;
+			if (unull || inull)
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("%s id column \"%s\" of relation %s contains null values",
+								unull ? "user" : "item",
+								unull ? src->user_col : src->item_col, relname),
+						 errhint("Train from a view that filters out rows with null ids.")));
+			uid = IdFromDatum(ud, types[0]);
+			iid = IdFromDatum(id, types[1]);
+
+			if (src->value_col)
+			{
+				Datum		vd = SPI_getbinval(tup, desc, 3, &vnull);
+
+				if (vnull)
+				{
+					r->null_values++;
+					continue;
+				}
+				v = ValueFromDatum(vd, types[2]);
+				if (isnan(v) || isinf(v) || fabs(v) > FLT_MAX)
+					BadValue(relname, src->value_col, v, uid, iid);
+			}
+
+			/* The maps and triplets live in the outer context */
+			MemoryContextSwitchTo(outer);
+			uidx = IdMapInsert(users, uid);
+			if (uidx >= user_cap)
+			{
+				user_cap *= 2;
+				user_first = repalloc_huge(user_first, sizeof(int64) * user_cap);
+			}
+			user_first[uidx] = uid;
+			iidx = IdMapInsert(items, iid);
+			if (iidx >= item_cap)
+			{
+				item_cap *= 2;
+				item_first = repalloc_huge(item_first, sizeof(int64) * item_cap);
+			}
+			item_first[iidx] = iid;
+			TripletsReserve(&t);
+			t.users[t.count] = uidx;
+			t.items[t.count] = iidx;
+			t.values[t.count] = (float) v;
+			t.count++;
+			MemoryContextSwitchTo(batch_cxt);
+		}
+		MemoryContextSwitchTo(spi_cxt);
+		MemoryContextReset(batch_cxt);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	MemoryContextDelete(batch_cxt);
+
+	if (t.count == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA),
+				 errmsg("source relation %s has no usable interactions", relname),
+				 r->null_values > 0 ?
+				 errdetail("All %lld rows have a null value.", (long long) r->null_values) :
+				 errdetail("The relation is empty, or row-level security hides every row.")));
+
+	r->nusers = users->count;
+	r->nitems = items->count;
+	RecsysCheckMemory(add_size(RatingsMemory(t.count, r->nusers, r->nitems),
+							   mul_size(t.count, sizeof(int32) + sizeof(float))),
+					  "Sorting the interactions needs this much.");
+
+	/* Renumber ids in ascending order, so that row order does not matter */
+	remap = RenumberIds(user_first, r->nusers);
+	for (int64 e = 0; e < t.count; e++)
+		t.users[e] = remap[t.users[e]];
+	pfree(remap);
+	remap = RenumberIds(item_first, r->nitems);
+	for (int64 e = 0; e < t.count; e++)
+		t.items[e] = remap[t.items[e]];
+	pfree(remap);
+	pfree(users->slots);
+	pfree(items->slots);
+	r->user_ids = user_first;
+	r->item_ids = item_first;
+
+	BuildByUser(r, &t);
+	BuildByItem(r);
+
+	for (int64 e = 0; e < r->nnz; e++)
+		sum += r->by_user.values[e];
+	r->mean = sum / (double) r->nnz;
+	return r;
+}

@@ -1,0 +1,90 @@
+/*-------------------------------------------------------------------------
+ *
+ * recsys.c
+ *	  Module entry: PG_MODULE_MAGIC, settings, and small shared helpers.
+ *
+ * IDENTIFICATION
+ *	  src/recsys.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "recsys.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+/* recsys.default_model: the model that a NULL model argument means */
+char	   *recsys_default_model = NULL;
+
+void		_PG_init(void);
+
+/* Define the settings; never touches BLAS (see STYLE: no BLAS in _PG_init) */
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("recsys.default_model",
+							   "Model used when a function's model argument is NULL.",
+							   "When empty, a NULL model means the only trained model.",
+							   &recsys_default_model,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+	MarkGUCPrefixReserved("recsys");
+}
+
+/* SQL name of a method */
+const char *
+RecsysMethodName(RecsysMethod method)
+{
+	switch (method)
+	{
+		case RECSYS_METHOD_ALS:
+			return "als";
+	}
+	return "unknown";
+}
+
+/* Parse a method name; false if unknown */
+bool
+RecsysParseMethod(const char *name, RecsysMethod *method)
+{
+	if (strcmp(name, "als") == 0)
+	{
+		*method = RECSYS_METHOD_ALS;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Memory a training run may use, in bytes.
+ *
+ * Training is a maintenance operation, so it follows maintenance_work_mem,
+ * as CREATE INDEX does; the README documents how much a model needs.
+ */
+Size
+RecsysMemoryBudget(void)
+{
+	return (Size) maintenance_work_mem * 1024;
+}
+
+/* Error with the estimate and a hint when `required` exceeds the budget */
+void
+RecsysCheckMemory(Size required, const char *what)
+{
+	Size		budget = RecsysMemoryBudget();
+
+	if (required > budget)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("training needs about %zu MB of memory, but maintenance_work_mem is %d MB",
+						required / (1024 * 1024) + 1, maintenance_work_mem / 1024),
+				 errdetail("%s", what),
+				 errhint("Increase maintenance_work_mem, for example SET maintenance_work_mem = '%zuMB'.",
+						 required / (1024 * 1024) + 64)));
+}

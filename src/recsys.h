@@ -1,0 +1,118 @@
+/*-------------------------------------------------------------------------
+ *
+ * recsys.h
+ *	  Shared types, limits and module entry points of the recsys extension.
+ *
+ * The extension is layered: SQL entry points (train.c, recommend.c,
+ * aggregate.c) call the catalog and data-loading code (catalog.c,
+ * ratings.c, the only code that runs SPI) and the backend cache (cache.c),
+ * which call the numeric core (als.c, idmap.c), which calls linalg.c, the
+ * only code that touches BLAS/LAPACK.
+ *
+ * IDENTIFICATION
+ *	  src/recsys.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RECSYS_H
+#define RECSYS_H
+
+#include "common/pg_prng.h"
+#include "utils/array.h"
+
+/* Largest number of latent factors a model may have */
+#define RECSYS_MAX_FACTORS		1024
+
+/* Largest number of training iterations */
+#define RECSYS_MAX_ITERATIONS	10000
+
+/* Longest model name, in bytes */
+#define RECSYS_MAX_NAME_LEN		128
+
+/* Training methods */
+typedef enum RecsysMethod
+{
+	RECSYS_METHOD_ALS			/* explicit ALS with biases, ALS-WR weighting */
+} RecsysMethod;
+
+/* Hyperparameters of one training run, frozen into the model row */
+typedef struct RecsysParams
+{
+	RecsysMethod method;
+	int			factors;
+	int			iterations;
+	double		regularization;
+	int			seed;
+} RecsysParams;
+
+/*
+ * A sparse matrix in compressed sparse row form.  Column indices within a row
+ * are sorted ascending and unique.  int64 offsets because a source may hold
+ * more than 2^31 interactions; int32 column indices because no side has more
+ * than 2^31 distinct ids.
+ */
+typedef struct RecsysSparse
+{
+	int			nrows;
+	int			ncols;
+	int64		nnz;
+	int64	   *indptr;			/* nrows + 1 offsets into indices/values */
+	int32	   *indices;		/* column index of each entry */
+	float	   *values;			/* value of each entry */
+} RecsysSparse;
+
+/* Interactions read from a source relation, with dense id maps */
+typedef struct RecsysRatings
+{
+	int			nusers;
+	int			nitems;
+	int64		nnz;			/* distinct (user, item) pairs */
+	int64		rows_read;		/* rows returned by the source query */
+	int64		null_values;	/* rows skipped because the value was NULL */
+	int64		duplicates;		/* rows merged into an earlier (user, item) */
+	double		mean;			/* mean value over the nnz pairs */
+	int64	   *user_ids;		/* dense user index -> original id, ascending */
+	int64	   *item_ids;		/* dense item index -> original id, ascending */
+	RecsysSparse by_user;		/* nusers x nitems */
+	RecsysSparse by_item;		/* nitems x nusers */
+} RecsysRatings;
+
+/* What the catalog knows about one trained model */
+typedef struct RecsysModelInfo
+{
+	int64		model_id;
+	int64		version;
+	char	   *name;
+	RecsysMethod method;
+	int			factors;
+	int			num_users;
+	int			num_items;
+	double		global_mean;
+} RecsysModelInfo;
+
+/* One user's stored row */
+typedef struct RecsysUserRow
+{
+	bool		found;
+	float	   *factors;		/* k values */
+	float		bias;
+	int64	   *seen;			/* item ids the user had in training, sorted */
+	int			nseen;
+} RecsysUserRow;
+
+/* recsys.c */
+extern char *recsys_default_model;
+extern const char *RecsysMethodName(RecsysMethod method);
+extern bool RecsysParseMethod(const char *name, RecsysMethod *method);
+extern Size RecsysMemoryBudget(void);
+extern void RecsysCheckMemory(Size required, const char *what);
+
+/* array.c */
+extern float *ArrayGetFloat4(ArrayType *a, int expected, int *len);
+extern ArrayType *ArrayFromFloat4(const float *values, int n);
+extern ArrayType *ArrayFromInt8(const int64 *values, int n);
+extern ArrayType *ArrayFromFloat8(const double *values, int n);
+extern ArrayType *ArrayFromInt4(const int32 *values, int n);
+extern int64 *ArrayGetInt8(ArrayType *a, int *len);
+
+#endif							/* RECSYS_H */

@@ -1,0 +1,112 @@
+/*-------------------------------------------------------------------------
+ *
+ * topk.c
+ *	  Selecting the n best of many scores with a bounded heap.
+ *
+ * A min-heap of the n best candidates so far makes selection O(count log n)
+ * with n << count, and allocates only n slots; a full sort of the catalog
+ * would cost O(count log count).  Ties are broken by ascending id, so
+ * results are deterministic.
+ *
+ * IDENTIFICATION
+ *	  src/topk.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "topk.h"
+
+/* True if candidate a ranks below candidate b */
+static inline bool
+Worse(const float *scores, const int64 *ids, int32 a, int32 b)
+{
+	if (scores[a] != scores[b])
+		return scores[a] < scores[b];
+	return ids[a] > ids[b];
+}
+
+/* Restore the heap property below position i (the worst is at the root) */
+static void
+SiftDown(int32 *heap, int size, int i, const float *scores, const int64 *ids)
+{
+	for (;;)
+	{
+		int			l = 2 * i + 1;
+		int			r = l + 1;
+		int			worst = i;
+		int32		tmp;
+
+		if (l < size && Worse(scores, ids, heap[l], heap[worst]))
+			worst = l;
+		if (r < size && Worse(scores, ids, heap[r], heap[worst]))
+			worst = r;
+		if (worst == i)
+			return;
+		tmp = heap[i];
+		heap[i] = heap[worst];
+		heap[worst] = tmp;
+		i = worst;
+	}
+}
+
+/* Restore the heap property above position i */
+static void
+SiftUp(int32 *heap, int i, const float *scores, const int64 *ids)
+{
+	while (i > 0)
+	{
+		int			parent = (i - 1) / 2;
+		int32		tmp;
+
+		if (!Worse(scores, ids, heap[i], heap[parent]))
+			return;
+		tmp = heap[i];
+		heap[i] = heap[parent];
+		heap[parent] = tmp;
+		i = parent;
+	}
+}
+
+/*
+ * Write the indexes of the n best scores (best first) into out, which must
+ * hold n entries; returns how many were written (fewer than n when fewer
+ * candidates are not excluded).
+ */
+int
+TopK(const float *scores, const int64 *ids, int count, int n, int32 *out)
+{
+	int			size = 0;
+
+	if (n <= 0)
+		return 0;
+	for (int32 i = 0; i < count; i++)
+	{
+		if (scores[i] == TOPK_EXCLUDED)
+			continue;
+		if (size < n)
+		{
+			out[size] = i;
+			SiftUp(out, size, scores, ids);
+			size++;
+		}
+		else if (Worse(scores, ids, out[0], i))
+		{
+			out[0] = i;
+			SiftDown(out, size, 0, scores, ids);
+		}
+	}
+
+	/* Pop the worst to the end repeatedly: the array ends up best first */
+	for (int end = size - 1; end > 0; end--)
+	{
+		int32		tmp = out[0];
+
+		out[0] = out[end];
+		out[end] = tmp;
+		SiftDown(out, end, 0, scores, ids);
+	}
+	return size;
+}

@@ -1,0 +1,42 @@
+-- recsys quick-start demo, run by test/demo.sh:
+--
+--   test/data/generate --users 2000 --items 1000 --rows 100000 --rank 10 --seed 42 \
+--     | psql -X -v ON_ERROR_STOP=1 -f test/demo.sql
+--
+-- The ratings CSV (user_id,item_id,rating with a header line) is read from
+-- psql's standard input.
+
+\echo '==> CREATE EXTENSION recsys'
+CREATE EXTENSION recsys;
+
+\echo '==> loading sample ratings'
+CREATE TABLE ratings (user_id int, item_id int, rating real);
+\copy ratings FROM pstdin WITH (FORMAT csv, HEADER true)
+CREATE TABLE items AS
+    SELECT DISTINCT item_id, 'Item ' || item_id AS title FROM ratings;
+ANALYZE ratings;
+ANALYZE items;
+SELECT count(*) AS ratings, count(DISTINCT user_id) AS users,
+       count(DISTINCT item_id) AS items
+FROM ratings;
+
+\echo '==> training model "demo" (ALS, 32 factors, 10 iterations)'
+\timing on
+CALL train('demo', 'ratings', value_col => 'rating', factors => 32, iterations => 10);
+\timing off
+
+\echo '==> top 10 recommendations for user 42'
+SELECT * FROM recommend(42, 10);
+
+\echo '==> the same, joined with item titles'
+SELECT r.item_id, i.title, round(r.score::numeric, 3) AS score
+FROM recommend(42, 10) r
+JOIN items i USING (item_id)
+ORDER BY r.score DESC, r.item_id;
+
+\echo '==> 5 items most similar to item 7'
+SELECT * FROM similar_items(7, 5);
+
+\echo '==> trained models'
+SELECT name, method, num_users, num_items, num_interactions, final_loss
+FROM recsys.models;
