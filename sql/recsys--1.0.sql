@@ -26,6 +26,8 @@ CREATE TABLE recsys.models (
     num_users         integer NOT NULL,
     num_items         integer NOT NULL,
     num_interactions  bigint NOT NULL,
+    null_values       bigint NOT NULL,
+    duplicates        bigint NOT NULL,
     global_mean       double precision NOT NULL,
     version           bigint NOT NULL DEFAULT nextval('recsys.version_seq'),
     trained_at        timestamptz NOT NULL,

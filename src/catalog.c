@@ -13,8 +13,8 @@
  * Factors are written in batches with one INSERT ... SELECT over arrays per
  * batch (slices of one flat array per row), not one statement per row.
  *
- * All SQL here is fully schema-qualified (tables, functions and types), so
- * the caller's search_path cannot redirect it.
+ * All SQL here is fully schema-qualified (tables, functions, operators and
+ * types), so the caller's search_path cannot redirect it.
  *
  * IDENTIFICATION
  *	  src/catalog.c
@@ -157,7 +157,7 @@ CatalogLookupModel(const char *name)
 		Datum		values[1] = {CStringGetTextDatum(name)};
 		SPIPlanPtr	plan = Prepare(&lookup_plan,
 								   "SELECT " MODEL_COLUMNS
-								   " FROM recsys.models WHERE name = $1",
+								   " FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1",
 								   1, types);
 
 		if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
@@ -194,6 +194,20 @@ CatalogLookupModel(const char *name)
 	return info;
 }
 
+/* Delete a model's factor and log rows (not its models row) */
+static void
+DeleteModelRows(Datum model_id)
+{
+	Oid			type = INT8OID;
+
+	Execute("DELETE FROM recsys.user_factors WHERE model_id OPERATOR(pg_catalog.=) $1",
+			1, &type, &model_id, SPI_OK_DELETE);
+	Execute("DELETE FROM recsys.item_factors WHERE model_id OPERATOR(pg_catalog.=) $1",
+			1, &type, &model_id, SPI_OK_DELETE);
+	Execute("DELETE FROM recsys.training_log WHERE model_id OPERATOR(pg_catalog.=) $1",
+			1, &type, &model_id, SPI_OK_DELETE);
+}
+
 /* Hyperparameters as jsonb text */
 static char *
 ParamsJson(const RecsysParams *p)
@@ -215,11 +229,11 @@ UpsertModelRow(const RecsysTrained *t)
 {
 	const RecsysRatings *r = t->ratings;
 	const RecsysIteration *last = &t->log[t->iterations - 1];
-	Oid			types[16] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
+	Oid			types[18] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
 		NAMEOID, NAMEOID, NAMEOID, INT4OID, INT4OID, INT8OID, FLOAT8OID,
-	FLOAT8OID, FLOAT8OID, FLOAT8OID, INT8OID};
-	Datum		values[16];
-	char		nulls[16];
+	FLOAT8OID, FLOAT8OID, FLOAT8OID, INT8OID, INT8OID, INT8OID};
+	Datum		values[18];
+	char		nulls[18];
 	int64		model_id = 0;
 	bool		isnull;
 	int			rc;
@@ -242,6 +256,8 @@ UpsertModelRow(const RecsysTrained *t)
 	values[12] = Float8GetDatum(t->seconds);
 	values[13] = Float8GetDatum(last->loss);
 	values[14] = Float8GetDatum(last->rmse);
+	values[15] = Int64GetDatum(r->null_values);
+	values[16] = Int64GetDatum(r->duplicates);
 
 	/* NAME parameters must be NAMEDATALEN-padded Name data */
 	for (int i = 5; i <= 7; i++)
@@ -255,7 +271,7 @@ UpsertModelRow(const RecsysTrained *t)
 		}
 	}
 
-	rc = SPI_execute_with_args("SELECT model_id FROM recsys.models WHERE name = $1 FOR UPDATE",
+	rc = SPI_execute_with_args("SELECT model_id FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 							   1, types, values, nulls, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "model row lock failed: %s", SPI_result_code_string(rc));
@@ -264,26 +280,22 @@ UpsertModelRow(const RecsysTrained *t)
 	{
 		model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 1, &isnull));
-		values[15] = Int64GetDatum(model_id);
+		values[17] = Int64GetDatum(model_id);
 		rc = SPI_execute_with_args(
 								   "UPDATE recsys.models SET method = $2, factors = $3, "
 								   "params = $4::pg_catalog.jsonb, source = $5, user_col = $6, "
 								   "item_col = $7, value_col = $8, num_users = $9, num_items = $10, "
 								   "num_interactions = $11, global_mean = $12, "
 								   "version = DEFAULT, trained_at = pg_catalog.clock_timestamp(), "
-								   "train_seconds = $13, final_loss = $14, final_rmse = $15 "
-								   "WHERE model_id = $16 AND name = $1",
-								   16, types, values, nulls, false, 0);
+								   "train_seconds = $13, final_loss = $14, final_rmse = $15, "
+								   "null_values = $16, duplicates = $17 "
+								   "WHERE model_id OPERATOR(pg_catalog.=) $18 AND name OPERATOR(pg_catalog.=) $1",
+								   18, types, values, nulls, false, 0);
 		if (rc != SPI_OK_UPDATE || SPI_processed != 1)
 			elog(ERROR, "model row update failed: %s", SPI_result_code_string(rc));
 
 		/* The previous version's rows stay visible to others until commit */
-		Execute("DELETE FROM recsys.user_factors WHERE model_id = $1",
-				1, &types[15], &values[15], SPI_OK_DELETE);
-		Execute("DELETE FROM recsys.item_factors WHERE model_id = $1",
-				1, &types[15], &values[15], SPI_OK_DELETE);
-		Execute("DELETE FROM recsys.training_log WHERE model_id = $1",
-				1, &types[15], &values[15], SPI_OK_DELETE);
+		DeleteModelRows(values[17]);
 	}
 	else
 	{
@@ -291,10 +303,11 @@ UpsertModelRow(const RecsysTrained *t)
 								   "INSERT INTO recsys.models (name, method, factors, params, "
 								   "source, user_col, item_col, value_col, num_users, num_items, "
 								   "num_interactions, global_mean, trained_at, train_seconds, "
-								   "final_loss, final_rmse) VALUES ($1, $2, $3, "
+								   "final_loss, final_rmse, null_values, duplicates) VALUES ($1, $2, $3, "
 								   "$4::pg_catalog.jsonb, $5, $6, $7, $8, $9, $10, $11, $12, "
-								   "pg_catalog.clock_timestamp(), $13, $14, $15) RETURNING model_id",
-								   15, types, values, nulls, false, 0);
+								   "pg_catalog.clock_timestamp(), $13, $14, $15, $16, $17) "
+								   "RETURNING model_id",
+								   17, types, values, nulls, false, 0);
 		if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 			elog(ERROR, "model row insert failed: %s", SPI_result_code_string(rc));
 		model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -434,7 +447,7 @@ InsertLog(int64 model_id, const RecsysTrained *t)
 			"SELECT $1, m.version, u.it, u.loss, u.rmse, u.secs "
 			"FROM recsys.models m, ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), "
 			"pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(it, loss, rmse, secs) "
-			"WHERE m.model_id = $1",
+			"WHERE m.model_id OPERATOR(pg_catalog.=) $1",
 			5, types, values, SPI_OK_INSERT);
 }
 
@@ -465,23 +478,15 @@ CatalogDropModel(const char *name)
 	bool		found;
 
 	Connect();
-	Execute("DELETE FROM recsys.models WHERE name = $1 RETURNING model_id",
+	Execute("DELETE FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1 RETURNING model_id",
 			1, types, values, SPI_OK_DELETE_RETURNING);
 	found = SPI_processed > 0;
 	if (found)
 	{
 		bool		isnull;
-		Oid			idtype[1] = {INT8OID};
-		Datum		id[1];
 
-		id[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-							  &isnull);
-		Execute("DELETE FROM recsys.user_factors WHERE model_id = $1",
-				1, idtype, id, SPI_OK_DELETE);
-		Execute("DELETE FROM recsys.item_factors WHERE model_id = $1",
-				1, idtype, id, SPI_OK_DELETE);
-		Execute("DELETE FROM recsys.training_log WHERE model_id = $1",
-				1, idtype, id, SPI_OK_DELETE);
+		DeleteModelRows(SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull));
 	}
 	SPI_finish();
 	return found;
@@ -517,7 +522,7 @@ CatalogLoadItems(const RecsysModelInfo *info, RecsysItems *items)
 	Connect();
 	plan = Prepare(&items_plan,
 				   "SELECT item_id, bias, factors, popularity "
-				   "FROM recsys.item_factors WHERE model_id = $1",
+				   "FROM recsys.item_factors WHERE model_id OPERATOR(pg_catalog.=) $1",
 				   1, types);
 	if (SPI_execute_plan(plan, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "loading item factors failed");
@@ -569,7 +574,7 @@ CatalogLoadUser(const RecsysModelInfo *info, int64 user_id, RecsysUserRow *row)
 	Connect();
 	plan = Prepare(&user_plan,
 				   "SELECT bias, factors, seen FROM recsys.user_factors "
-				   "WHERE model_id = $1 AND user_id = $2",
+				   "WHERE model_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
 				   2, types);
 	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "loading user factors failed");

@@ -1,0 +1,90 @@
+-- Bad input: every case is a clean error with a useful message, never a
+-- crash, and never a changed model.
+SET client_min_messages = warning;
+CALL train('fixture', 'ratings', value_col => 'rating', factors => 2,
+           iterations => 10, regularization => 0.3);
+SELECT version AS fixture_version FROM recsys.models WHERE name = 'fixture' \gset
+\set VERBOSITY default
+
+-- The source: missing table or column, wrong object kind, wrong types.
+CALL train('bad', 'no_such_table', value_col => 'rating');
+CALL train('bad', 'ratings', user_col => 'no_such_column', value_col => 'rating');
+CALL train('bad', 'ratings', value_col => 'no_such_column');
+CALL train('bad', 'items_pkey', value_col => 'rating');
+CREATE TABLE typed (user_id int, item_id int, label text, fuzzy float8, stamp timestamptz);
+INSERT INTO typed VALUES (1, 1, 'good', 1.5, now());
+CALL train('bad', 'typed', value_col => 'label');
+CALL train('bad', 'typed', value_col => 'stamp');
+CALL train('bad', 'typed', user_col => 'fuzzy', value_col => 'fuzzy');
+CALL train('bad', 'typed', user_col => 'ctid', value_col => 'fuzzy');
+
+-- The data: NULL ids, non-finite and out-of-range values, nothing to train on.
+CREATE TABLE bad_rows (user_id int, item_id int, rating float8);
+INSERT INTO bad_rows VALUES (1, 1, 5), (NULL, 2, 3);
+CALL train('bad', 'bad_rows', value_col => 'rating');
+TRUNCATE bad_rows;
+INSERT INTO bad_rows VALUES (1, 1, 5), (1, NULL, 3);
+CALL train('bad', 'bad_rows', value_col => 'rating');
+TRUNCATE bad_rows;
+INSERT INTO bad_rows VALUES (1, 1, 5), (2, 7, 'NaN');
+CALL train('bad', 'bad_rows', value_col => 'rating');
+TRUNCATE bad_rows;
+INSERT INTO bad_rows VALUES (1, 1, 5), (2, 7, 'Infinity');
+CALL train('bad', 'bad_rows', value_col => 'rating');
+TRUNCATE bad_rows;
+INSERT INTO bad_rows VALUES (1, 1, 5), (2, 7, '-Infinity');
+CALL train('bad', 'bad_rows', value_col => 'rating');
+TRUNCATE bad_rows;
+INSERT INTO bad_rows VALUES (1, 1, 5), (2, 7, 1e300);
+CALL train('bad', 'bad_rows', value_col => 'rating');
+TRUNCATE bad_rows;
+CALL train('bad', 'bad_rows', value_col => 'rating');
+INSERT INTO bad_rows VALUES (1, 1, NULL), (2, 2, NULL);
+CALL train('bad', 'bad_rows', value_col => 'rating');
+
+-- Hyperparameters.
+CALL train('bad', 'ratings', value_col => 'rating', factors => 0);
+CALL train('bad', 'ratings', value_col => 'rating', factors => -3);
+CALL train('bad', 'ratings', value_col => 'rating', factors => 1025);
+CALL train('bad', 'ratings', value_col => 'rating', iterations => 0);
+CALL train('bad', 'ratings', value_col => 'rating', iterations => 10001);
+CALL train('bad', 'ratings', value_col => 'rating', regularization => -0.1);
+CALL train('bad', 'ratings', value_col => 'rating', regularization => 'NaN');
+CALL train('bad', 'ratings', value_col => 'rating', regularization => 'Infinity');
+CALL train('bad', 'ratings', value_col => 'rating', method => 'svd');
+CALL train('bad', 'ratings', value_col => 'rating', method => NULL);
+CALL train('bad', 'ratings', value_col => 'rating', factors => NULL);
+CALL train('bad', 'ratings');
+CALL train(NULL, 'ratings', value_col => 'rating');
+CALL train('', 'ratings', value_col => 'rating');
+CALL train(repeat('x', 129), 'ratings', value_col => 'rating');
+CALL train('bad', NULL, value_col => 'rating');
+CALL train('bad', 'ratings', user_col => NULL, value_col => 'rating');
+
+-- Zero regularization with fewer ratings than unknowns cannot be solved.
+CALL train('bad', 'ratings', value_col => 'rating', factors => 8, regularization => 0);
+
+-- The memory budget is checked before the big allocations.
+SET maintenance_work_mem = '1MB';
+CALL train('bad', 'ratings', value_col => 'rating', factors => 1024);
+RESET maintenance_work_mem;
+
+-- Serving.
+SELECT * FROM recommend(1, 0, 'fixture');
+SELECT * FROM recommend(1, -5, 'fixture');
+SELECT * FROM recommend(1, NULL, 'fixture');
+SELECT * FROM recommend(1, 5, 'fixture', exclude_seen => NULL);
+SELECT * FROM recommend(1, 5, 'no_such_model');
+SELECT predict(1, 1, 'no_such_model');
+SELECT * FROM similar_items(1, 0, 'fixture');
+SELECT * FROM similar_items(1, 5, 'no_such_model');
+SELECT drop_model('no_such_model');
+SELECT drop_model(NULL);
+SET recsys.default_model = 'no_such_model';
+SELECT * FROM recommend(1, 5);
+RESET recsys.default_model;
+SET recsys.no_such_setting = 1;
+
+-- None of this touched the fixture model or left a model behind.
+SELECT version = :fixture_version AS unchanged FROM recsys.models WHERE name = 'fixture';
+SELECT count(*) AS bad_models FROM recsys.models WHERE name = 'bad';

@@ -1,0 +1,139 @@
+-- Training: the catalog rows a training writes, determinism, the rules for
+-- duplicates and NULLs, id types, quoting, and atomic retraining.
+SET extra_float_digits = 0;
+
+-- Per-iteration NOTICEs carry timings; the log table is checked instead.
+SET client_min_messages = warning;
+CALL train('fixture', 'ratings', value_col => 'rating', factors => 2,
+           iterations => 10, regularization => 0.3);
+RESET client_min_messages;
+
+SELECT name, method, factors, params, source, user_col, item_col, value_col,
+       num_users, num_items, num_interactions, round(global_mean::numeric, 4) AS mean,
+       version > 0 AS has_version, trained_at <= now() + interval '1 hour' AS has_time,
+       round(final_rmse::numeric, 2) AS rmse
+FROM recsys.models;
+
+-- One log row per iteration, and ALS never increases its objective.
+SELECT count(*) AS iterations,
+       bool_and(loss <= prev_loss * (1 + 1e-6)) AS loss_never_increases,
+       bool_and(seconds >= 0) AS has_seconds
+FROM (SELECT loss, lag(loss, 1, 'infinity') OVER (ORDER BY iteration) AS prev_loss, seconds
+      FROM recsys.training_log) l;
+
+-- One row per user and item; seen holds exactly the user's training items.
+SELECT count(*) AS users,
+       bool_and(array_length(factors, 1) = 2) AS k_factors,
+       bool_and(seen = (SELECT array_agg(r.item_id::bigint ORDER BY r.item_id)
+                        FROM ratings r WHERE r.user_id = u.user_id)) AS seen_ok
+FROM recsys.user_factors u;
+SELECT item_id, popularity, array_length(factors, 1) AS k
+FROM recsys.item_factors ORDER BY item_id;
+
+-- The model fits the fixture far better than the global mean does.
+SELECT sqrt(avg((predict(user_id, item_id, 'fixture') - rating) ^ 2))
+       < 0.4 * sqrt(avg((3.1875 - rating) ^ 2)) AS fits
+FROM ratings;
+
+-- The same seed reproduces the model exactly, whatever the row order of
+-- the source; a new version number is drawn every time.
+CREATE TEMP TABLE before AS
+    SELECT u.user_id, u.factors, u.bias, m.version
+    FROM recsys.user_factors u JOIN recsys.models m USING (model_id);
+CREATE VIEW ratings_reversed AS
+    SELECT * FROM ratings ORDER BY user_id DESC, item_id DESC;
+SET client_min_messages = warning;
+CALL train('fixture', 'ratings_reversed', value_col => 'rating', factors => 2,
+           iterations => 10, regularization => 0.3);
+RESET client_min_messages;
+SELECT count(*) AS users,
+       bool_and(u.factors = b.factors AND u.bias = b.bias) AS identical,
+       bool_and(m.version > b.version) AS new_version
+FROM recsys.user_factors u JOIN recsys.models m USING (model_id)
+JOIN before b USING (user_id);
+
+-- A different seed gives a different model.
+SET client_min_messages = warning;
+CALL train('fixture_seed7', 'ratings', value_col => 'rating', factors => 2,
+           iterations => 10, regularization => 0.3, seed => 7);
+RESET client_min_messages;
+SELECT bool_or(u.factors <> b.factors) AS differs
+FROM recsys.user_factors u JOIN recsys.models m USING (model_id)
+JOIN before b USING (user_id) WHERE m.name = 'fixture_seed7';
+SELECT drop_model('fixture_seed7');
+
+-- Retraining inside a transaction that rolls back leaves the model as it was.
+BEGIN;
+SET LOCAL client_min_messages = warning;
+CALL train('fixture', 'ratings', value_col => 'rating', factors => 3, iterations => 2);
+SELECT factors FROM recsys.models WHERE name = 'fixture';
+ROLLBACK;
+SELECT factors, (SELECT count(*) FROM recsys.user_factors) AS user_rows,
+       (SELECT count(*) FROM recsys.training_log) AS log_rows
+FROM recsys.models WHERE name = 'fixture';
+
+-- Any integer id type; ids come back as bigint.  Value columns may be any
+-- numeric type.
+CREATE TABLE ratings_types (u smallint, i bigint, v numeric);
+INSERT INTO ratings_types SELECT user_id, item_id + 5000000000, rating FROM ratings;
+SET client_min_messages = warning;
+CALL train('types', 'ratings_types', 'u', 'i', 'v', factors => 2, iterations => 3);
+RESET client_min_messages;
+SELECT min(item_id), max(item_id), pg_typeof(min(item_id))
+FROM recsys.item_factors JOIN recsys.models USING (model_id) WHERE name = 'types';
+SELECT pg_typeof(item_id), count(*) FROM recommend(1, 2, 'types') GROUP BY 1;
+
+CREATE TABLE ratings_int (user_id int8, item_id int2, stars int);
+INSERT INTO ratings_int SELECT * FROM ratings;
+SET client_min_messages = warning;
+CALL train('types', 'ratings_int', value_col => 'stars', factors => 2, iterations => 3);
+RESET client_min_messages;
+SELECT num_users, num_items, num_interactions, value_col FROM recsys.models WHERE name = 'types';
+
+-- Duplicate (user, item) rows are merged into their mean; rows with a NULL
+-- value are skipped (user 9 has only such rows, so is not in the model).
+-- Both are counted in the model row (and reported as NOTICEs).
+CREATE TABLE ratings_dup AS SELECT * FROM ratings;
+INSERT INTO ratings_dup VALUES (1, 1, 3), (1, 1, 1), (2, 1, NULL), (9, 1, NULL);
+SET client_min_messages = warning;
+CALL train('dup', 'ratings_dup', value_col => 'rating', factors => 2, iterations => 1);
+RESET client_min_messages;
+SELECT num_users, num_items, num_interactions, null_values, duplicates
+FROM recsys.models WHERE name = 'dup';
+-- The merged rating of (1, 1) is the mean of 5, 3 and 1, which the global
+-- mean reflects.
+SELECT round(global_mean::numeric, 4) AS mean,
+       round(((SELECT sum(rating) FROM ratings) - 5 + 3)::numeric / 32, 4) AS expected
+FROM recsys.models WHERE name = 'dup';
+SELECT drop_model('dup');
+SELECT drop_model('types');
+
+-- Identifiers that need quoting, in a schema that needs quoting.
+CREATE SCHEMA "Odd Schema";
+CREATE TABLE "Odd Schema"."My Ratings" ("user id" int, "item id" int, "Rating!" real);
+INSERT INTO "Odd Schema"."My Ratings" SELECT * FROM ratings;
+SET client_min_messages = warning;
+CALL train('odd "name"', '"Odd Schema"."My Ratings"', 'user id', 'item id', 'Rating!',
+           factors => 2, iterations => 3);
+RESET client_min_messages;
+SELECT name, source, user_col, item_col, value_col, num_interactions
+FROM recsys.models WHERE name = 'odd "name"';
+SELECT count(*) FROM recommend(1, 2, 'odd "name"');
+SELECT drop_model('odd "name"');
+
+-- Views and materialized views are sources too.
+CREATE MATERIALIZED VIEW ratings_mv AS SELECT * FROM ratings WHERE user_id <= 6;
+SET client_min_messages = warning;
+CALL train('mv', 'ratings_mv', value_col => 'rating', factors => 2, iterations => 3);
+RESET client_min_messages;
+SELECT num_users, num_items, num_interactions FROM recsys.models WHERE name = 'mv';
+
+-- drop_model removes every row of the model.
+SELECT drop_model('mv');
+SELECT drop_model('mv', if_exists => true);
+SELECT count(*) FROM recsys.models WHERE name = 'mv';
+SELECT count(*) AS stray_rows FROM (
+    SELECT model_id FROM recsys.user_factors
+    UNION ALL SELECT model_id FROM recsys.item_factors
+    UNION ALL SELECT model_id FROM recsys.training_log) r
+WHERE model_id NOT IN (SELECT model_id FROM recsys.models);
