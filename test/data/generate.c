@@ -34,14 +34,15 @@
  *	  popularity weights, skip it if u already has it, otherwise accept it
  *	  with probability sigmoid(beta * p_u.q_i).  This is successive sampling
  *	  without replacement with weights w_i * sigmoid(beta * p_u.q_i), so the
- *	  interactions themselves carry the planted preferences.  When the
- *	  rejection loop gets too slow (very active users who must go deep into
- *	  the popularity tail) the rest of the picks are made with the
- *	  Efraimidis-Spirakis method (exponential keys, smallest keys win),
- *	  which draws from exactly the same distribution, so every user always
- *	  gets exactly n_u rows.  Each user's items are then shuffled, so rows
- *	  are grouped by increasing user id but items within a user come in a
- *	  random order.
+ *	  interactions themselves carry the planted preferences.  When
+ *	  duplicates get frequent (steep popularity), the user continues with
+ *	  draws from a Fenwick tree from which the user's items are removed;
+ *	  for very active users, or when acceptance stalls, the remaining picks
+ *	  are made with the Efraimidis-Spirakis method (exponential keys,
+ *	  smallest keys win).  All three draw from exactly the same
+ *	  distribution, so every user always gets exactly n_u rows.  Each
+ *	  user's items are then shuffled, so rows are grouped by increasing
+ *	  user id but items within a user come in a random order.
  *
  * 5. The value of a row is
  *	  explicit:  mu + b_u + b_i + p_u.q_i + eps, eps ~ N(0, sigma), rounded
@@ -212,8 +213,11 @@ rotl64(uint64_t x, int k)
 static void
 rng_init(Rng *rng, uint64_t seed, uint64_t purpose, uint64_t index)
 {
-	uint64_t	x = mix64(seed) ^ (mix64(purpose) + mix64(index ^ UINT64_C(0x5851f42d4c957f2d)));
+	uint64_t	x;
 	int			k;
+
+	x = mix64(seed) ^
+		(mix64(purpose) + mix64(index ^ UINT64_C(0x5851f42d4c957f2d)));
 
 	for (k = 0; k < 4; k++)
 		rng->s[k] = splitmix64(&x);
