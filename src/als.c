@@ -62,7 +62,7 @@ AlsWorkspaceMemory(int k)
 {
 	Size		d = k + 1;
 
-	return ALS_GATHER_ROWS * d * sizeof(float) + d * d * sizeof(float)
+	return ALS_GATHER_ROWS * (d + 1) * sizeof(float) + (d * d + d) * sizeof(float)
 		+ d * d * sizeof(double) + d * sizeof(double);
 }
 
@@ -111,6 +111,8 @@ AlsWorkspaceInit(AlsWorkspace *ws, int d)
 {
 	ws->d = d;
 	ws->gather = palloc_array(float, (Size) ALS_GATHER_ROWS * d);
+	ws->targets = palloc_array(float, ALS_GATHER_ROWS);
+	ws->rhs = palloc_array(float, d);
 	ws->gram = palloc_array(float, (Size) d * d);
 	ws->a = palloc_array(double, (Size) d * d);
 	ws->b = palloc_array(double, d);
@@ -194,26 +196,24 @@ AlsExplicitRow(const int32 *cols, const float *vals, int64 n, double mean,
 	{
 		int			m = (int) Min(ALS_GATHER_ROWS, n - start);
 
-		/* Gather [q_i, 1] rows and accumulate X^T y on the way */
+		/* Gather [q_i, 1] rows and their targets */
 		for (int j = 0; j < m; j++)
 		{
 			int32		col = cols[start + j];
-			const float *q = other_factors + (Size) col * k;
 			float	   *x = ws->gather + (Size) j * d;
-			double		y = vals[start + j] - mean - other_bias[col];
 
-			memcpy(x, q, sizeof(float) * k);
+			memcpy(x, other_factors + (Size) col * k, sizeof(float) * k);
 			x[k] = 1.0f;
-			for (int i = 0; i < d; i++)
-				b[i] += y * x[i];
+			ws->targets[j] = (float) (vals[start + j] - mean - other_bias[col]);
 		}
 
 		/*
-		 * The gathered block is d x m column-major; its Gram matrix comes
-		 * from BLAS-3 in float and is summed in double across blocks, so
-		 * rows with many entries do not lose precision.
+		 * The gathered block is d x m column-major; its Gram matrix (BLAS-3)
+		 * and X^T y (BLAS-2) come in float and are summed in double across
+		 * blocks, so rows with many entries do not lose precision.
 		 */
 		LinalgSyrk(d, m, ws->gather, d, ws->gram, d);
+		LinalgGemvN(d, m, ws->gather, d, ws->targets, ws->rhs);
 		for (int j = 0; j < d; j++)
 		{
 			const float *g = ws->gram + (Size) j * d;
@@ -222,6 +222,7 @@ AlsExplicitRow(const int32 *cols, const float *vals, int64 n, double mean,
 			/* Auto-vectorized */
 			for (int i = 0; i <= j; i++)
 				col[i] += g[i];
+			b[j] += ws->rhs[j];
 		}
 	}
 
@@ -317,13 +318,10 @@ AlsExplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
 		for (int64 e = by_user->indptr[u]; e < by_user->indptr[u + 1]; e++)
 		{
 			int32		i = by_user->indices[e];
-			const float *q = m->item_factors + (Size) i * k;
-			float		dot = 0.0f;
 			double		err;
 
-			for (int f = 0; f < k; f++)
-				dot += p[f] * q[f];
-			err = by_user->values[e] - (base + m->item_bias[i] + dot);
+			err = by_user->values[e] - (base + m->item_bias[i] +
+										AlsDot(p, m->item_factors + (Size) i * k, k));
 			sse += err * err;
 		}
 	}

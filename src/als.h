@@ -34,6 +34,8 @@ typedef struct AlsWorkspace
 {
 	int			d;				/* unknowns per row: k factors + 1 bias */
 	float	   *gather;			/* ALS_GATHER_ROWS x d gathered vectors */
+	float	   *targets;		/* ALS_GATHER_ROWS targets of one block */
+	float	   *rhs;			/* d right-hand side of one block */
 	float	   *gram;			/* d x d Gram matrix of one gather block */
 	double	   *a;				/* d x d normal equations */
 	double	   *b;				/* d right-hand side, then solution */
@@ -45,6 +47,29 @@ typedef struct AlsLoss
 	double		loss;			/* regularized objective / nnz */
 	double		rmse;			/* root mean squared training error */
 } AlsLoss;
+
+/*
+ * Dot product of two float vectors.
+ *
+ * Eight independent partial sums let the compiler vectorize the loop
+ * without -ffast-math (a single float accumulator is a serial dependency).
+ */
+static inline float
+AlsDot(const float *x, const float *y, int k)
+{
+	float		acc[8] = {0};
+	float		sum = 0.0f;
+	int			f = 0;
+
+	for (; f + 8 <= k; f += 8)
+		for (int j = 0; j < 8; j++)
+			acc[j] += x[f + j] * y[f + j];
+	for (; f < k; f++)
+		sum += x[f] * y[f];
+	for (int j = 0; j < 8; j++)
+		sum += acc[j];
+	return sum;
+}
 
 extern Size AlsModelMemory(int k, int nusers, int nitems);
 extern Size AlsWorkspaceMemory(int k);

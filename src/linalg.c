@@ -28,9 +28,12 @@ extern void sgemv_(const char *trans, const int *m, const int *n,
 				   const float *alpha, const float *a, const int *lda,
 				   const float *x, const int *incx, const float *beta,
 				   float *y, const int *incy, size_t trans_len);
-extern void dposv_(const char *uplo, const int *n, const int *nrhs, double *a,
-				   const int *lda, double *b, const int *ldb, int *info,
-				   size_t uplo_len);
+extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda,
+					int *info, size_t uplo_len);
+extern void dtrsv_(const char *uplo, const char *trans, const char *diag,
+				   const int *n, const double *a, const int *lda, double *x,
+				   const int *incx, size_t uplo_len, size_t trans_len,
+				   size_t diag_len);
 
 /* Fail loudly on a dimension that would make BLAS abort the process */
 static inline void
@@ -81,22 +84,47 @@ LinalgGemvT(int m, int n, const float *a, int lda, const float *x, float *y)
 }
 
 /*
+ * y = A x for A m x n (column-major, leading dimension lda).
+ *
+ * With A a block of gathered factor vectors (one per column) this forms the
+ * right-hand side X^T y of a row's normal equations.
+ */
+void
+LinalgGemvN(int m, int n, const float *a, int lda, const float *x, float *y)
+{
+	const float one = 1.0f;
+	const float zero = 0.0f;
+	const int	inc = 1;
+
+	CheckDim(m > 0 && n > 0 && lda >= m, "sgemv");
+	sgemv_("N", &m, &n, &one, a, &lda, x, &inc, &zero, y, &inc, 1);
+}
+
+/*
  * Solve A x = b for symmetric positive definite A (n x n, upper triangle
  * used, overwritten by its Cholesky factor); b is overwritten by x.
  *
  * Returns 0 on success and k > 0 when the leading minor of order k is not
  * positive definite, which the caller reports as a data error.  Double
- * precision because normal equations square the condition number.
+ * precision because normal equations square the condition number.  The two
+ * triangular solves use BLAS-2 trsv: dpotrs would go through trsm, whose
+ * blocking overhead dominates for a single right-hand side.
  */
 int
 LinalgCholeskySolve(int n, double *a, double *b)
 {
-	const int	nrhs = 1;
+	const int	inc = 1;
 	int			info = 0;
 
-	CheckDim(n > 0, "dposv");
-	dposv_("U", &n, &nrhs, a, &n, b, &n, &info, 1);
+	CheckDim(n > 0, "dpotrf");
+	dpotrf_("U", &n, a, &n, &info, 1);
 	if (info < 0)
-		elog(ERROR, "dposv rejected argument %d, please report a bug", -info);
-	return info;
+		elog(ERROR, "dpotrf rejected argument %d, please report a bug", -info);
+	if (info > 0)
+		return info;
+
+	/* A = U^T U: solve U^T z = b, then U x = z */
+	dtrsv_("U", "T", "N", &n, a, &n, b, &inc, 1, 1, 1);
+	dtrsv_("U", "N", "N", &n, a, &n, b, &inc, 1, 1, 1);
+	return 0;
 }

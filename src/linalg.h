@@ -18,6 +18,8 @@
 extern void LinalgSyrk(int n, int k, const float *a, int lda, float *c, int ldc);
 extern void LinalgGemvT(int m, int n, const float *a, int lda, const float *x,
 						float *y);
+extern void LinalgGemvN(int m, int n, const float *a, int lda, const float *x,
+						float *y);
 extern int	LinalgCholeskySolve(int n, double *a, double *b);
 
 #endif							/* LINALG_H */
