@@ -19,7 +19,8 @@ REGRESS_OPTS = --inputdir=. --outputdir=.
 TAP_TESTS    = 1
 PROVE_TESTS  = test/t/*.pl
 
-PG_CPPFLAGS  = -I$(srcdir)/src
+# PostgreSQL's headers as system headers: -Wextra then reports only our code.
+PG_CPPFLAGS  = -I$(srcdir)/src -isystem $(includedir_server) -isystem $(includedir_internal)
 # Debian's alternatives pick OpenBLAS (pthread build) when it is installed,
 # the reference implementations otherwise.
 SHLIB_LINK  += -llapack -lblas -lm
