@@ -21,7 +21,7 @@ cd "$ROOT"
 PG_MAJOR=15
 PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
 export PG_CONFIG="$PG_BINDIR/pg_config"
-WARN_CFLAGS="-Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare"
+WARN_CFLAGS="-Wall -Wextra -Werror -DUSE_ASSERT_CHECKING"
 # Upper bound for the test run, below CI's 90 minutes, so that a hang still
 # ends with logs printed and everything cleaned up.
 TEST_TIMEOUT=${RECSYS_TEST_TIMEOUT:-75m}
