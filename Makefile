@@ -6,7 +6,7 @@ EXTVERSION   = 1.0
 MODULE_big   = recsys
 OBJS         = src/recsys.o src/linalg.o src/als.o src/idmap.o src/array.o \
                src/catalog.o src/ratings.o src/train.o src/cache.o \
-               src/recommend.o src/aggregate.o src/topk.o
+               src/recommend.o src/foldin.o src/aggregate.o src/topk.o
 HEADERS      = src/recsys.h
 
 DATA         = sql/$(EXTENSION)--$(EXTVERSION).sql
@@ -39,3 +39,6 @@ $(GENERATOR): test/data/generate.c
 	$(CC) -std=c99 -O2 -Wall -Wextra -o $@ $< -lm
 
 installcheck: $(GENERATOR)
+
+# Rebuild every object when a header changes (PGXS tracks no dependencies)
+$(OBJS): $(wildcard src/*.h)

@@ -32,7 +32,7 @@ CREATE TABLE recsys.models (
     version           bigint NOT NULL DEFAULT nextval('recsys.version_seq'),
     trained_at        timestamptz NOT NULL,
     train_seconds     double precision NOT NULL,
-    final_loss        double precision NOT NULL,
+    final_loss        double precision,
     final_rmse        double precision
 );
 COMMENT ON TABLE recsys.models IS 'one row per trained model; version changes on every retrain';
@@ -54,9 +54,10 @@ CREATE TABLE recsys.user_factors (
     bias              real NOT NULL,
     factors           real[] NOT NULL,
     seen              bigint[] NOT NULL,
+    seen_values       real[] NOT NULL,
     PRIMARY KEY (model_id, user_id)
 );
-COMMENT ON TABLE recsys.user_factors IS 'user factors and bias per model; seen holds the user''s training items, sorted';
+COMMENT ON TABLE recsys.user_factors IS 'user factors and bias per model; seen and seen_values hold the user''s training items, sorted, and their values';
 
 CREATE TABLE recsys.item_factors (
     model_id          bigint NOT NULL,
@@ -89,11 +90,16 @@ CREATE PROCEDURE @extschema@.train(
     factors         integer DEFAULT 64,
     iterations      integer DEFAULT 15,
     regularization  double precision DEFAULT 0.1,
-    seed            integer DEFAULT 42)
+    seed            integer DEFAULT 42,
+    alpha           double precision DEFAULT 1.0,
+    solver          text DEFAULT NULL,
+    cg_steps        integer DEFAULT 3,
+    scaling         text DEFAULT 'linear',
+    epsilon         double precision DEFAULT 1.0)
 AS 'MODULE_PATHNAME', 'recsys_train'
 LANGUAGE C;
-COMMENT ON PROCEDURE @extschema@.train(text, regclass, name, name, name, text, integer, integer, double precision, integer)
-    IS 'train (or retrain) a model from a table of (user, item, value) interactions';
+COMMENT ON PROCEDURE @extschema@.train(text, regclass, name, name, name, text, integer, integer, double precision, integer, double precision, text, integer, text, double precision)
+    IS 'train (or retrain) a model from a table of (user, item, value) interactions: method als, ials or popular';
 
 CREATE FUNCTION @extschema@.drop_model(model text, if_exists boolean DEFAULT false)
 RETURNS boolean
@@ -109,11 +115,13 @@ CREATE FUNCTION @extschema@.recommend(
     user_id       bigint,
     n             integer DEFAULT 10,
     model         text DEFAULT NULL,
-    exclude_seen  boolean DEFAULT true)
+    exclude_seen  boolean DEFAULT true,
+    candidates    bigint[] DEFAULT NULL,
+    exclude       bigint[] DEFAULT NULL)
 RETURNS TABLE (item_id bigint, score real)
 AS 'MODULE_PATHNAME', 'recsys_recommend'
 LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION @extschema@.recommend(bigint, integer, text, boolean)
+COMMENT ON FUNCTION @extschema@.recommend(bigint, integer, text, boolean, bigint[], bigint[])
     IS 'top-n items for a user, best first; popular items for users unknown to the model';
 
 CREATE FUNCTION @extschema@.predict(
@@ -135,6 +143,48 @@ AS 'MODULE_PATHNAME', 'recsys_similar_items'
 LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.similar_items(bigint, integer, text)
     IS 'the n items whose factors have the highest cosine similarity to the item''s';
+
+CREATE FUNCTION @extschema@.similar_users(
+    user_id  bigint,
+    n        integer DEFAULT 10,
+    model    text DEFAULT NULL)
+RETURNS TABLE (user_id bigint, score real)
+AS 'MODULE_PATHNAME', 'recsys_similar_users'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.similar_users(bigint, integer, text)
+    IS 'the n users whose factors have the highest cosine similarity to the user''s';
+
+--
+-- Cold start, freshness and explanations: serving-time solves
+--
+CREATE FUNCTION @extschema@.recommend_for_items(
+    items    bigint[],
+    n        integer DEFAULT 10,
+    model    text DEFAULT NULL,
+    "values" double precision[] DEFAULT NULL)
+RETURNS TABLE (item_id bigint, score real)
+AS 'MODULE_PATHNAME', 'recsys_recommend_for_items'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.recommend_for_items(bigint[], integer, text, double precision[])
+    IS 'top-n items for a new or anonymous user from the items they touched (fold-in, no retraining)';
+
+CREATE FUNCTION @extschema@.refresh_user(model text, user_id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'recsys_refresh_user'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.refresh_user(text, bigint)
+    IS 'recompute one user''s factors from their current rows in the model''s source; false if none are left';
+
+CREATE FUNCTION @extschema@.explain(
+    user_id  bigint,
+    item_id  bigint,
+    n        integer DEFAULT 5,
+    model    text DEFAULT NULL)
+RETURNS TABLE (item_id bigint, contribution real)
+AS 'MODULE_PATHNAME', 'recsys_explain'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 6;
+COMMENT ON FUNCTION @extschema@.explain(bigint, bigint, integer, text)
+    IS 'the items of the user''s history that contribute most to the item''s score; a last row with a NULL item_id holds the rest';
 
 --
 -- The ALS half-step as a parallel aggregate

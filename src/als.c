@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * als.c
- *	  Alternating least squares for explicit feedback, on plain arrays.
+ *	  Alternating least squares for explicit and implicit feedback.
  *
  * The model (Koren, Bell and Volinsky, IEEE Computer 2009) predicts
  *
@@ -24,6 +24,20 @@
  * and solves with a double-precision Cholesky factorization.  The als_solve
  * aggregate (aggregate.c) builds the same equations one input row at a time
  * with AlsAccumulateRow and solves them with the same AlsSolve.
+ *
+ * Implicit feedback (Hu, Koren and Volinsky, ICDM 2008) has no biases; every
+ * user-item pair has preference p_ui = 1 if observed, else 0, with
+ * confidence c_ui = 1 + w_ui (w from the observed value, see train.c), and
+ * training minimizes
+ *
+ *		sum_{u,i} c_ui (p_ui - x_u . y_i)^2 + lambda (sum |x_u|^2 + sum |y_i|^2)
+ *
+ * Each row solves (Y^T Y + Y^T (C_u - I) Y + lambda I) x_u = Y^T C_u p_u
+ * exactly (Cholesky), or approximately by a few conjugate-gradient steps
+ * warm-started from the previous factors.
+ *
+ * The same row-level functions serve fold-in and explanations at serving
+ * time (recommend.c), so there is one implementation of each solve.
  *
  * Nothing here calls fmgr or SPI; it only needs palloc and interrupts.
  *
@@ -62,8 +76,8 @@ AlsWorkspaceMemory(int k)
 {
 	Size		d = k + 1;
 
-	return ALS_GATHER_ROWS * (d + 1) * sizeof(float) + (d * d + d) * sizeof(float)
-		+ d * d * sizeof(double) + d * sizeof(double);
+	return ALS_GATHER_ROWS * (d + 1) * sizeof(float) + (2 * d * d + 4 * d) * sizeof(float)
+		+ 2 * d * d * sizeof(double) + d * sizeof(double);
 }
 
 /* One standard normal draw (Box-Muller; PG15 has no pg_prng_double_normal) */
@@ -116,6 +130,11 @@ AlsWorkspaceInit(AlsWorkspace *ws, int d)
 	ws->gram = palloc_array(float, (Size) d * d);
 	ws->a = palloc_array(double, (Size) d * d);
 	ws->b = palloc_array(double, d);
+	ws->yty = palloc_array(double, (Size) d * d);
+	ws->yty_f = palloc_array(float, (Size) d * d);
+	ws->cg_r = palloc_array(float, d);
+	ws->cg_p = palloc_array(float, d);
+	ws->cg_ap = palloc_array(float, d);
 }
 
 /* Offset of column j of a packed upper-triangular matrix */
@@ -172,31 +191,46 @@ AlsSolve(double *a, double *b, int d, double lambda)
 	return LinalgCholeskySolve(d, a, b);
 }
 
+/* Add the block's float d x d upper triangle into a, and (if b) rhs into b */
+static void
+AddBlock(const AlsWorkspace *ws, int d, double *a, double *b)
+{
+	for (int j = 0; j < d; j++)
+	{
+		const float *g = ws->gram + (Size) j * d;
+		double	   *col = a + (Size) j * d;
+
+		/* Auto-vectorized */
+		for (int i = 0; i <= j; i++)
+			col[i] += g[i];
+		if (b)
+			b[j] += ws->rhs[j];
+	}
+}
+
 /*
- * Solve one row: given the row's entries (cols, vals, n of them) and the
- * other side's factors, write the row's k factors and its bias.
+ * Build the explicit normal equations of one row in ws->a and ws->b:
+ * sum x_j x_j^T and sum t_j x_j over the row's entries, with x_j = [q_j, 1]
+ * and t_j = value_j - mean - bias_j; d = k + 1 unknowns.
  *
- * Returns the LinalgCholeskySolve result (0 on success).
+ * The entries are gathered in blocks: the block's Gram matrix (BLAS-3 syrk)
+ * and X^T t (BLAS-2) come in float and are summed in double across blocks,
+ * so rows with many entries do not lose precision.
  */
-static int
-AlsExplicitRow(const int32 *cols, const float *vals, int64 n, double mean,
-			   const float *other_factors, const float *other_bias,
-			   int k, double regularization, AlsWorkspace *ws,
-			   float *factors_out, float *bias_out)
+void
+AlsExplicitNormal(const int32 *cols, const float *vals, int64 n, double mean,
+				  const float *other_factors, const float *other_bias, int k,
+				  AlsWorkspace *ws)
 {
 	int			d = k + 1;
-	double	   *a = ws->a;
-	double	   *b = ws->b;
-	int			info;
 
-	memset(a, 0, sizeof(double) * d * d);
-	memset(b, 0, sizeof(double) * d);
+	memset(ws->a, 0, sizeof(double) * d * d);
+	memset(ws->b, 0, sizeof(double) * d);
 
 	for (int64 start = 0; start < n; start += ALS_GATHER_ROWS)
 	{
 		int			m = (int) Min(ALS_GATHER_ROWS, n - start);
 
-		/* Gather [q_i, 1] rows and their targets */
 		for (int j = 0; j < m; j++)
 		{
 			int32		col = cols[start + j];
@@ -206,62 +240,255 @@ AlsExplicitRow(const int32 *cols, const float *vals, int64 n, double mean,
 			x[k] = 1.0f;
 			ws->targets[j] = (float) (vals[start + j] - mean - other_bias[col]);
 		}
-
-		/*
-		 * The gathered block is d x m column-major; its Gram matrix (BLAS-3)
-		 * and X^T y (BLAS-2) come in float and are summed in double across
-		 * blocks, so rows with many entries do not lose precision.
-		 */
 		LinalgSyrk(d, m, ws->gather, d, ws->gram, d);
 		LinalgGemvN(d, m, ws->gather, d, ws->targets, ws->rhs);
-		for (int j = 0; j < d; j++)
-		{
-			const float *g = ws->gram + (Size) j * d;
-			double	   *col = a + (Size) j * d;
-
-			/* Auto-vectorized */
-			for (int i = 0; i <= j; i++)
-				col[i] += g[i];
-			b[j] += ws->rhs[j];
-		}
+		AddBlock(ws, d, ws->a, ws->b);
 	}
-
-	/* ALS-WR: the penalty grows with the row's number of ratings */
-	info = AlsSolve(a, b, d, regularization * (double) n);
-	if (info != 0)
-		return info;
-
-	for (int i = 0; i < k; i++)
-		factors_out[i] = (float) b[i];
-	*bias_out = (float) b[k];
-	return 0;
 }
 
 /*
- * One explicit ALS half-step: re-solve every row of `rows` with the other
- * side fixed.
+ * Gram matrix G = F^T F of n row-major factor vectors (n x k), full and
+ * symmetric, in double; also a float copy for matrix-vector products.
+ *
+ * This is Y^T Y of implicit ALS, shared by every row of a half-step: the
+ * trick of Hu, Koren and Volinsky that makes the unobserved entries free.
+ */
+void
+AlsGram(const float *factors, int n, int k, AlsWorkspace *ws)
+{
+	double	   *g = ws->yty;
+
+	memset(g, 0, sizeof(double) * k * k);
+	for (int start = 0; start < n; start += ALS_GATHER_ROWS)
+	{
+		int			m = Min(ALS_GATHER_ROWS, n - start);
+
+		/* Rows are contiguous: the block is k x m column-major already */
+		LinalgSyrk(k, m, factors + (Size) start * k, k, ws->gram, k);
+		AddBlock(ws, k, g, NULL);
+	}
+	for (int j = 0; j < k; j++)
+		for (int i = j + 1; i < k; i++)
+			g[(Size) j * k + i] = g[(Size) i * k + j];
+	for (Size i = 0; i < (Size) k * k; i++)
+		ws->yty_f[i] = (float) g[i];
+}
+
+/*
+ * Build the implicit normal equations of one row in ws->a and ws->b:
+ *
+ *		A = Y^T Y + sum_j w_j y_j y_j^T,	b = sum_j (1 + w_j) y_j
+ *
+ * where w_j = c_j - 1 is the extra confidence of observed entry j and Y^T Y
+ * (AlsGram) covers every item with confidence 1 and preference 0.
+ */
+void
+AlsImplicitNormal(const int32 *cols, const float *w, int64 n,
+				  const float *other_factors, int k, AlsWorkspace *ws)
+{
+	memcpy(ws->a, ws->yty, sizeof(double) * k * k);
+	memset(ws->b, 0, sizeof(double) * k);
+
+	for (int64 start = 0; start < n; start += ALS_GATHER_ROWS)
+	{
+		int			m = (int) Min(ALS_GATHER_ROWS, n - start);
+
+		/*
+		 * Rows scaled by sqrt(w_j) make syrk produce sum w_j y_j y_j^T; the
+		 * targets (1 + w_j) / sqrt(w_j) then give b from the same block.
+		 * An entry with w_j = 0 only adds y_j to b.
+		 */
+		for (int j = 0; j < m; j++)
+		{
+			int32		col = cols[start + j];
+			const float *y = other_factors + (Size) col * k;
+			float	   *x = ws->gather + (Size) j * k;
+			double		wj = w[start + j];
+
+			if (wj > 0.0)
+			{
+				float		s = (float) sqrt(wj);
+
+				for (int f = 0; f < k; f++)
+					x[f] = s * y[f];
+				ws->targets[j] = (float) ((1.0 + wj) / sqrt(wj));
+			}
+			else
+			{
+				memset(x, 0, sizeof(float) * k);
+				ws->targets[j] = 0.0f;
+				for (int f = 0; f < k; f++)
+					ws->b[f] += y[f];
+			}
+		}
+		LinalgSyrk(k, m, ws->gather, k, ws->gram, k);
+		LinalgGemvN(k, m, ws->gather, k, ws->targets, ws->rhs);
+		AddBlock(ws, k, ws->a, ws->b);
+	}
+}
+
+/* The penalty of a row with n entries: ALS-WR for explicit, plain implicit */
+double
+AlsRowPenalty(const AlsConfig *c, int64 n)
+{
+	return c->method == RECSYS_METHOD_ALS ? c->regularization * (double) n
+		: c->regularization;
+}
+
+/*
+ * Solve the normal equations in ws (built by AlsExplicitNormal or
+ * AlsImplicitNormal for a row of n entries) with the method's penalty and
+ * write the row's factors, and for explicit ALS its bias.
+ *
+ * Returns 0 on success, > 0 if the system is not positive definite.
+ */
+int
+AlsSolveRow(const AlsConfig *c, int64 n, AlsWorkspace *ws, float *factors_out,
+			float *bias_out)
+{
+	int			k = c->k;
+	bool		explicit = c->method == RECSYS_METHOD_ALS;
+	int			info = AlsSolve(ws->a, ws->b, explicit ? k + 1 : k,
+								AlsRowPenalty(c, n));
+
+	if (info != 0)
+		return info;
+	for (int i = 0; i < k; i++)
+		factors_out[i] = (float) ws->b[i];
+	if (explicit)
+		*bias_out = (float) ws->b[k];
+	return 0;
+}
+
+/* Symmetric matrix-vector product with the float Y^T Y: out = G v */
+static void
+GramTimes(const AlsWorkspace *ws, int k, const float *v, float *out)
+{
+	LinalgGemvN(k, k, ws->yty_f, k, v, out);
+}
+
+/* Dot product of two float vectors accumulated in double */
+static inline double
+DotD(const float *x, const float *y, int k)
+{
+	return (double) AlsDot(x, y, k);
+}
+
+/*
+ * A few conjugate-gradient steps on one row's implicit normal equations,
+ * warm-started from the row's current factors x (updated in place).
+ *
+ * Following Takacs, Pilaszy and Tikk (RecSys 2011), the matrix is never
+ * formed: A p = Y^T Y p + lambda p + sum_j w_j (y_j . p) y_j costs
+ * O(k^2 + n k) per step instead of O(n k^2) for the Gram matrix.
+ */
+static void
+AlsImplicitRowCG(const AlsConfig *c, const int32 *cols, const float *w,
+				 int64 n, const float *other_factors, AlsWorkspace *ws,
+				 float *x)
+{
+	int			k = c->k;
+	double		lambda = c->regularization;
+	float	   *r = ws->cg_r;
+	float	   *p = ws->cg_p;
+	float	   *ap = ws->cg_ap;
+	double		rsold;
+
+	/* r = b - A x */
+	GramTimes(ws, k, x, r);
+	for (int f = 0; f < k; f++)
+		r[f] = (float) (-r[f] - lambda * x[f]);
+	for (int64 j = 0; j < n; j++)
+	{
+		const float *y = other_factors + (Size) cols[j] * k;
+		double		wj = w[j];
+		float		coef = (float) ((1.0 + wj) - wj * DotD(y, x, k));
+
+		for (int f = 0; f < k; f++)
+			r[f] += coef * y[f];
+	}
+	memcpy(p, r, sizeof(float) * k);
+	rsold = DotD(r, r, k);
+
+	for (int step = 0; step < c->cg_steps; step++)
+	{
+		double		pap;
+		double		alpha;
+		double		rsnew;
+
+		/* Converged (also guards the divisions below) */
+		if (rsold < 1e-20)
+			break;
+
+		GramTimes(ws, k, p, ap);
+		for (int f = 0; f < k; f++)
+			ap[f] += (float) (lambda * p[f]);
+		for (int64 j = 0; j < n; j++)
+		{
+			const float *y = other_factors + (Size) cols[j] * k;
+			float		coef = (float) (w[j] * DotD(y, p, k));
+
+			for (int f = 0; f < k; f++)
+				ap[f] += coef * y[f];
+		}
+		pap = DotD(p, ap, k);
+		if (pap <= 0.0)
+			break;
+		alpha = rsold / pap;
+		for (int f = 0; f < k; f++)
+		{
+			x[f] += (float) (alpha * p[f]);
+			r[f] -= (float) (alpha * ap[f]);
+		}
+		rsnew = DotD(r, r, k);
+		for (int f = 0; f < k; f++)
+			p[f] = (float) (r[f] + (rsnew / rsold) * p[f]);
+		rsold = rsnew;
+	}
+}
+
+/*
+ * One ALS half-step: re-solve every row of `rows` with the other side (of
+ * nother rows) fixed, by the method's solver.
  *
  * Returns -1 on success, or the index of the first row whose normal
  * equations were not positive definite (only possible with zero
  * regularization), which the caller reports.
  */
 int
-AlsExplicitHalfStep(const RecsysSparse *rows, double mean,
-					const float *other_factors, const float *other_bias,
-					float *factors, float *bias, int k,
-					double regularization, AlsWorkspace *ws)
+AlsHalfStep(const AlsConfig *c, const RecsysSparse *rows,
+			const float *other_factors, const float *other_bias, int nother,
+			float *factors, float *bias, AlsWorkspace *ws)
 {
+	int			k = c->k;
+	bool		explicit = c->method == RECSYS_METHOD_ALS;
+
+	if (!explicit)
+		AlsGram(other_factors, nother, k, ws);
+
 	for (int r = 0; r < rows->nrows; r++)
 	{
 		int64		begin = rows->indptr[r];
 		int64		n = rows->indptr[r + 1] - begin;
+		const int32 *cols = rows->indices + begin;
+		const float *vals = rows->values + begin;
+		float	   *out = factors + (Size) r * k;
 
 		if ((r % ALS_INTERRUPT_ROWS) == 0)
 			CHECK_FOR_INTERRUPTS();
 
-		if (AlsExplicitRow(rows->indices + begin, rows->values + begin, n,
-						   mean, other_factors, other_bias, k, regularization,
-						   ws, factors + (Size) r * k, bias + r) != 0)
+		if (explicit)
+			AlsExplicitNormal(cols, vals, n, c->mean, other_factors,
+							  other_bias, k, ws);
+		else if (c->cg)
+		{
+			AlsImplicitRowCG(c, cols, vals, n, other_factors, ws, out);
+			continue;
+		}
+		else
+			AlsImplicitNormal(cols, vals, n, other_factors, k, ws);
+
+		if (AlsSolveRow(c, n, ws, out, bias + r) != 0)
 			return r;
 	}
 	return -1;
@@ -331,5 +558,50 @@ AlsExplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
 				   (PenaltyOf(by_user, m->user_factors, m->user_bias, k) +
 					PenaltyOf(by_item, m->item_factors, m->item_bias, k)))
 		/ (double) by_user->nnz;
+	return result;
+}
+
+/*
+ * Implicit training loss, divided by the number of interactions:
+ *
+ *	sum_{u,i} c_ui (p_ui - x_u . y_i)^2 + lambda (sum |x_u|^2 + sum |y_i|^2)
+ *
+ * over all user-item pairs, computed in O(nnz k + nusers k^2) as
+ * sum_u x_u^T (Y^T Y) x_u plus corrections for the observed pairs.
+ */
+AlsLoss
+AlsImplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
+				double regularization, AlsWorkspace *ws)
+{
+	int			k = m->k;
+	double		total = 0.0;
+	double		norms = 0.0;
+	AlsLoss		result;
+
+	AlsGram(m->item_factors, m->nitems, k, ws);
+	for (int u = 0; u < by_user->nrows; u++)
+	{
+		const float *x = m->user_factors + (Size) u * k;
+
+		if ((u % (ALS_INTERRUPT_ROWS * 16)) == 0)
+			CHECK_FOR_INTERRUPTS();
+
+		GramTimes(ws, k, x, ws->cg_ap);
+		total += DotD(x, ws->cg_ap, k);
+		norms += SquaredNorm(x, k);
+		for (int64 e = by_user->indptr[u]; e < by_user->indptr[u + 1]; e++)
+		{
+			double		s = AlsDot(x, m->item_factors + (Size) by_user->indices[e] * k, k);
+			double		c = 1.0 + by_user->values[e];
+
+			/* Replace the confidence-1, preference-0 term by the real one */
+			total += c * (1.0 - s) * (1.0 - s) - s * s;
+		}
+	}
+	for (int i = 0; i < m->nitems; i++)
+		norms += SquaredNorm(m->item_factors + (Size) i * k, k);
+
+	result.loss = (total + regularization * norms) / (double) by_user->nnz;
+	result.rmse = NAN;
 	return result;
 }

@@ -39,7 +39,23 @@ typedef struct AlsWorkspace
 	float	   *gram;			/* d x d Gram matrix of one gather block */
 	double	   *a;				/* d x d normal equations */
 	double	   *b;				/* d right-hand side, then solution */
+	double	   *yty;			/* k x k Gram of the fixed side (implicit) */
+	float	   *yty_f;			/* the same in float, for products */
+	float	   *cg_r;			/* conjugate gradient vectors, k each */
+	float	   *cg_p;
+	float	   *cg_ap;
 } AlsWorkspace;
+
+/* What a half-step needs to know about the model being trained */
+typedef struct AlsConfig
+{
+	RecsysMethod method;		/* RECSYS_METHOD_ALS or RECSYS_METHOD_IALS */
+	int			k;
+	double		regularization;
+	double		mean;			/* explicit: global mean */
+	bool		cg;				/* implicit: conjugate gradient, not Cholesky */
+	int			cg_steps;
+} AlsConfig;
 
 /* Loss of a model on its training data */
 typedef struct AlsLoss
@@ -81,13 +97,25 @@ extern void AlsAccumulateRow(double *a, double *b, int d, const float *x,
 							 double y);
 extern void AlsUnpack(const double *packed, double *a, int d);
 extern int	AlsSolve(double *a, double *b, int d, double lambda);
-extern int	AlsExplicitHalfStep(const RecsysSparse *rows, double mean,
-								const float *other_factors,
-								const float *other_bias, float *factors,
-								float *bias, int k, double regularization,
-								AlsWorkspace *ws);
+extern void AlsExplicitNormal(const int32 *cols, const float *vals, int64 n,
+							  double mean, const float *other_factors,
+							  const float *other_bias, int k,
+							  AlsWorkspace *ws);
+extern void AlsGram(const float *factors, int n, int k, AlsWorkspace *ws);
+extern void AlsImplicitNormal(const int32 *cols, const float *w, int64 n,
+							  const float *other_factors, int k,
+							  AlsWorkspace *ws);
+extern double AlsRowPenalty(const AlsConfig *c, int64 n);
+extern int	AlsSolveRow(const AlsConfig *c, int64 n, AlsWorkspace *ws,
+						float *factors_out, float *bias_out);
+extern int	AlsHalfStep(const AlsConfig *c, const RecsysSparse *rows,
+						const float *other_factors, const float *other_bias,
+						int nother, float *factors, float *bias,
+						AlsWorkspace *ws);
 extern AlsLoss AlsExplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
 							   const RecsysSparse *by_item,
 							   double regularization);
+extern AlsLoss AlsImplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
+							   double regularization, AlsWorkspace *ws);
 
 #endif							/* ALS_H */

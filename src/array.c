@@ -76,6 +76,14 @@ ArrayGetInt8(ArrayType *a, int *len)
 	return (int64 *) ARR_DATA_PTR(a);
 }
 
+/* Checked pointer to the float8 data of a double precision[] (no copy) */
+double *
+ArrayGetFloat8(ArrayType *a, int *len)
+{
+	*len = CheckArray(a, FLOAT8OID);
+	return (double *) ARR_DATA_PTR(a);
+}
+
 /* Build a 1-D array of a fixed-width, pass-by-value element type directly */
 static ArrayType *
 ArrayFromFixed(const void *values, int n, Oid elemtype, int elemsize)

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * cache.c
- *	  Backend-local cache of item factor matrices, keyed by model version.
+ *	  Backend-local cache of model factors, keyed by model version.
  *
  * Scoring a user against every item needs the item factors as one
  * contiguous matrix.  Reading them from recsys.item_factors on every call
@@ -11,6 +11,10 @@
  * retrained, and the entry is rebuilt.  A transaction that still sees an
  * older version simply reloads that one.
  *
+ * What only some calls need is computed on first use and kept with the
+ * entry: item norms (similar_items), the items' Gram matrix (implicit
+ * fold-in and explanations), and the user factors (similar_users).
+ *
  * Entries live in their own memory contexts under a cache context in
  * TopMemoryContext.  A new entry is built in a context parented to the
  * caller's (transaction-lifetime) context and moved under the cache only
@@ -18,7 +22,7 @@
  * At most CACHE_MAX_ENTRIES models are kept; the least recently used goes.
  *
  * Memory per entry is about nitems * (4 * k + 40) bytes: 2.6 MB for 10,000
- * items at k = 64.
+ * items at k = 64, plus nusers * (4 * k + 40) once similar_users is used.
  *
  * IDENTIFICATION
  *	  src/cache.c
@@ -48,6 +52,24 @@ CacheEvict(int i)
 	entries[i] = entries[--nentries];
 }
 
+/* An id -> row map of loaded factors; duplicate ids mean a corrupt model */
+static IdMap *
+IndexIds(const RecsysFactors *f, const char *model, const char *side)
+{
+	IdMap	   *index = IdMapCreate(f->n);
+
+	for (int i = 0; i < f->n; i++)
+	{
+		if (IdMapLookup(index, f->ids[i]) >= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("model \"%s\" stores %s %lld twice",
+							model, side, (long long) f->ids[i])));
+		IdMapSet(index, f->ids[i], i);
+	}
+	return index;
+}
+
 /* Build a complete entry for a model version, or error leaving nothing */
 static CacheEntry *
 CacheLoad(const RecsysModelInfo *info)
@@ -61,29 +83,28 @@ CacheLoad(const RecsysModelInfo *info)
 	e->model_id = info->model_id;
 	e->version = info->version;
 	e->cxt = cxt;
-	CatalogLoadItems(info, &e->items);
-	e->index = IdMapCreate(e->items.nitems);
-	for (int i = 0; i < e->items.nitems; i++)
-	{
-		if (IdMapLookup(e->index, e->items.ids[i]) >= 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("model \"%s\" stores item %lld twice",
-							info->name, (long long) e->items.ids[i])));
-		IdMapSet(e->index, e->items.ids[i], i);
-	}
-	e->scores = palloc_extended(sizeof(float) * e->items.nitems, MCXT_ALLOC_HUGE);
-	e->result = palloc_extended(sizeof(int32) * e->items.nitems, MCXT_ALLOC_HUGE);
+	e->config.method = info->method;
+	e->config.k = info->factors;
+	e->config.regularization = info->regularization;
+	e->config.mean = info->global_mean;
+	e->scaling = info->scaling;
+	e->alpha = info->alpha;
+	e->epsilon = info->epsilon;
+	CatalogLoadFactors(info, false, &e->items);
+	e->index = IndexIds(&e->items, info->name, "item");
+	AlsWorkspaceInit(&e->ws, info->factors + 1);
+	e->scores = palloc_extended(sizeof(float) * e->items.n, MCXT_ALLOC_HUGE);
+	e->result = palloc_extended(sizeof(int32) * e->items.n, MCXT_ALLOC_HUGE);
 	MemoryContextSwitchTo(old);
 	return e;
 }
 
 /*
- * The cached item side of the model version described by info, loading it
+ * The cached factors of the model version described by info, loading them
  * if this backend has not seen that version.
  */
 CacheEntry *
-CacheGetItems(const RecsysModelInfo *info)
+CacheGetModel(const RecsysModelInfo *info)
 {
 	CacheEntry *e;
 
@@ -122,27 +143,86 @@ CacheGetItems(const RecsysModelInfo *info)
 	return e;
 }
 
-/* Euclidean norms of the item factors, computed once per entry */
+/* Euclidean norms of factor vectors, allocated in the current context */
+static float *
+FactorNorms(const RecsysFactors *f)
+{
+	float	   *norms = palloc_extended(sizeof(float) * Max(f->n, 1), MCXT_ALLOC_HUGE);
+
+	for (int i = 0; i < f->n; i++)
+		norms[i] = sqrtf(Max(0.0f, AlsDot(f->factors + (Size) i * f->k,
+										  f->factors + (Size) i * f->k, f->k)));
+	return norms;
+}
+
+/* Item factor norms, computed once per entry */
 const float *
 CacheItemNorms(CacheEntry *e)
 {
 	if (e->norms == NULL)
 	{
-		int			k = e->items.k;
-		float	   *norms = MemoryContextAllocExtended(e->cxt,
-													   sizeof(float) * e->items.nitems,
-													   MCXT_ALLOC_HUGE);
+		MemoryContext old = MemoryContextSwitchTo(e->cxt);
 
-		for (int i = 0; i < e->items.nitems; i++)
-		{
-			const float *q = e->items.factors + (Size) i * k;
-			double		s = 0.0;
-
-			for (int f = 0; f < k; f++)
-				s += (double) q[f] * q[f];
-			norms[i] = (float) sqrt(s);
-		}
-		e->norms = norms;
+		e->norms = FactorNorms(&e->items);
+		MemoryContextSwitchTo(old);
 	}
 	return e->norms;
+}
+
+/* Make e->ws.yty the Gram matrix of the item factors, once per entry */
+void
+CacheItemGram(CacheEntry *e)
+{
+	if (!e->has_gram)
+	{
+		AlsGram(e->items.factors, e->items.n, e->items.k, &e->ws);
+		e->has_gram = true;
+	}
+}
+
+/* Load the user factors and their norms, once per entry */
+void
+CacheLoadUsers(CacheEntry *e, const RecsysModelInfo *info)
+{
+	MemoryContext cxt;
+	MemoryContext old;
+	RecsysFactors users;
+	IdMap	   *index;
+	float	   *norms;
+
+	if (e->user_index != NULL)
+		return;
+
+	/* Loaded in a child context, attached only when complete */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys user factors",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	CatalogLoadFactors(info, true, &users);
+	index = IndexIds(&users, info->name, "user");
+	norms = FactorNorms(&users);
+	MemoryContextSwitchTo(old);
+
+	MemoryContextSetParent(cxt, e->cxt);
+	e->users = users;
+	e->user_norms = norms;
+	e->user_index = index;
+}
+
+/*
+ * Drop the cached user factors (after refresh_user changed one), so the
+ * next similar_users call reads them again.
+ */
+void
+CacheForgetUsers(CacheEntry *e)
+{
+	/* They live in a child context of the entry's; free it with them */
+	if (e->user_index != NULL)
+	{
+		MemoryContext cxt = GetMemoryChunkContext(e->user_norms);
+
+		MemoryContextDelete(cxt);
+		e->user_index = NULL;
+		e->user_norms = NULL;
+		memset(&e->users, 0, sizeof(RecsysFactors));
+	}
 }

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * cache.h
- *	  Backend-local cache of item factor matrices, keyed by model version.
+ *	  Backend-local cache of model factors, keyed by model version.
  *
  * IDENTIFICATION
  *	  src/cache.h
@@ -11,24 +11,37 @@
 #ifndef CACHE_H
 #define CACHE_H
 
+#include "als.h"
 #include "catalog.h"
 #include "idmap.h"
 
-/* One cached model version; read-only for callers except `scores` */
+/* One cached model version; read-only for callers except the scratch */
 typedef struct CacheEntry
 {
 	int64		model_id;
 	int64		version;
 	MemoryContext cxt;			/* holds everything below */
-	RecsysItems items;
+	AlsConfig	config;			/* method, k, penalty: for fold-in */
+	RecsysScaling scaling;		/* implicit confidence of fold-in values */
+	double		alpha;
+	double		epsilon;
+	RecsysFactors items;
 	IdMap	   *index;			/* item id -> row of items */
-	float	   *norms;			/* item factor norms, computed on first use */
+	float	   *norms;			/* item factor norms, on first use */
+	bool		has_gram;		/* ws.yty holds the items' Gram, on first use */
+	RecsysFactors users;		/* user factors, on first use (similar_users) */
+	IdMap	   *user_index;
+	float	   *user_norms;
+	AlsWorkspace ws;			/* fold-in scratch */
 	float	   *scores;			/* one score per item: per-call scratch */
-	int32	   *result;			/* top-n scratch, nitems entries */
+	int32	   *result;			/* top-n scratch, one entry per item */
 	uint64		last_used;
 } CacheEntry;
 
-extern CacheEntry *CacheGetItems(const RecsysModelInfo *info);
+extern CacheEntry *CacheGetModel(const RecsysModelInfo *info);
 extern const float *CacheItemNorms(CacheEntry *entry);
+extern void CacheItemGram(CacheEntry *entry);
+extern void CacheLoadUsers(CacheEntry *entry, const RecsysModelInfo *info);
+extern void CacheForgetUsers(CacheEntry *entry);
 
 #endif							/* CACHE_H */

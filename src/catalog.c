@@ -48,6 +48,7 @@ static SPIPlanPtr lookup_plan = NULL;
 static SPIPlanPtr only_model_plan = NULL;
 static SPIPlanPtr user_plan = NULL;
 static SPIPlanPtr items_plan = NULL;
+static SPIPlanPtr users_plan = NULL;
 
 /* Connect to SPI or fail */
 static void
@@ -90,17 +91,19 @@ Execute(const char *sql, int nargs, Oid *types, Datum *values, int expected)
 /*
  * Serialize trainings and drops of one model name until the transaction
  * ends: a second CALL train of the same model waits for the first to
- * commit or abort instead of interleaving with it.
+ * commit or abort instead of interleaving with it.  Refreshing users takes
+ * the lock in share mode: refreshes run side by side, but not during a
+ * training of the same model.
  */
 void
-CatalogLockModelName(const char *name)
+CatalogLockModelName(const char *name, bool exclusive)
 {
 	LOCKTAG		tag;
 	uint32		key = DatumGetUInt32(hash_any((const unsigned char *) name,
 											  strlen(name)));
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, key, CATALOG_LOCK_KEY, 2);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	(void) LockAcquire(&tag, exclusive ? ExclusiveLock : ShareLock, false, false);
 }
 
 /* Copy the model row of the first result tuple into a new info struct */
@@ -112,21 +115,37 @@ InfoFromTuple(MemoryContext cxt)
 	bool		isnull;
 	RecsysModelInfo *info = MemoryContextAllocZero(cxt, sizeof(RecsysModelInfo));
 	char	   *method;
+	Datum		d;
 
 	info->model_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	info->version = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	info->name = MemoryContextStrdup(cxt, TextDatumGetCString(SPI_getbinval(tup, desc, 8, &isnull)));
 	method = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
 	if (!RecsysParseMethod(method, &info->method))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("model has unknown method \"%s\"", method)));
+				 errmsg("model \"%s\" has unknown method \"%s\"", info->name, method)));
 	info->factors = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
 	info->num_users = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 	info->num_items = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 	info->global_mean = DatumGetFloat8(SPI_getbinval(tup, desc, 7, &isnull));
-	info->name = MemoryContextStrdup(cxt,
-									 TextDatumGetCString(SPI_getbinval(tup, desc, 8, &isnull)));
-	if (info->factors < 1 || info->factors > RECSYS_MAX_FACTORS)
+	info->source = MemoryContextStrdup(cxt, TextDatumGetCString(SPI_getbinval(tup, desc, 9, &isnull)));
+	info->user_col = MemoryContextStrdup(cxt, TextDatumGetCString(SPI_getbinval(tup, desc, 10, &isnull)));
+	info->item_col = MemoryContextStrdup(cxt, TextDatumGetCString(SPI_getbinval(tup, desc, 11, &isnull)));
+	d = SPI_getbinval(tup, desc, 12, &isnull);
+	info->value_col = isnull ? NULL : MemoryContextStrdup(cxt, TextDatumGetCString(d));
+	d = SPI_getbinval(tup, desc, 13, &isnull);
+	info->regularization = isnull ? 0.0 : DatumGetFloat8(d);
+	d = SPI_getbinval(tup, desc, 14, &isnull);
+	info->alpha = isnull ? 1.0 : DatumGetFloat8(d);
+	d = SPI_getbinval(tup, desc, 15, &isnull);
+	info->scaling = (!isnull && strcmp(TextDatumGetCString(d), "log") == 0) ?
+		RECSYS_SCALING_LOG : RECSYS_SCALING_LINEAR;
+	d = SPI_getbinval(tup, desc, 16, &isnull);
+	info->epsilon = isnull ? 1.0 : DatumGetFloat8(d);
+
+	if (info->factors < (info->method == RECSYS_METHOD_POPULAR ? 0 : 1) ||
+		info->factors > RECSYS_MAX_FACTORS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("model \"%s\" has invalid number of factors %d",
@@ -135,7 +154,13 @@ InfoFromTuple(MemoryContext cxt)
 }
 
 #define MODEL_COLUMNS \
-	"model_id, version, method, factors, num_users, num_items, global_mean, name"
+	"model_id, version, method, factors, num_users, num_items, global_mean, name, " \
+	"source, user_col::pg_catalog.text, item_col::pg_catalog.text, " \
+	"value_col::pg_catalog.text, " \
+	"(params OPERATOR(pg_catalog.->>) 'regularization')::pg_catalog.float8, " \
+	"(params OPERATOR(pg_catalog.->>) 'alpha')::pg_catalog.float8, " \
+	"params OPERATOR(pg_catalog.->>) 'scaling', " \
+	"(params OPERATOR(pg_catalog.->>) 'epsilon')::pg_catalog.float8"
 
 /*
  * Look up a model by name; NULL name means recsys.default_model, or the
@@ -210,16 +235,31 @@ DeleteModelRows(Datum model_id)
 
 /* Hyperparameters as jsonb text */
 static char *
-ParamsJson(const RecsysParams *p)
+ParamsJson(const RecsysParams *p, bool has_values)
 {
 	StringInfoData s;
 
 	initStringInfo(&s);
+	appendStringInfo(&s, "{\"method\": \"%s\"", RecsysMethodName(p->method));
+	if (p->method == RECSYS_METHOD_POPULAR)
+	{
+		appendStringInfo(&s, ", \"score\": \"%s\"}", has_values ? "sum" : "count");
+		return s.data;
+	}
+
 	/* float8out_internal gives the shortest text that reads back exactly */
-	appendStringInfo(&s, "{\"method\": \"%s\", \"factors\": %d, \"iterations\": %d, "
-					 "\"regularization\": %s, \"seed\": %d}",
-					 RecsysMethodName(p->method), p->factors, p->iterations,
+	appendStringInfo(&s, ", \"factors\": %d, \"iterations\": %d, "
+					 "\"regularization\": %s, \"seed\": %d",
+					 p->factors, p->iterations,
 					 float8out_internal(p->regularization), p->seed);
+	if (p->method == RECSYS_METHOD_IALS)
+		appendStringInfo(&s, ", \"alpha\": %s, \"scaling\": \"%s\", \"epsilon\": %s, "
+						 "\"solver\": \"%s\", \"cg_steps\": %d",
+						 float8out_internal(p->alpha),
+						 p->scaling == RECSYS_SCALING_LOG ? "log" : "linear",
+						 float8out_internal(p->epsilon),
+						 p->cg ? "cg" : "cholesky", p->cg_steps);
+	appendStringInfoChar(&s, '}');
 	return s.data;
 }
 
@@ -228,7 +268,7 @@ static int64
 UpsertModelRow(const RecsysTrained *t)
 {
 	const RecsysRatings *r = t->ratings;
-	const RecsysIteration *last = &t->log[t->iterations - 1];
+	const RecsysIteration *last = t->iterations > 0 ? &t->log[t->iterations - 1] : NULL;
 	Oid			types[18] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
 		NAMEOID, NAMEOID, NAMEOID, INT4OID, INT4OID, INT8OID, FLOAT8OID,
 	FLOAT8OID, FLOAT8OID, FLOAT8OID, INT8OID, INT8OID, INT8OID};
@@ -242,7 +282,7 @@ UpsertModelRow(const RecsysTrained *t)
 	values[0] = CStringGetTextDatum(t->name);
 	values[1] = CStringGetTextDatum(RecsysMethodName(t->params->method));
 	values[2] = Int32GetDatum(t->params->factors);
-	values[3] = CStringGetTextDatum(ParamsJson(t->params));
+	values[3] = CStringGetTextDatum(ParamsJson(t->params, t->source->value_col != NULL));
 	values[4] = CStringGetTextDatum(RatingsSourceName(t->source->relid));
 	values[5] = CStringGetDatum(t->source->user_col);
 	values[6] = CStringGetDatum(t->source->item_col);
@@ -252,10 +292,14 @@ UpsertModelRow(const RecsysTrained *t)
 	values[8] = Int32GetDatum(r->nusers);
 	values[9] = Int32GetDatum(r->nitems);
 	values[10] = Int64GetDatum(r->nnz);
-	values[11] = Float8GetDatum(r->mean);
+	values[11] = Float8GetDatum(t->model->mean);
 	values[12] = Float8GetDatum(t->seconds);
-	values[13] = Float8GetDatum(last->loss);
-	values[14] = Float8GetDatum(last->rmse);
+	values[13] = Float8GetDatum(last ? last->loss : 0.0);
+	values[14] = Float8GetDatum(last ? last->rmse : 0.0);
+	if (last == NULL)
+		nulls[13] = 'n';
+	if (last == NULL || isnan(last->rmse))
+		nulls[14] = 'n';
 	values[15] = Int64GetDatum(r->null_values);
 	values[16] = Int64GetDatum(r->duplicates);
 
@@ -322,7 +366,7 @@ UpsertModelRow(const RecsysTrained *t)
  */
 static void
 InsertFactors(int64 model_id, bool users, const RecsysRatings *r,
-			  const AlsModel *m)
+			  const AlsModel *m, const float *seen_values)
 {
 	int			k = m->k;
 	int			nrows = users ? r->nusers : r->nitems;
@@ -331,8 +375,8 @@ InsertFactors(int64 model_id, bool users, const RecsysRatings *r,
 	const float *bias = users ? m->user_bias : m->item_bias;
 	const RecsysSparse *sp = users ? &r->by_user : &r->by_item;
 	const char *sql = users ?
-	"INSERT INTO recsys.user_factors (model_id, user_id, bias, factors, seen) "
-	"SELECT $1, u.id, u.bias, $4[u.lo:u.hi], $7[u.slo:u.shi] "
+	"INSERT INTO recsys.user_factors (model_id, user_id, bias, factors, seen, seen_values) "
+	"SELECT $1, u.id, u.bias, $4[u.lo:u.hi], $7[u.slo:u.shi], $10[u.slo:u.shi] "
 	"FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), "
 	"pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($8), "
 	"pg_catalog.unnest($9)) AS u(id, bias, lo, hi, slo, shi)" :
@@ -341,11 +385,11 @@ InsertFactors(int64 model_id, bool users, const RecsysRatings *r,
 	"FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), "
 	"pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7)) "
 	"AS u(id, bias, lo, hi, pop)";
-	Oid			types[9] = {INT8OID, INT8ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID,
+	Oid			types[10] = {INT8OID, INT8ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID,
 		INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
-	INT4ARRAYOID, INT4ARRAYOID};
-	int			nargs = users ? 9 : 7;
-	int			max_rows = Max(1, CATALOG_BATCH_ELEMENTS / k);
+	INT4ARRAYOID, INT4ARRAYOID, FLOAT4ARRAYOID};
+	int			nargs = users ? 10 : 7;
+	int			max_rows = CATALOG_BATCH_ELEMENTS / Max(k, 64);
 	int32	   *lo = palloc(sizeof(int32) * max_rows);
 	int32	   *hi = palloc(sizeof(int32) * max_rows);
 	int32	   *slo = palloc(sizeof(int32) * max_rows);
@@ -359,7 +403,7 @@ InsertFactors(int64 model_id, bool users, const RecsysRatings *r,
 	{
 		int			count = 0;
 		int64		nseen = 0;
-		Datum		values[9];
+		Datum		values[10];
 		MemoryContext old;
 
 		CHECK_FOR_INTERRUPTS();
@@ -403,6 +447,8 @@ InsertFactors(int64 model_id, bool users, const RecsysRatings *r,
 			values[6] = PointerGetDatum(ArrayFromInt8(seen, (int) nseen));
 			values[7] = PointerGetDatum(ArrayFromInt4(slo, count));
 			values[8] = PointerGetDatum(ArrayFromInt4(shi, count));
+			values[9] = PointerGetDatum(ArrayFromFloat4(seen_values + sp->indptr[start],
+														(int) nseen));
 		}
 		else
 		{
@@ -444,7 +490,8 @@ InsertLog(int64 model_id, const RecsysTrained *t)
 	values[3] = PointerGetDatum(ArrayFromFloat8(rmse, n));
 	values[4] = PointerGetDatum(ArrayFromFloat8(secs, n));
 	Execute("INSERT INTO recsys.training_log (model_id, version, iteration, loss, rmse, seconds) "
-			"SELECT $1, m.version, u.it, u.loss, u.rmse, u.secs "
+			"SELECT $1, m.version, u.it, u.loss, "
+			"CASE WHEN pg_catalog.float8eq(u.rmse, 'NaN') THEN NULL ELSE u.rmse END, u.secs "
 			"FROM recsys.models m, ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), "
 			"pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(it, loss, rmse, secs) "
 			"WHERE m.model_id OPERATOR(pg_catalog.=) $1",
@@ -463,9 +510,10 @@ CatalogStoreModel(const RecsysTrained *t)
 
 	Connect();
 	model_id = UpsertModelRow(t);
-	InsertFactors(model_id, true, t->ratings, t->model);
-	InsertFactors(model_id, false, t->ratings, t->model);
-	InsertLog(model_id, t);
+	InsertFactors(model_id, true, t->ratings, t->model, t->seen_values);
+	InsertFactors(model_id, false, t->ratings, t->model, NULL);
+	if (t->iterations > 0)
+		InsertLog(model_id, t);
 	SPI_finish();
 }
 
@@ -505,62 +553,71 @@ CorruptRow(const RecsysModelInfo *info, const char *side, int64 id,
 }
 
 /*
- * Load the item side of a model into `items`, allocated in the current
- * memory context.  Rows come in index order of the primary key, but the
- * caller must not rely on any order.
+ * Load one side of a model (items, or users when `users`) into `out`,
+ * allocated in the current memory context.  The caller must not rely on
+ * any row order.
  */
 void
-CatalogLoadItems(const RecsysModelInfo *info, RecsysItems *items)
+CatalogLoadFactors(const RecsysModelInfo *info, bool users, RecsysFactors *out)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(info->model_id)};
 	SPIPlanPtr	plan;
 	int			k = info->factors;
+	const char *side = users ? "user" : "item";
 	uint64		n;
 
 	Connect();
-	plan = Prepare(&items_plan,
-				   "SELECT item_id, bias, factors, popularity "
-				   "FROM recsys.item_factors WHERE model_id OPERATOR(pg_catalog.=) $1",
-				   1, types);
+	if (users)
+		plan = Prepare(&users_plan,
+					   "SELECT user_id, bias, factors, "
+					   "pg_catalog.cardinality(seen)::pg_catalog.int8 "
+					   "FROM recsys.user_factors WHERE model_id OPERATOR(pg_catalog.=) $1",
+					   1, types);
+	else
+		plan = Prepare(&items_plan,
+					   "SELECT item_id, bias, factors, popularity "
+					   "FROM recsys.item_factors WHERE model_id OPERATOR(pg_catalog.=) $1",
+					   1, types);
 	if (SPI_execute_plan(plan, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "loading item factors failed");
+		elog(ERROR, "loading %s factors failed", side);
 	n = SPI_processed;
 	if (n == 0 || n > PG_INT32_MAX)
-		CorruptRow(info, "item count", (int64) n, "a model has at least one item");
+		CorruptRow(info, users ? "user count" : "item count", (int64) n,
+				   "a model has at least one user and one item");
 
-	items->nitems = (int) n;
-	items->k = k;
-	items->ids = MemoryContextAllocExtended(outer, sizeof(int64) * n, MCXT_ALLOC_HUGE);
-	items->bias = MemoryContextAllocExtended(outer, sizeof(float) * n, MCXT_ALLOC_HUGE);
-	items->popularity = MemoryContextAllocExtended(outer, sizeof(int64) * n, MCXT_ALLOC_HUGE);
-	items->factors = MemoryContextAllocExtended(outer, sizeof(float) * n * k,
-												MCXT_ALLOC_HUGE);
+	out->n = (int) n;
+	out->k = k;
+	out->ids = MemoryContextAllocExtended(outer, sizeof(int64) * n, MCXT_ALLOC_HUGE);
+	out->bias = MemoryContextAllocExtended(outer, sizeof(float) * n, MCXT_ALLOC_HUGE);
+	out->popularity = MemoryContextAllocExtended(outer, sizeof(int64) * n, MCXT_ALLOC_HUGE);
+	out->factors = MemoryContextAllocExtended(outer, sizeof(float) * Max(n * k, 1),
+											  MCXT_ALLOC_HUGE);
 	for (uint64 row = 0; row < n; row++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[row];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		int			len;
-		ArrayType  *a;
 		float	   *f;
 
-		items->ids[row] = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		items->bias[row] = DatumGetFloat4(SPI_getbinval(tup, desc, 2, &isnull));
-		a = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull));
-		f = ArrayGetFloat4(a, 0, &len);
+		out->ids[row] = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		out->bias[row] = DatumGetFloat4(SPI_getbinval(tup, desc, 2, &isnull));
+		f = ArrayGetFloat4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
+						   0, &len);
 		if (len != k)
-			CorruptRow(info, "item", items->ids[row], "wrong number of factors");
-		memcpy(items->factors + row * k, f, sizeof(float) * k);
-		items->popularity[row] = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+			CorruptRow(info, side, out->ids[row], "wrong number of factors");
+		memcpy(out->factors + row * k, f, sizeof(float) * k);
+		out->popularity[row] = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 	}
 	SPI_finish();
 }
 
 /*
  * Load one user's row.  row->found is false for a user the model does not
- * know; otherwise factors and seen are allocated in the current context.
+ * know; otherwise factors, seen and seen_values are allocated in the
+ * current context.
  */
 void
 CatalogLoadUser(const RecsysModelInfo *info, int64 user_id, RecsysUserRow *row)
@@ -573,7 +630,7 @@ CatalogLoadUser(const RecsysModelInfo *info, int64 user_id, RecsysUserRow *row)
 	memset(row, 0, sizeof(RecsysUserRow));
 	Connect();
 	plan = Prepare(&user_plan,
-				   "SELECT bias, factors, seen FROM recsys.user_factors "
+				   "SELECT bias, factors, seen, seen_values FROM recsys.user_factors "
 				   "WHERE model_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
 				   2, types);
 	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
@@ -584,8 +641,10 @@ CatalogLoadUser(const RecsysModelInfo *info, int64 user_id, RecsysUserRow *row)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		int			len;
+		int			nvalues;
 		float	   *f;
 		int64	   *seen;
+		float	   *seen_values;
 		MemoryContext spi_cxt;
 
 		row->found = true;
@@ -596,13 +655,66 @@ CatalogLoadUser(const RecsysModelInfo *info, int64 user_id, RecsysUserRow *row)
 			CorruptRow(info, "user", user_id, "wrong number of factors");
 		seen = ArrayGetInt8(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
 							&row->nseen);
+		seen_values = ArrayGetFloat4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)),
+									 0, &nvalues);
+		if (nvalues != row->nseen)
+			CorruptRow(info, "user", user_id, "seen and seen_values differ in length");
 
 		spi_cxt = MemoryContextSwitchTo(outer);
-		row->factors = palloc(sizeof(float) * len);
+		row->factors = palloc(sizeof(float) * Max(len, 1));
 		memcpy(row->factors, f, sizeof(float) * len);
 		row->seen = palloc(sizeof(int64) * Max(row->nseen, 1));
 		memcpy(row->seen, seen, sizeof(int64) * row->nseen);
+		row->seen_values = palloc(sizeof(float) * Max(row->nseen, 1));
+		memcpy(row->seen_values, seen_values, sizeof(float) * row->nseen);
 		MemoryContextSwitchTo(spi_cxt);
 	}
 	SPI_finish();
+}
+
+/*
+ * Insert or replace one user's row of a model (refresh_user), in the
+ * current transaction.
+ */
+void
+CatalogStoreUser(const RecsysModelInfo *info, int64 user_id,
+				 const RecsysUserRow *row)
+{
+	Oid			types[6] = {INT8OID, INT8OID, FLOAT4OID, FLOAT4ARRAYOID,
+	INT8ARRAYOID, FLOAT4ARRAYOID};
+	Datum		values[6];
+
+	values[0] = Int64GetDatum(info->model_id);
+	values[1] = Int64GetDatum(user_id);
+	values[2] = Float4GetDatum(row->bias);
+	values[3] = PointerGetDatum(ArrayFromFloat4(row->factors, info->factors));
+	values[4] = PointerGetDatum(ArrayFromInt8(row->seen, row->nseen));
+	values[5] = PointerGetDatum(ArrayFromFloat4(row->seen_values, row->nseen));
+
+	Connect();
+	Execute("INSERT INTO recsys.user_factors AS u "
+			"(model_id, user_id, bias, factors, seen, seen_values) "
+			"VALUES ($1, $2, $3, $4, $5, $6) "
+			"ON CONFLICT (model_id, user_id) DO UPDATE SET bias = EXCLUDED.bias, "
+			"factors = EXCLUDED.factors, seen = EXCLUDED.seen, "
+			"seen_values = EXCLUDED.seen_values",
+			6, types, values, SPI_OK_INSERT);
+	SPI_finish();
+}
+
+/* Delete one user's row of a model; false if there was none */
+bool
+CatalogDeleteUser(const RecsysModelInfo *info, int64 user_id)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(info->model_id), Int64GetDatum(user_id)};
+	bool		found;
+
+	Connect();
+	Execute("DELETE FROM recsys.user_factors WHERE model_id OPERATOR(pg_catalog.=) $1 "
+			"AND user_id OPERATOR(pg_catalog.=) $2",
+			2, types, values, SPI_OK_DELETE);
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
 }

@@ -15,16 +15,16 @@
 #include "ratings.h"
 #include "recsys.h"
 
-/* Item side of a stored model, as the cache holds it */
-typedef struct RecsysItems
+/* One side (items or users) of a stored model, as the cache holds it */
+typedef struct RecsysFactors
 {
-	int			nitems;
+	int			n;
 	int			k;
 	int64	   *ids;
 	float	   *factors;		/* nitems x k, row-major */
 	float	   *bias;
-	int64	   *popularity;
-} RecsysItems;
+	int64	   *popularity;		/* items: training interactions; users: seen */
+} RecsysFactors;
 
 /* One iteration of a training run */
 typedef struct RecsysIteration
@@ -43,16 +43,21 @@ typedef struct RecsysTrained
 	const RecsysRatings *ratings;
 	const AlsModel *model;
 	const RecsysIteration *log;
-	int			iterations;
+	const float *seen_values;	/* raw values in by_user order */
+	int			iterations;		/* 0 for the popular method */
 	double		seconds;
 } RecsysTrained;
 
-extern void CatalogLockModelName(const char *name);
+extern void CatalogLockModelName(const char *name, bool exclusive);
 extern RecsysModelInfo *CatalogLookupModel(const char *name);
 extern void CatalogStoreModel(const RecsysTrained *t);
 extern bool CatalogDropModel(const char *name);
-extern void CatalogLoadItems(const RecsysModelInfo *info, RecsysItems *items);
+extern void CatalogLoadFactors(const RecsysModelInfo *info, bool users,
+							   RecsysFactors *out);
 extern void CatalogLoadUser(const RecsysModelInfo *info, int64 user_id,
 							RecsysUserRow *row);
+extern void CatalogStoreUser(const RecsysModelInfo *info, int64 user_id,
+							 const RecsysUserRow *row);
+extern bool CatalogDeleteUser(const RecsysModelInfo *info, int64 user_id);
 
 #endif							/* CATALOG_H */

@@ -15,7 +15,8 @@
  *	- NULL user or item id: error.
  *	- NULL value: the row is skipped and counted (a NOTICE reports them).
  *	- NaN or infinite value, or one outside the range of real: error.
- *	- Duplicate (user, item) rows: merged into one, with their mean value.
+ *	- Duplicate (user, item) rows: merged into one, with their mean value
+ *	  (explicit ratings) or their sum (implicit events add up).
  *
  * IDENTIFICATION
  *	  src/ratings.c
@@ -28,6 +29,7 @@
 #include <math.h>
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -41,6 +43,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/regproc.h"
 
 /* Rows fetched from the cursor per batch */
 #define RATINGS_BATCH_ROWS 10000
@@ -290,10 +293,10 @@ SparseAlloc(RecsysSparse *m, int nrows, int ncols, int64 nnz)
 /*
  * Build the user-major matrix from triplets (which are freed): a counting
  * sort by item, then a stable one by user, so each user's items ascend.
- * Duplicates, now adjacent, are merged into their mean.
+ * Duplicates, now adjacent, are merged into their mean or sum.
  */
 static void
-BuildByUser(RecsysRatings *r, Triplets *t)
+BuildByUser(RecsysRatings *r, Triplets *t, bool sum_duplicates)
 {
 	int64		n = t->count;
 	int64	   *start = palloc0_extended_huge(sizeof(int64) * ((Size) r->nitems + 1));
@@ -367,7 +370,7 @@ BuildByUser(RecsysRatings *r, Triplets *t)
 				e++;
 			}
 			m->indices[out] = item;
-			m->values[out] = (float) (sum / count);
+			m->values[out] = (float) (sum_duplicates ? sum : sum / count);
 			out++;
 			r->duplicates += count - 1;
 		}
@@ -437,6 +440,63 @@ BadValue(const char *relname, const char *col, double v, int64 user,
 }
 
 /*
+ * The query reading the source: user, item and (if any) value columns,
+ * quoted, from the qualified relation; for one user ($1) if by_user.
+ */
+static void
+SelectSql(StringInfo sql, const RatingsSource *src, const char *relname,
+		  bool by_user)
+{
+	initStringInfo(sql);
+	appendStringInfo(sql, "SELECT %s, %s", quote_identifier(src->user_col),
+					 quote_identifier(src->item_col));
+	if (src->value_col)
+		appendStringInfo(sql, ", %s", quote_identifier(src->value_col));
+	appendStringInfo(sql, " FROM %s", relname);
+	if (by_user)
+		appendStringInfo(sql, " WHERE %s OPERATOR(pg_catalog.=) $1",
+						 quote_identifier(src->user_col));
+}
+
+/*
+ * Read one row's value (column 3 of the SPI tuple): false for a NULL value
+ * (the row is to be skipped); errors for non-finite or out-of-range values.
+ */
+static bool
+RowValue(HeapTuple tup, TupleDesc desc, Oid type, const char *relname,
+		 const char *col, int64 uid, int64 iid, double *value)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, 3, &isnull);
+	double		v;
+
+	if (isnull)
+		return false;
+	v = ValueFromDatum(d, type);
+	if (isnan(v) || isinf(v) || fabs(v) > FLT_MAX)
+		BadValue(relname, col, v, uid, iid);
+	*value = v;
+	return true;
+}
+
+/* The id in column attno of an SPI tuple; NULL ids are an error */
+static int64
+RowId(HeapTuple tup, TupleDesc desc, int attno, Oid type, const char *relname,
+	  const char *col, const char *role)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, attno, &isnull);
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s id column \"%s\" of relation %s contains null values",
+						role, col, relname),
+				 errhint("Train from a view that filters out rows with null ids.")));
+	return IdFromDatum(d, type);
+}
+
+/*
  * Read the source relation into a RecsysRatings allocated in the current
  * memory context.
  */
@@ -474,12 +534,7 @@ RatingsLoad(const RatingsSource *src)
 	batch_cxt = AllocSetContextCreate(outer, "recsys load batch",
 									  ALLOCSET_DEFAULT_SIZES);
 
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT %s, %s", quote_identifier(src->user_col),
-					 quote_identifier(src->item_col));
-	if (src->value_col)
-		appendStringInfo(&sql, ", %s", quote_identifier(src->value_col));
-	appendStringInfo(&sql, " FROM %s", relname);
+	SelectSql(&sql, src, relname, false);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -502,11 +557,6 @@ RatingsLoad(const RatingsSource *src)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[row];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		unull,
-						inull,
-						vnull = false;
-			Datum		ud = SPI_getbinval(tup, desc, 1, &unull);
-			Datum		id = SPI_getbinval(tup, desc, 2, &inull);
 			double		v = 1.0;
 			int64		uid,
 						iid;
@@ -514,28 +564,13 @@ RatingsLoad(const RatingsSource *src)
 						iidx;
 
 			r->rows_read++;
-			if (unull || inull)
-				ereport(ERROR,
-						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("%s id column \"%s\" of relation %s contains null values",
-								unull ? "user" : "item",
-								unull ? src->user_col : src->item_col, relname),
-						 errhint("Train from a view that filters out rows with null ids.")));
-			uid = IdFromDatum(ud, types[0]);
-			iid = IdFromDatum(id, types[1]);
-
-			if (src->value_col)
+			uid = RowId(tup, desc, 1, types[0], relname, src->user_col, "user");
+			iid = RowId(tup, desc, 2, types[1], relname, src->item_col, "item");
+			if (src->value_col &&
+				!RowValue(tup, desc, types[2], relname, src->value_col, uid, iid, &v))
 			{
-				Datum		vd = SPI_getbinval(tup, desc, 3, &vnull);
-
-				if (vnull)
-				{
-					r->null_values++;
-					continue;
-				}
-				v = ValueFromDatum(vd, types[2]);
-				if (isnan(v) || isinf(v) || fabs(v) > FLT_MAX)
-					BadValue(relname, src->value_col, v, uid, iid);
+				r->null_values++;
+				continue;
 			}
 
 			/* The maps and triplets live in the outer context */
@@ -597,11 +632,106 @@ RatingsLoad(const RatingsSource *src)
 	r->user_ids = user_first;
 	r->item_ids = item_first;
 
-	BuildByUser(r, &t);
+	BuildByUser(r, &t, src->sum_duplicates);
 	BuildByItem(r);
 
 	for (int64 e = 0; e < r->nnz; e++)
 		sum += r->by_user.values[e];
 	r->mean = sum / (double) r->nnz;
 	return r;
+}
+
+/* The OID of a relation given by its stored, qualified and quoted name */
+Oid
+RatingsSourceOid(const char *qualified_name)
+{
+	List	   *names = stringToQualifiedNameList(qualified_name);
+
+	return RangeVarGetRelid(makeRangeVarFromNameList(names), AccessShareLock,
+							false);
+}
+
+/* Order (item, value) pairs by item id */
+static int
+CompareItemValue(const void *a, const void *b)
+{
+	return CompareInt64(a, b);
+}
+
+/*
+ * Read one user's current rows from the source, with the same rules as
+ * training (NULL values skipped, duplicates merged, bad values rejected),
+ * into `out`, allocated in the current memory context.
+ */
+void
+RatingsLoadUser(const RatingsSource *src, int64 user_id, RatingsUser *out)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	char	   *relname = RatingsSourceName(src->relid);
+	Oid			types[3];
+	StringInfoData sql;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(user_id)};
+	ItemValue  *pairs;
+	int			npairs = 0;
+	uint64		nrows;
+
+	ValidateSource(src, relname, types);
+	SelectSql(&sql, src, relname, true);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading the rows of user %lld failed", (long long) user_id);
+	nrows = SPI_processed;
+	if (nrows > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("user %lld has too many rows", (long long) user_id)));
+
+	pairs = MemoryContextAllocExtended(outer, sizeof(ItemValue) * Max(nrows, 1),
+									   MCXT_ALLOC_HUGE);
+	for (uint64 row = 0; row < nrows; row++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[row];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		int64		iid = RowId(tup, desc, 2, types[1], relname, src->item_col, "item");
+		double		v = 1.0;
+
+		if (src->value_col &&
+			!RowValue(tup, desc, types[2], relname, src->value_col, user_id, iid, &v))
+			continue;
+		pairs[npairs].item = iid;
+		pairs[npairs].value = v;
+		npairs++;
+	}
+	SPI_finish();
+
+	RatingsMerge(pairs, npairs, src->sum_duplicates, out);
+	pfree(pairs);
+}
+
+/*
+ * Sort (item, value) pairs by item and merge duplicates by sum or mean, as
+ * training does; `out` is allocated in the current memory context.
+ */
+void
+RatingsMerge(ItemValue *pairs, int npairs, bool sum_duplicates, RatingsUser *out)
+{
+	qsort(pairs, npairs, sizeof(ItemValue), CompareItemValue);
+	out->items = palloc(sizeof(int64) * Max(npairs, 1));
+	out->values = palloc(sizeof(float) * Max(npairs, 1));
+	out->n = 0;
+	for (int i = 0; i < npairs;)
+	{
+		int64		item = pairs[i].item;
+		double		sum = 0.0;
+		int			count = 0;
+
+		for (; i < npairs && pairs[i].item == item; i++, count++)
+			sum += pairs[i].value;
+		out->items[out->n] = item;
+		out->values[out->n] = (float) (sum_duplicates ? sum : sum / count);
+		out->n++;
+	}
 }

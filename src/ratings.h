@@ -20,10 +20,31 @@ typedef struct RatingsSource
 	const char *user_col;
 	const char *item_col;
 	const char *value_col;		/* NULL: every row has value 1 */
+	bool		sum_duplicates; /* merge duplicates by sum, not mean */
 } RatingsSource;
+
+/* An (item id, value) pair of one user's rows */
+typedef struct ItemValue
+{
+	int64		item;
+	double		value;
+} ItemValue;
+
+/* One user's interactions, sorted by item id, duplicates merged */
+typedef struct RatingsUser
+{
+	int			n;
+	int64	   *items;
+	float	   *values;
+} RatingsUser;
 
 extern char *RatingsSourceName(Oid relid);
 extern RecsysRatings *RatingsLoad(const RatingsSource *source);
 extern Size RatingsMemory(int64 nnz, int nusers, int nitems);
+extern Oid	RatingsSourceOid(const char *qualified_name);
+extern void RatingsLoadUser(const RatingsSource *src, int64 user_id,
+							RatingsUser *out);
+extern void RatingsMerge(ItemValue *pairs, int npairs, bool sum_duplicates,
+						 RatingsUser *out);
 
 #endif							/* RATINGS_H */

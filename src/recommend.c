@@ -1,19 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * recommend.c
- *	  Serving: recommend(), predict() and similar_items().
+ *	  Serving: recommend(), predict(), similar_items() and similar_users().
  *
- * Each call resolves the model (one catalog probe), takes the item matrix
- * from the backend cache, and scores all items with one matrix-vector
- * product into a reused buffer; excluded items get a sentinel score and a
- * bounded heap picks the best n.  Nothing is allocated per call in
- * proportion to the catalog.
+ * Each call resolves the model (one catalog probe), takes the factors from
+ * the backend cache, and scores all items with one matrix-vector product
+ * into a reused buffer; excluded items get a sentinel score and a bounded
+ * heap picks the best n.  Nothing is allocated per call in proportion to
+ * the catalog.
  *
  * Answers for ids the model does not know (documented in the README):
  *	- recommend() for an unknown user: the most popular training items,
  *	  scored by their number of training interactions.
  *	- predict(): global mean plus whichever biases are known.
- *	- similar_items() for an unknown item: no rows.
+ *	- similar_items(), similar_users() for an unknown id: no rows.
  *
  * IDENTIFICATION
  *	  src/recommend.c
@@ -30,13 +30,14 @@
 #include "funcapi.h"
 #include "linalg.h"
 #include "miscadmin.h"
+#include "recommend.h"
 #include "topk.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 
 /* The model argument as a C string, or NULL for the default model */
-static char *
-ModelArg(FunctionCallInfo fcinfo, int argno)
+char *
+ServeModelArg(FunctionCallInfo fcinfo, int argno)
 {
 	if (PG_ARGISNULL(argno))
 		return NULL;
@@ -44,8 +45,8 @@ ModelArg(FunctionCallInfo fcinfo, int argno)
 }
 
 /* Check and return n, the number of rows asked for */
-static int
-CountArg(FunctionCallInfo fcinfo, int argno)
+int
+ServeCountArg(FunctionCallInfo fcinfo, int argno)
 {
 	int			n;
 
@@ -61,10 +62,22 @@ CountArg(FunctionCallInfo fcinfo, int argno)
 	return n;
 }
 
-/* Emit the chosen (item id, score) rows into the materialized result */
-static void
-EmitRows(FunctionCallInfo fcinfo, const CacheEntry *e, const float *scores,
-		 const int32 *chosen, int count)
+/* Error for a function that needs factors, on a popular model */
+void
+ServeRequireFactors(const RecsysModelInfo *info, const char *function)
+{
+	if (info->method == RECSYS_METHOD_POPULAR)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s needs factors, but model \"%s\" is a popular model",
+						function, info->name),
+				 errhint("Use a model trained with method als or ials.")));
+}
+
+/* Emit the best `count` rows (ids[chosen[j]], scores[chosen[j]]) */
+void
+ServeEmit(FunctionCallInfo fcinfo, const int64 *ids, const float *scores,
+		  const int32 *chosen, int count)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
@@ -73,33 +86,45 @@ EmitRows(FunctionCallInfo fcinfo, const CacheEntry *e, const float *scores,
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
 
-		values[0] = Int64GetDatum(e->items.ids[chosen[j]]);
+		values[0] = Int64GetDatum(ids[chosen[j]]);
 		values[1] = Float4GetDatum(scores[chosen[j]]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 }
 
 /*
- * Score every item for a user: mu + b_u + b_i + p_u . q_i, the predicted
- * value, so that scores are on the scale of the training values.
+ * Score every item for a user vector: mu + b_u + b_i + p_u . q_i, the
+ * predicted value (mu and the biases are 0 for implicit models; for the
+ * popular model, k = 0 and b_i is the item's popularity score).
  */
-static void
-ScoreUser(const RecsysModelInfo *info, const CacheEntry *e,
-		  const RecsysUserRow *user, float *scores)
+void
+ServeScoreAll(const CacheEntry *e, const float *factors, float user_bias,
+			  float *scores)
 {
-	const RecsysItems *it = &e->items;
-	float		base = (float) (info->global_mean + user->bias);
+	const RecsysFactors *it = &e->items;
+	float		base = (float) (e->config.mean + user_bias);
 
-	LinalgGemvT(it->k, it->nitems, it->factors, it->k, user->factors, scores);
+	if (it->k > 0)
+		LinalgGemvT(it->k, it->n, it->factors, it->k, factors, scores);
+	else
+		memset(scores, 0, sizeof(float) * it->n);
 
 	/* Auto-vectorized */
-	for (int i = 0; i < it->nitems; i++)
+	for (int i = 0; i < it->n; i++)
 		scores[i] += base + it->bias[i];
 }
 
-/* Give items in a sorted id list the excluded sentinel score */
-static void
-ExcludeIds(const CacheEntry *e, const int64 *ids, int nids, float *scores)
+/* Scores for a user the model does not know: training popularity */
+void
+ServeScorePopular(const CacheEntry *e, float *scores)
+{
+	for (int i = 0; i < e->items.n; i++)
+		scores[i] = (float) e->items.popularity[i];
+}
+
+/* Give the listed item ids (unknown ones ignored) the excluded score */
+void
+ServeExcludeIds(const CacheEntry *e, const int64 *ids, int nids, float *scores)
 {
 	for (int j = 0; j < nids; j++)
 	{
@@ -110,55 +135,106 @@ ExcludeIds(const CacheEntry *e, const int64 *ids, int nids, float *scores)
 	}
 }
 
+/*
+ * Keep only the listed candidate items: every other item gets the excluded
+ * score.  The candidates' scores are saved in e->result meanwhile (the
+ * heap has not run yet), so this costs O(nitems + ncandidates).
+ */
+static void
+KeepCandidates(CacheEntry *e, const int64 *ids, int nids, float *scores)
+{
+	int			nkept = 0;
+	float	   *saved = palloc(sizeof(float) * Max(nids, 1));
+
+	for (int j = 0; j < nids; j++)
+	{
+		int32		i = IdMapLookup(e->index, ids[j]);
+
+		if (i >= 0)
+		{
+			e->result[nkept] = i;
+			saved[nkept++] = scores[i];
+		}
+	}
+	for (int i = 0; i < e->items.n; i++)
+		scores[i] = TOPK_EXCLUDED;
+	for (int j = 0; j < nkept; j++)
+		scores[e->result[j]] = saved[j];
+	pfree(saved);
+}
+
+/* The int8 array argument argno, or NULL (nids = -1) when SQL NULL */
+static int64 *
+IdsArg(FunctionCallInfo fcinfo, int argno, int *nids)
+{
+	if (PG_ARGISNULL(argno))
+	{
+		*nids = -1;
+		return NULL;
+	}
+	return ArrayGetInt8(PG_GETARG_ARRAYTYPE_P(argno), nids);
+}
+
+/* Pick the best n of e->scores and emit them */
+void
+ServeTopK(FunctionCallInfo fcinfo, CacheEntry *e, int n)
+{
+	int			count = TopK(e->scores, e->items.ids, e->items.n,
+							 Min(n, e->items.n), e->result);
+
+	ServeEmit(fcinfo, e->items.ids, e->scores, e->result, count);
+}
+
 PG_FUNCTION_INFO_V1(recsys_recommend);
 
 /*
- * recommend(user_id, n, model, exclude_seen): the n best items for a user,
- * best first.
+ * recommend(user_id, n, model, exclude_seen, candidates, exclude): the n
+ * best items for a user, best first.
  */
 Datum
 recsys_recommend(PG_FUNCTION_ARGS)
 {
-	int			n = CountArg(fcinfo, 1);
-	char	   *model = ModelArg(fcinfo, 2);
+	int			n = ServeCountArg(fcinfo, 1);
+	char	   *model = ServeModelArg(fcinfo, 2);
 	bool		exclude_seen;
-	int64		user_id;
+	int64	   *candidates;
+	int64	   *exclude;
+	int			ncandidates;
+	int			nexclude;
 	RecsysModelInfo *info;
 	CacheEntry *e;
 	RecsysUserRow user;
-	int			count;
 
 	if (PG_ARGISNULL(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("exclude_seen must not be null")));
 	exclude_seen = PG_GETARG_BOOL(3);
+	candidates = IdsArg(fcinfo, 4, &ncandidates);
+	exclude = IdsArg(fcinfo, 5, &nexclude);
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(0))
 		return (Datum) 0;
-	user_id = PG_GETARG_INT64(0);
 
 	info = CatalogLookupModel(model);
-	e = CacheGetItems(info);
-	CatalogLoadUser(info, user_id, &user);
-	n = Min(n, e->items.nitems);
+	e = CacheGetModel(info);
+	CatalogLoadUser(info, PG_GETARG_INT64(0), &user);
 
-	if (user.found)
-	{
-		ScoreUser(info, e, &user, e->scores);
-		if (exclude_seen)
-			ExcludeIds(e, user.seen, user.nseen, e->scores);
-	}
+	/* A popular model scores everyone alike, known or not */
+	if (user.found || info->method == RECSYS_METHOD_POPULAR)
+		ServeScoreAll(e, user.factors, user.found ? user.bias : 0.0f, e->scores);
 	else
-	{
-		/* Unknown user: most popular items, scored by interaction count */
-		for (int i = 0; i < e->items.nitems; i++)
-			e->scores[i] = (float) e->items.popularity[i];
-	}
+		ServeScorePopular(e, e->scores);
 
-	count = TopK(e->scores, e->items.ids, e->items.nitems, n, e->result);
-	EmitRows(fcinfo, e, e->scores, e->result, count);
+	if (ncandidates >= 0)
+		KeepCandidates(e, candidates, ncandidates, e->scores);
+	if (user.found && exclude_seen)
+		ServeExcludeIds(e, user.seen, user.nseen, e->scores);
+	if (nexclude > 0)
+		ServeExcludeIds(e, exclude, nexclude, e->scores);
+
+	ServeTopK(fcinfo, e, n);
 	return (Datum) 0;
 }
 
@@ -171,7 +247,7 @@ PG_FUNCTION_INFO_V1(recsys_predict);
 Datum
 recsys_predict(PG_FUNCTION_ARGS)
 {
-	char	   *model = ModelArg(fcinfo, 2);
+	char	   *model = ServeModelArg(fcinfo, 2);
 	RecsysModelInfo *info;
 	CacheEntry *e;
 	RecsysUserRow user;
@@ -182,25 +258,43 @@ recsys_predict(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 
 	info = CatalogLookupModel(model);
-	e = CacheGetItems(info);
+	e = CacheGetModel(info);
 	CatalogLoadUser(info, PG_GETARG_INT64(0), &user);
 	item = IdMapLookup(e->index, PG_GETARG_INT64(1));
 
-	result = info->global_mean;
+	result = e->config.mean;
 	if (user.found)
 		result += user.bias;
 	if (item >= 0)
 		result += e->items.bias[item];
-	if (user.found && item >= 0)
-	{
-		const float *q = e->items.factors + (Size) item * e->items.k;
-		double		dot = 0.0;
-
-		for (int f = 0; f < e->items.k; f++)
-			dot += (double) user.factors[f] * q[f];
-		result += dot;
-	}
+	if (user.found && item >= 0 && e->items.k > 0)
+		result += AlsDot(user.factors, e->items.factors + (Size) item * e->items.k,
+						 e->items.k);
 	PG_RETURN_FLOAT4((float4) result);
+}
+
+/*
+ * Cosine similarity of row `row` of f to every row, into scores, with the
+ * row itself excluded.
+ */
+static void
+CosineScores(const RecsysFactors *f, const float *norms, int32 row,
+			 float *scores)
+{
+	float		qnorm = norms[row];
+
+	LinalgGemvT(f->k, f->n, f->factors, f->k, f->factors + (Size) row * f->k,
+				scores);
+	for (int i = 0; i < f->n; i++)
+	{
+		/* Zero vectors have no direction: similarity 0, not NaN */
+		float		denom = norms[i] * qnorm;
+		float		cosine = denom > 0.0f ? scores[i] / denom : 0.0f;
+
+		/* Rounding can push |cosine| just past 1 */
+		scores[i] = Max(-1.0f, Min(1.0f, cosine));
+	}
+	scores[row] = TOPK_EXCLUDED;
 }
 
 PG_FUNCTION_INFO_V1(recsys_similar_items);
@@ -213,13 +307,44 @@ PG_FUNCTION_INFO_V1(recsys_similar_items);
 Datum
 recsys_similar_items(PG_FUNCTION_ARGS)
 {
-	int			n = CountArg(fcinfo, 1);
-	char	   *model = ModelArg(fcinfo, 2);
+	int			n = ServeCountArg(fcinfo, 1);
+	char	   *model = ServeModelArg(fcinfo, 2);
 	RecsysModelInfo *info;
 	CacheEntry *e;
-	const float *norms;
 	int32		item;
-	float		qnorm;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0))
+		return (Datum) 0;
+
+	info = CatalogLookupModel(model);
+	ServeRequireFactors(info, "similar_items");
+	e = CacheGetModel(info);
+	item = IdMapLookup(e->index, PG_GETARG_INT64(0));
+	if (item < 0)
+		return (Datum) 0;
+
+	CosineScores(&e->items, CacheItemNorms(e), item, e->scores);
+	ServeTopK(fcinfo, e, n);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(recsys_similar_users);
+
+/*
+ * similar_users(user_id, n, model): the n users with the highest cosine
+ * similarity of factors, the user excluded; no rows for an unknown user.
+ */
+Datum
+recsys_similar_users(PG_FUNCTION_ARGS)
+{
+	int			n = ServeCountArg(fcinfo, 1);
+	char	   *model = ServeModelArg(fcinfo, 2);
+	RecsysModelInfo *info;
+	CacheEntry *e;
+	int32		user;
+	float	   *scores;
+	int32	   *chosen;
 	int			count;
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -227,29 +352,19 @@ recsys_similar_items(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 
 	info = CatalogLookupModel(model);
-	e = CacheGetItems(info);
-	item = IdMapLookup(e->index, PG_GETARG_INT64(0));
-	if (item < 0)
+	ServeRequireFactors(info, "similar_users");
+	e = CacheGetModel(info);
+	CacheLoadUsers(e, info);
+	user = IdMapLookup(e->user_index, PG_GETARG_INT64(0));
+	if (user < 0)
 		return (Datum) 0;
 
-	norms = CacheItemNorms(e);
-	qnorm = norms[item];
-	LinalgGemvT(e->items.k, e->items.nitems, e->items.factors, e->items.k,
-				e->items.factors + (Size) item * e->items.k, e->scores);
-	for (int i = 0; i < e->items.nitems; i++)
-	{
-		/* Zero vectors have no direction: similarity 0, not NaN */
-		float		denom = norms[i] * qnorm;
-
-		float		cosine = denom > 0.0f ? e->scores[i] / denom : 0.0f;
-
-		/* Rounding can push |cosine| just past 1 */
-		e->scores[i] = Max(-1.0f, Min(1.0f, cosine));
-	}
-	e->scores[item] = TOPK_EXCLUDED;
-
-	count = TopK(e->scores, e->items.ids, e->items.nitems,
-				 Min(n, e->items.nitems), e->result);
-	EmitRows(fcinfo, e, e->scores, e->result, count);
+	/* Users outnumber items: per-call buffers, freed with the call */
+	scores = palloc_extended(sizeof(float) * e->users.n, MCXT_ALLOC_HUGE);
+	n = Min(n, e->users.n);
+	chosen = palloc(sizeof(int32) * n);
+	CosineScores(&e->users, e->user_norms, user, scores);
+	count = TopK(scores, e->users.ids, e->users.n, n, chosen);
+	ServeEmit(fcinfo, e->users.ids, scores, chosen, count);
 	return (Datum) 0;
 }

@@ -10,6 +10,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "recsys.h"
@@ -45,6 +47,10 @@ RecsysMethodName(RecsysMethod method)
 	{
 		case RECSYS_METHOD_ALS:
 			return "als";
+		case RECSYS_METHOD_IALS:
+			return "ials";
+		case RECSYS_METHOD_POPULAR:
+			return "popular";
 	}
 	return "unknown";
 }
@@ -54,11 +60,28 @@ bool
 RecsysParseMethod(const char *name, RecsysMethod *method)
 {
 	if (strcmp(name, "als") == 0)
-	{
 		*method = RECSYS_METHOD_ALS;
-		return true;
-	}
-	return false;
+	else if (strcmp(name, "ials") == 0)
+		*method = RECSYS_METHOD_IALS;
+	else if (strcmp(name, "popular") == 0)
+		*method = RECSYS_METHOD_POPULAR;
+	else
+		return false;
+	return true;
+}
+
+/*
+ * The extra confidence w = c - 1 of an implicit interaction with value v:
+ * alpha * v (linear) or alpha * log(1 + v / epsilon) (log scaling, which
+ * tames heavy users and items; Hu, Koren and Volinsky, section 4).
+ */
+double
+RecsysConfidence(RecsysScaling scaling, double alpha, double epsilon,
+				 double value)
+{
+	if (scaling == RECSYS_SCALING_LOG)
+		return alpha * log1p(value / epsilon);
+	return alpha * value;
 }
 
 /*

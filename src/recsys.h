@@ -26,14 +26,26 @@
 /* Largest number of training iterations */
 #define RECSYS_MAX_ITERATIONS	10000
 
+/* Most conjugate-gradient steps per row and half-step */
+#define RECSYS_MAX_CG_STEPS		100
+
 /* Longest model name, in bytes */
 #define RECSYS_MAX_NAME_LEN		128
 
 /* Training methods */
 typedef enum RecsysMethod
 {
-	RECSYS_METHOD_ALS			/* explicit ALS with biases, ALS-WR weighting */
+	RECSYS_METHOD_ALS,			/* explicit ALS with biases, ALS-WR weighting */
+	RECSYS_METHOD_IALS,			/* implicit-feedback ALS (Hu, Koren, Volinsky) */
+	RECSYS_METHOD_POPULAR		/* items ranked by popularity, no factors */
 } RecsysMethod;
+
+/* How implicit values become confidences */
+typedef enum RecsysScaling
+{
+	RECSYS_SCALING_LINEAR,		/* c = 1 + alpha * v */
+	RECSYS_SCALING_LOG			/* c = 1 + alpha * log(1 + v / epsilon) */
+} RecsysScaling;
 
 /* Hyperparameters of one training run, frozen into the model row */
 typedef struct RecsysParams
@@ -43,6 +55,11 @@ typedef struct RecsysParams
 	int			iterations;
 	double		regularization;
 	int			seed;
+	double		alpha;			/* implicit: confidence scale */
+	RecsysScaling scaling;		/* implicit: linear or log confidence */
+	double		epsilon;		/* implicit: log scaling's value unit */
+	bool		cg;				/* implicit: conjugate gradient solver */
+	int			cg_steps;		/* implicit: CG steps per row and half-step */
 } RecsysParams;
 
 /*
@@ -84,10 +101,18 @@ typedef struct RecsysModelInfo
 	int64		version;
 	char	   *name;
 	RecsysMethod method;
-	int			factors;
+	int			factors;		/* 0 for the popular method */
 	int			num_users;
 	int			num_items;
 	double		global_mean;
+	double		regularization;
+	double		alpha;
+	RecsysScaling scaling;
+	double		epsilon;
+	char	   *source;			/* qualified source relation, as trained */
+	char	   *user_col;
+	char	   *item_col;
+	char	   *value_col;		/* NULL when trained without values */
 } RecsysModelInfo;
 
 /* One user's stored row */
@@ -97,6 +122,7 @@ typedef struct RecsysUserRow
 	float	   *factors;		/* k values */
 	float		bias;
 	int64	   *seen;			/* item ids the user had in training, sorted */
+	float	   *seen_values;	/* their values (after merging duplicates) */
 	int			nseen;
 } RecsysUserRow;
 
@@ -104,6 +130,8 @@ typedef struct RecsysUserRow
 extern char *recsys_default_model;
 extern const char *RecsysMethodName(RecsysMethod method);
 extern bool RecsysParseMethod(const char *name, RecsysMethod *method);
+extern double RecsysConfidence(RecsysScaling scaling, double alpha,
+							   double epsilon, double value);
 extern Size RecsysMemoryBudget(void);
 extern void RecsysCheckMemory(Size required, const char *what);
 
@@ -114,5 +142,6 @@ extern ArrayType *ArrayFromInt8(const int64 *values, int n);
 extern ArrayType *ArrayFromFloat8(const double *values, int n);
 extern ArrayType *ArrayFromInt4(const int32 *values, int n);
 extern int64 *ArrayGetInt8(ArrayType *a, int *len);
+extern double *ArrayGetFloat8(ArrayType *a, int *len);
 
 #endif							/* RECSYS_H */

@@ -7,7 +7,8 @@
  *	1. take a lock on the model name, so that concurrent trainings of the
  *	   same model run one after the other;
  *	2. read the source once into sparse matrices (ratings.c);
- *	3. run the ALS sweeps in memory (als.c), reporting each iteration;
+ *	3. run the ALS sweeps in memory (als.c), reporting each iteration (the
+ *	   popular method just counts);
  *	4. write the new version of the model (catalog.c).
  * Nothing is written before step 4, and what step 4 writes becomes visible
  * only at commit, so a failed, cancelled or timed-out training leaves the
@@ -57,24 +58,40 @@ ModelNameArg(FunctionCallInfo fcinfo, int argno)
 	return name;
 }
 
+/* Error unless x is finite and at least `min` (exclusive if strict) */
+static void
+CheckNumber(const char *name, double x, double min, bool strict)
+{
+	if (isnan(x) || isinf(x) || x < min || (strict && x == min))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a finite number %s %g, got %g",
+						name, strict ? ">" : ">=", min, x)));
+}
+
 /* Read and check the hyperparameters */
 static void
 ParamsFromArgs(FunctionCallInfo fcinfo, RecsysParams *p)
 {
 	char	   *method;
+	char	   *scaling;
 
 	RequireArg(fcinfo, 5, "method");
 	RequireArg(fcinfo, 6, "factors");
 	RequireArg(fcinfo, 7, "iterations");
 	RequireArg(fcinfo, 8, "regularization");
 	RequireArg(fcinfo, 9, "seed");
+	RequireArg(fcinfo, 10, "alpha");
+	RequireArg(fcinfo, 12, "cg_steps");
+	RequireArg(fcinfo, 13, "scaling");
+	RequireArg(fcinfo, 14, "epsilon");
 
 	method = text_to_cstring(PG_GETARG_TEXT_PP(5));
 	if (!RecsysParseMethod(method, &p->method))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown method \"%s\"", method),
-				 errhint("Supported methods: als.")));
+				 errhint("Supported methods: als (explicit ratings), ials (implicit feedback), popular.")));
 	p->factors = PG_GETARG_INT32(6);
 	if (p->factors < 1 || p->factors > RECSYS_MAX_FACTORS)
 		ereport(ERROR,
@@ -88,12 +105,57 @@ ParamsFromArgs(FunctionCallInfo fcinfo, RecsysParams *p)
 				 errmsg("iterations must be between 1 and %d, got %d",
 						RECSYS_MAX_ITERATIONS, p->iterations)));
 	p->regularization = PG_GETARG_FLOAT8(8);
-	if (!(p->regularization >= 0.0) || isinf(p->regularization))
+	CheckNumber("regularization", p->regularization, 0.0, false);
+	p->seed = PG_GETARG_INT32(9);
+	p->alpha = PG_GETARG_FLOAT8(10);
+	CheckNumber("alpha", p->alpha, 0.0, false);
+
+	/* Cholesky for explicit ALS; conjugate gradient by default for implicit */
+	if (PG_ARGISNULL(11))
+		p->cg = p->method == RECSYS_METHOD_IALS;
+	else
+	{
+		char	   *solver = text_to_cstring(PG_GETARG_TEXT_PP(11));
+
+		if (strcmp(solver, "cg") == 0)
+			p->cg = true;
+		else if (strcmp(solver, "cholesky") == 0)
+			p->cg = false;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown solver \"%s\"", solver),
+					 errhint("Supported solvers: cholesky (exact), cg (conjugate gradient, method ials).")));
+		if (p->cg && p->method != RECSYS_METHOD_IALS)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("solver \"cg\" is only available for method \"ials\"")));
+	}
+	p->cg_steps = PG_GETARG_INT32(12);
+	if (p->cg_steps < 1 || p->cg_steps > RECSYS_MAX_CG_STEPS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("regularization must be a finite number >= 0, got %g",
-						p->regularization)));
-	p->seed = PG_GETARG_INT32(9);
+				 errmsg("cg_steps must be between 1 and %d, got %d",
+						RECSYS_MAX_CG_STEPS, p->cg_steps)));
+	scaling = text_to_cstring(PG_GETARG_TEXT_PP(13));
+	if (strcmp(scaling, "linear") == 0)
+		p->scaling = RECSYS_SCALING_LINEAR;
+	else if (strcmp(scaling, "log") == 0)
+		p->scaling = RECSYS_SCALING_LOG;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown scaling \"%s\"", scaling),
+				 errhint("Supported scalings: linear (1 + alpha * value), log (1 + alpha * log(1 + value / epsilon)).")));
+	p->epsilon = PG_GETARG_FLOAT8(14);
+	CheckNumber("epsilon", p->epsilon, 0.0, true);
+
+	/* The popular baseline has no factors and no sweeps */
+	if (p->method == RECSYS_METHOD_POPULAR)
+	{
+		p->factors = 0;
+		p->iterations = 0;
+	}
 }
 
 /* Seconds since `start` */
@@ -119,15 +181,53 @@ SolveFailed(const char *side, int64 id, double regularization)
 			 errhint("Use a positive regularization.")));
 }
 
-/* Run the explicit ALS sweeps; fills log[0 .. iterations - 1] */
+/*
+ * Turn implicit values into extra confidences w = c - 1 in both matrices
+ * (the kernels' input); values must be >= 0.
+ */
 static void
-TrainExplicit(const RecsysRatings *r, const RecsysParams *p, AlsModel *m,
-			  RecsysIteration *log)
+ImplicitWeights(RecsysRatings *r, const RecsysParams *p, const char *value_col)
+{
+	for (int u = 0; u < r->nusers; u++)
+	{
+		for (int64 e = r->by_user.indptr[u]; e < r->by_user.indptr[u + 1]; e++)
+		{
+			float		v = r->by_user.values[e];
+
+			if (v < 0.0f)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("value column \"%s\" contains negative value %g for user %lld, item %lld",
+								value_col, v, (long long) r->user_ids[u],
+								(long long) r->item_ids[r->by_user.indices[e]]),
+						 errhint("Implicit feedback values (counts, durations, weights) must be >= 0.")));
+			r->by_user.values[e] = (float) RecsysConfidence(p->scaling, p->alpha,
+															p->epsilon, v);
+		}
+	}
+	for (int64 e = 0; e < r->by_item.nnz; e++)
+		r->by_item.values[e] = (float) RecsysConfidence(p->scaling, p->alpha,
+														p->epsilon,
+														r->by_item.values[e]);
+}
+
+/* Run the ALS sweeps of method als or ials; fills log[0 .. iterations - 1] */
+static void
+TrainAls(const RecsysRatings *r, const RecsysParams *p, AlsModel *m,
+		 RecsysIteration *log)
 {
 	AlsWorkspace ws;
+	AlsConfig	c;
 	int			k = p->factors;
 
-	AlsModelInit(m, k, r->nusers, r->nitems, r->mean, (uint64) (uint32) p->seed);
+	c.method = p->method;
+	c.k = k;
+	c.regularization = p->regularization;
+	c.mean = p->method == RECSYS_METHOD_ALS ? r->mean : 0.0;
+	c.cg = p->cg;
+	c.cg_steps = p->cg_steps;
+
+	AlsModelInit(m, k, r->nusers, r->nitems, c.mean, (uint64) (uint32) p->seed);
 	AlsWorkspaceInit(&ws, k + 1);
 
 	for (int it = 0; it < p->iterations; it++)
@@ -139,18 +239,19 @@ TrainExplicit(const RecsysRatings *r, const RecsysParams *p, AlsModel *m,
 		INSTR_TIME_SET_CURRENT(start);
 
 		/* Items first, so the stored users solve against the final items */
-		failed = AlsExplicitHalfStep(&r->by_item, r->mean, m->user_factors,
-									 m->user_bias, m->item_factors,
-									 m->item_bias, k, p->regularization, &ws);
+		failed = AlsHalfStep(&c, &r->by_item, m->user_factors, m->user_bias,
+							 r->nusers, m->item_factors, m->item_bias, &ws);
 		if (failed >= 0)
 			SolveFailed("item", r->item_ids[failed], p->regularization);
-		failed = AlsExplicitHalfStep(&r->by_user, r->mean, m->item_factors,
-									 m->item_bias, m->user_factors,
-									 m->user_bias, k, p->regularization, &ws);
+		failed = AlsHalfStep(&c, &r->by_user, m->item_factors, m->item_bias,
+							 r->nitems, m->user_factors, m->user_bias, &ws);
 		if (failed >= 0)
 			SolveFailed("user", r->user_ids[failed], p->regularization);
 
-		loss = AlsExplicitLoss(m, &r->by_user, &r->by_item, p->regularization);
+		if (p->method == RECSYS_METHOD_ALS)
+			loss = AlsExplicitLoss(m, &r->by_user, &r->by_item, p->regularization);
+		else
+			loss = AlsImplicitLoss(m, &r->by_user, p->regularization, &ws);
 		log[it].loss = loss.loss;
 		log[it].rmse = loss.rmse;
 		log[it].seconds = SecondsSince(start);
@@ -158,10 +259,33 @@ TrainExplicit(const RecsysRatings *r, const RecsysParams *p, AlsModel *m,
 			elog(ERROR, "training diverged at iteration %d, please report a bug",
 				 it + 1);
 
-		ereport(NOTICE,
-				(errmsg("iteration %d of %d: loss %.6f, rmse %.6f, %.3f s",
-						it + 1, p->iterations, loss.loss, loss.rmse,
-						log[it].seconds)));
+		if (isnan(loss.rmse))
+			ereport(NOTICE,
+					(errmsg("iteration %d of %d: loss %.6f, %.3f s",
+							it + 1, p->iterations, loss.loss, log[it].seconds)));
+		else
+			ereport(NOTICE,
+					(errmsg("iteration %d of %d: loss %.6f, rmse %.6f, %.3f s",
+							it + 1, p->iterations, loss.loss, loss.rmse,
+							log[it].seconds)));
+	}
+}
+
+/*
+ * The popular baseline: each item's score is its number of interactions,
+ * or the sum of its values when the model has a value column.
+ */
+static void
+TrainPopular(const RecsysRatings *r, bool has_values, AlsModel *m)
+{
+	AlsModelInit(m, 0, r->nusers, r->nitems, 0.0, 0);
+	for (int i = 0; i < r->nitems; i++)
+	{
+		double		score = 0.0;
+
+		for (int64 e = r->by_item.indptr[i]; e < r->by_item.indptr[i + 1]; e++)
+			score += has_values ? r->by_item.values[e] : 1.0;
+		m->item_bias[i] = (float) score;
 	}
 }
 
@@ -180,6 +304,7 @@ recsys_train(PG_FUNCTION_ARGS)
 	RecsysRatings *ratings;
 	AlsModel	model;
 	RecsysIteration *log;
+	float	   *seen_values;
 	RecsysTrained trained;
 	MemoryContext train_cxt;
 	MemoryContext old;
@@ -195,13 +320,14 @@ recsys_train(PG_FUNCTION_ARGS)
 	source.user_col = NameStr(*PG_GETARG_NAME(2));
 	source.item_col = NameStr(*PG_GETARG_NAME(3));
 	source.value_col = PG_ARGISNULL(4) ? NULL : NameStr(*PG_GETARG_NAME(4));
+	source.sum_duplicates = params.method != RECSYS_METHOD_ALS;
 	if (source.value_col == NULL && params.method == RECSYS_METHOD_ALS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("method \"als\" needs a value column"),
-				 errhint("Pass value_col => 'rating' (the column with the explicit ratings).")));
+				 errhint("Pass value_col => 'rating' (the column with the explicit ratings), or use method => 'ials' for implicit feedback.")));
 
-	CatalogLockModelName(name);
+	CatalogLockModelName(name, true);
 
 	/* All training memory goes away at once, also on error */
 	train_cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys training",
@@ -215,17 +341,35 @@ recsys_train(PG_FUNCTION_ARGS)
 						(long long) ratings->null_values)));
 	if (ratings->duplicates > 0)
 		ereport(NOTICE,
-				(errmsg("merged %lld duplicate (user, item) rows into their mean value",
-						(long long) ratings->duplicates)));
+				(errmsg("merged %lld duplicate (user, item) rows into their %s",
+						(long long) ratings->duplicates,
+						source.sum_duplicates ? "sum" : "mean value")));
 
-	RecsysCheckMemory(add_size(RatingsMemory(ratings->nnz, ratings->nusers, ratings->nitems),
+	/* Implicit training keeps the raw values for storage besides weights */
+	RecsysCheckMemory(add_size(add_size(RatingsMemory(ratings->nnz, ratings->nusers,
+													  ratings->nitems),
+										mul_size(ratings->nnz, sizeof(float))),
 							   add_size(AlsModelMemory(params.factors, ratings->nusers,
 													   ratings->nitems),
 										AlsWorkspaceMemory(params.factors))),
 					  "The interactions, the factors and the solver workspace need this much.");
 
-	log = palloc0(sizeof(RecsysIteration) * params.iterations);
-	TrainExplicit(ratings, &params, &model, log);
+	log = palloc0(sizeof(RecsysIteration) * Max(params.iterations, 1));
+	seen_values = ratings->by_user.values;
+	if (params.method == RECSYS_METHOD_POPULAR)
+		TrainPopular(ratings, source.value_col != NULL, &model);
+	else
+	{
+		if (params.method == RECSYS_METHOD_IALS)
+		{
+			seen_values = palloc_extended(sizeof(float) * Max(ratings->nnz, 1),
+										  MCXT_ALLOC_HUGE);
+			memcpy(seen_values, ratings->by_user.values, sizeof(float) * ratings->nnz);
+			ImplicitWeights(ratings, &params,
+							source.value_col ? source.value_col : "(none)");
+		}
+		TrainAls(ratings, &params, &model, log);
+	}
 
 	trained.name = name;
 	trained.params = &params;
@@ -233,6 +377,7 @@ recsys_train(PG_FUNCTION_ARGS)
 	trained.ratings = ratings;
 	trained.model = &model;
 	trained.log = log;
+	trained.seen_values = seen_values;
 	trained.iterations = params.iterations;
 	trained.seconds = SecondsSince(start);
 	CatalogStoreModel(&trained);
@@ -252,7 +397,7 @@ recsys_drop_model(PG_FUNCTION_ARGS)
 	bool		if_exists = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
 	bool		found;
 
-	CatalogLockModelName(name);
+	CatalogLockModelName(name, true);
 	found = CatalogDropModel(name);
 	if (!found && !if_exists)
 		ereport(ERROR,
