@@ -13,7 +13,7 @@ DATA         = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 # Regression tests live in sql/ beside the install script (PG15's pg_regress
 # has no --expecteddir, and expected/ is at the top level).
-REGRESS      = setup train recommend aggregate errors security
+REGRESS      = setup train recommend aggregate implicit foldin errors security
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 TAP_TESTS    = 1

@@ -61,6 +61,20 @@ CALL train(repeat('x', 129), 'ratings', value_col => 'rating');
 CALL train('bad', NULL, value_col => 'rating');
 CALL train('bad', 'ratings', user_col => NULL, value_col => 'rating');
 
+-- Implicit-feedback and popular parameters.
+CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', alpha => -1);
+CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', alpha => 'NaN');
+CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', solver => 'lu');
+CALL train('bad', 'ratings', value_col => 'rating', solver => 'cg');
+CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', cg_steps => 0);
+CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', cg_steps => 101);
+CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', scaling => 'sqrt');
+CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', scaling => 'log', epsilon => 0);
+CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', alpha => NULL);
+TRUNCATE bad_rows;
+INSERT INTO bad_rows VALUES (1, 1, 5), (2, 7, -1);
+CALL train('bad', 'bad_rows', value_col => 'rating', method => 'ials');
+
 -- Zero regularization with fewer ratings than unknowns cannot be solved.
 CALL train('bad', 'ratings', value_col => 'rating', factors => 8, regularization => 0);
 
@@ -79,6 +93,36 @@ SELECT predict(1, 1, 'no_such_model');
 SELECT * FROM similar_items(1, 0, 'fixture');
 SELECT * FROM similar_items(1, 5, 'no_such_model');
 SELECT drop_model('no_such_model');
+SELECT * FROM recommend(1, 5, 'fixture', candidates => ARRAY[1, NULL]);
+SELECT * FROM recommend(1, 5, 'fixture', exclude => '{{1,2},{3,4}}');
+SELECT * FROM similar_users(1, 0, 'fixture');
+
+-- Fold-in, refresh and explanations.
+SELECT * FROM recommend_for_items('{}', 5, 'fixture');
+SELECT * FROM recommend_for_items(ARRAY[1, 2], 5, 'fixture');
+SELECT * FROM recommend_for_items(ARRAY[1, 2], 5, 'fixture', "values" => ARRAY[5]);
+SELECT * FROM recommend_for_items(ARRAY[1, 2], 5, 'fixture', "values" => ARRAY[5, 'NaN'::float8]);
+SELECT * FROM recommend_for_items(ARRAY[1, NULL], 5, 'fixture', "values" => ARRAY[5, 4]);
+SELECT * FROM recommend_for_items(ARRAY[1, 2], 0, 'fixture', "values" => ARRAY[5, 4]);
+SELECT * FROM recommend_for_items(ARRAY[1, 2], 5, 'clicks', "values" => ARRAY[1, -2]);
+SELECT refresh_user('fixture', NULL);
+SELECT refresh_user('no_such_model', 1);
+SELECT * FROM explain(1, 3, 0, 'fixture');
+SET client_min_messages = warning;
+CALL train('pop', 'ratings', method => 'popular');
+RESET client_min_messages;
+SELECT * FROM similar_items(1, 5, 'pop');
+SELECT * FROM similar_users(1, 5, 'pop');
+SELECT * FROM explain(1, 3, 5, 'pop');
+SELECT drop_model('pop');
+-- A source renamed after training cannot be refreshed from.
+SET client_min_messages = warning;
+CREATE TABLE moving AS SELECT * FROM ratings;
+CALL train('moving', 'moving', value_col => 'rating', factors => 2, iterations => 2);
+ALTER TABLE moving RENAME TO moved;
+SELECT refresh_user('moving', 1);
+SELECT drop_model('moving');
+RESET client_min_messages;
 SELECT drop_model(NULL);
 SET recsys.default_model = 'no_such_model';
 SELECT * FROM recommend(1, 5);
