@@ -72,11 +72,12 @@ AlsModelMemory(int k, int nusers, int nitems)
 
 /* Bytes a workspace for k factors takes */
 Size
-AlsWorkspaceMemory(int k)
+AlsWorkspaceMemory(int k, int64 rows)
 {
 	Size		d = k + 1;
+	Size		cap = Max(rows, ALS_GATHER_ROWS);
 
-	return ALS_GATHER_ROWS * (d + 1) * sizeof(float) + (2 * d * d + 4 * d) * sizeof(float)
+	return cap * (d + 1) * sizeof(float) + (2 * d * d + 4 * d) * sizeof(float)
 		+ 2 * d * d * sizeof(double) + d * sizeof(double);
 }
 
@@ -119,13 +120,17 @@ AlsModelInit(AlsModel *m, int k, int nusers, int nitems, double mean,
 		m->user_factors[i] = (float) (ALS_INIT_STDDEV * NormalDraw(&rng));
 }
 
-/* Allocate scratch space for rows with d unknowns */
+/*
+ * Allocate scratch space for rows with d unknowns; the conjugate-gradient
+ * solver gathers whole rows, so it needs `rows` = the longest row.
+ */
 void
-AlsWorkspaceInit(AlsWorkspace *ws, int d)
+AlsWorkspaceInit(AlsWorkspace *ws, int d, int64 rows)
 {
 	ws->d = d;
-	ws->gather = palloc_array(float, (Size) ALS_GATHER_ROWS * d);
-	ws->targets = palloc_array(float, ALS_GATHER_ROWS);
+	ws->capacity = Max(rows, ALS_GATHER_ROWS);
+	ws->gather = palloc_extended(sizeof(float) * ws->capacity * d, MCXT_ALLOC_HUGE);
+	ws->targets = palloc_extended(sizeof(float) * ws->capacity, MCXT_ALLOC_HUGE);
 	ws->rhs = palloc_array(float, d);
 	ws->gram = palloc_array(float, (Size) d * d);
 	ws->a = palloc_array(double, (Size) d * d);
@@ -135,6 +140,7 @@ AlsWorkspaceInit(AlsWorkspace *ws, int d)
 	ws->cg_r = palloc_array(float, d);
 	ws->cg_p = palloc_array(float, d);
 	ws->cg_ap = palloc_array(float, d);
+	ws->cg_tmp = palloc_array(float, d);
 }
 
 /* Offset of column j of a packed upper-triangular matrix */
@@ -360,11 +366,28 @@ AlsSolveRow(const AlsConfig *c, int64 n, AlsWorkspace *ws, float *factors_out,
 	return 0;
 }
 
-/* Symmetric matrix-vector product with the float Y^T Y: out = G v */
+/*
+ * out = (Y^T Y + lambda I) v + Y_u^T diag(w) Y_u v: the implicit normal
+ * matrix times v, with the row's vectors Y_u gathered in ws (k x n
+ * column-major) and ws->targets as scratch.
+ */
 static void
-GramTimes(const AlsWorkspace *ws, int k, const float *v, float *out)
+ImplicitTimes(const AlsWorkspace *ws, int k, int n, const float *w,
+			  double lambda, const float *v, float *out)
 {
+	float	   *t = ws->targets;
+
 	LinalgGemvN(k, k, ws->yty_f, k, v, out);
+	for (int f = 0; f < k; f++)
+		out[f] += (float) lambda * v[f];
+	if (n == 0)
+		return;
+	LinalgGemvT(k, n, ws->gather, k, v, t);
+	for (int j = 0; j < n; j++)
+		t[j] *= w[j];
+	LinalgGemvN(k, n, ws->gather, k, t, ws->cg_tmp);
+	for (int f = 0; f < k; f++)
+		out[f] += ws->cg_tmp[f];
 }
 
 /* Dot product of two float vectors accumulated in double */
@@ -378,71 +401,66 @@ DotD(const float *x, const float *y, int k)
  * A few conjugate-gradient steps on one row's implicit normal equations,
  * warm-started from the row's current factors x (updated in place).
  *
- * Following Takacs, Pilaszy and Tikk (RecSys 2011), the matrix is never
- * formed: A p = Y^T Y p + lambda p + sum_j w_j (y_j . p) y_j costs
- * O(k^2 + n k) per step instead of O(n k^2) for the Gram matrix.
+ * Following Takacs, Pilaszy and Tikk (RecSys 2011), the k x k matrix is
+ * never formed: each step costs O(k^2 + n k) instead of O(n k^2).  The
+ * row's item vectors are gathered once, so every product is a BLAS-2 call
+ * on contiguous memory.
  */
 static void
 AlsImplicitRowCG(const AlsConfig *c, const int32 *cols, const float *w,
-				 int64 n, const float *other_factors, AlsWorkspace *ws,
+				 int64 n64, const float *other_factors, AlsWorkspace *ws,
 				 float *x)
 {
 	int			k = c->k;
+	int			n = (int) n64;
 	double		lambda = c->regularization;
 	float	   *r = ws->cg_r;
 	float	   *p = ws->cg_p;
 	float	   *ap = ws->cg_ap;
 	double		rsold;
 
-	/* r = b - A x */
-	GramTimes(ws, k, x, r);
-	for (int f = 0; f < k; f++)
-		r[f] = (float) (-r[f] - lambda * x[f]);
-	for (int64 j = 0; j < n; j++)
-	{
-		const float *y = other_factors + (Size) cols[j] * k;
-		double		wj = w[j];
-		float		coef = (float) ((1.0 + wj) - wj * DotD(y, x, k));
+	Assert(n64 <= ws->capacity);
+	for (int j = 0; j < n; j++)
+		memcpy(ws->gather + (Size) j * k, other_factors + (Size) cols[j] * k,
+			   sizeof(float) * k);
 
-		for (int f = 0; f < k; f++)
-			r[f] += coef * y[f];
-	}
+	/* r = b - A x, with b = sum_j (1 + w_j) y_j */
+	ImplicitTimes(ws, k, n, w, lambda, x, ap);
+	for (int j = 0; j < n; j++)
+		ws->targets[j] = 1.0f + w[j];
+	if (n > 0)
+		LinalgGemvN(k, n, ws->gather, k, ws->targets, r);
+	else
+		memset(r, 0, sizeof(float) * k);
+	for (int f = 0; f < k; f++)
+		r[f] -= ap[f];
 	memcpy(p, r, sizeof(float) * k);
 	rsold = DotD(r, r, k);
 
 	for (int step = 0; step < c->cg_steps; step++)
 	{
 		double		pap;
-		double		alpha;
+		float		alpha;
+		float		beta;
 		double		rsnew;
 
 		/* Converged (also guards the divisions below) */
 		if (rsold < 1e-20)
 			break;
-
-		GramTimes(ws, k, p, ap);
-		for (int f = 0; f < k; f++)
-			ap[f] += (float) (lambda * p[f]);
-		for (int64 j = 0; j < n; j++)
-		{
-			const float *y = other_factors + (Size) cols[j] * k;
-			float		coef = (float) (w[j] * DotD(y, p, k));
-
-			for (int f = 0; f < k; f++)
-				ap[f] += coef * y[f];
-		}
+		ImplicitTimes(ws, k, n, w, lambda, p, ap);
 		pap = DotD(p, ap, k);
 		if (pap <= 0.0)
 			break;
-		alpha = rsold / pap;
+		alpha = (float) (rsold / pap);
 		for (int f = 0; f < k; f++)
 		{
-			x[f] += (float) (alpha * p[f]);
-			r[f] -= (float) (alpha * ap[f]);
+			x[f] += alpha * p[f];
+			r[f] -= alpha * ap[f];
 		}
 		rsnew = DotD(r, r, k);
+		beta = (float) (rsnew / rsold);
 		for (int f = 0; f < k; f++)
-			p[f] = (float) (r[f] + (rsnew / rsold) * p[f]);
+			p[f] = r[f] + beta * p[f];
 		rsold = rsnew;
 	}
 }
@@ -586,7 +604,7 @@ AlsImplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
 		if ((u % (ALS_INTERRUPT_ROWS * 16)) == 0)
 			CHECK_FOR_INTERRUPTS();
 
-		GramTimes(ws, k, x, ws->cg_ap);
+		LinalgGemvN(k, k, ws->yty_f, k, x, ws->cg_ap);
 		total += DotD(x, ws->cg_ap, k);
 		norms += SquaredNorm(x, k);
 		for (int64 e = by_user->indptr[u]; e < by_user->indptr[u + 1]; e++)

@@ -33,8 +33,9 @@ typedef struct AlsModel
 typedef struct AlsWorkspace
 {
 	int			d;				/* unknowns per row: k factors + 1 bias */
-	float	   *gather;			/* ALS_GATHER_ROWS x d gathered vectors */
-	float	   *targets;		/* ALS_GATHER_ROWS targets of one block */
+	int64		capacity;		/* rows gather and targets hold */
+	float	   *gather;			/* capacity x d gathered vectors */
+	float	   *targets;		/* capacity targets of one block */
 	float	   *rhs;			/* d right-hand side of one block */
 	float	   *gram;			/* d x d Gram matrix of one gather block */
 	double	   *a;				/* d x d normal equations */
@@ -44,6 +45,7 @@ typedef struct AlsWorkspace
 	float	   *cg_r;			/* conjugate gradient vectors, k each */
 	float	   *cg_p;
 	float	   *cg_ap;
+	float	   *cg_tmp;
 } AlsWorkspace;
 
 /* What a half-step needs to know about the model being trained */
@@ -88,10 +90,10 @@ AlsDot(const float *x, const float *y, int k)
 }
 
 extern Size AlsModelMemory(int k, int nusers, int nitems);
-extern Size AlsWorkspaceMemory(int k);
+extern Size AlsWorkspaceMemory(int k, int64 rows);
 extern void AlsModelInit(AlsModel *m, int k, int nusers, int nitems,
 						 double mean, uint64 seed);
-extern void AlsWorkspaceInit(AlsWorkspace *ws, int d);
+extern void AlsWorkspaceInit(AlsWorkspace *ws, int d, int64 rows);
 extern Size AlsPackedSize(int d);
 extern void AlsAccumulateRow(double *a, double *b, int d, const float *x,
 							 double y);

@@ -92,7 +92,7 @@ CacheLoad(const RecsysModelInfo *info)
 	e->epsilon = info->epsilon;
 	CatalogLoadFactors(info, false, &e->items);
 	e->index = IndexIds(&e->items, info->name, "item");
-	AlsWorkspaceInit(&e->ws, info->factors + 1);
+	AlsWorkspaceInit(&e->ws, info->factors + 1, 0);
 	e->scores = palloc_extended(sizeof(float) * e->items.n, MCXT_ALLOC_HUGE);
 	e->result = palloc_extended(sizeof(int32) * e->items.n, MCXT_ALLOC_HUGE);
 	MemoryContextSwitchTo(old);

@@ -211,6 +211,19 @@ ImplicitWeights(RecsysRatings *r, const RecsysParams *p, const char *value_col)
 														r->by_item.values[e]);
 }
 
+/* Entries in the longest row of either side */
+static int64
+LongestRow(const RecsysRatings *r)
+{
+	int64		longest = 0;
+
+	for (int u = 0; u < r->nusers; u++)
+		longest = Max(longest, r->by_user.indptr[u + 1] - r->by_user.indptr[u]);
+	for (int i = 0; i < r->nitems; i++)
+		longest = Max(longest, r->by_item.indptr[i + 1] - r->by_item.indptr[i]);
+	return longest;
+}
+
 /* Run the ALS sweeps of method als or ials; fills log[0 .. iterations - 1] */
 static void
 TrainAls(const RecsysRatings *r, const RecsysParams *p, AlsModel *m,
@@ -228,7 +241,7 @@ TrainAls(const RecsysRatings *r, const RecsysParams *p, AlsModel *m,
 	c.cg_steps = p->cg_steps;
 
 	AlsModelInit(m, k, r->nusers, r->nitems, c.mean, (uint64) (uint32) p->seed);
-	AlsWorkspaceInit(&ws, k + 1);
+	AlsWorkspaceInit(&ws, k + 1, p->cg ? LongestRow(r) : 0);
 
 	for (int it = 0; it < p->iterations; it++)
 	{
@@ -351,7 +364,8 @@ recsys_train(PG_FUNCTION_ARGS)
 										mul_size(ratings->nnz, sizeof(float))),
 							   add_size(AlsModelMemory(params.factors, ratings->nusers,
 													   ratings->nitems),
-										AlsWorkspaceMemory(params.factors))),
+										AlsWorkspaceMemory(params.factors,
+														   params.cg ? LongestRow(ratings) : 0))),
 					  "The interactions, the factors and the solver workspace need this much.");
 
 	log = palloc0(sizeof(RecsysIteration) * Max(params.iterations, 1));
