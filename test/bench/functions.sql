@@ -1,0 +1,98 @@
+-- Helpers of the recsys benchmark (test/bench/run), created in a schema
+-- "bench" of the benchmark's throwaway server.  Nothing here is part of the
+-- extension.
+
+CREATE SCHEMA bench;
+
+-- A "Name:   123 kB" field of this backend's /proc/self/status, in kB:
+-- VmHWM (peak resident set since the backend started), VmRSS (resident
+-- now), RssAnon (private memory), RssShmem (shared buffers touched), ...
+CREATE FUNCTION bench.proc_status_kb(field text) RETURNS bigint
+LANGUAGE sql VOLATILE AS $$
+    SELECT substring(pg_read_file('/proc/self/status')
+                     FROM '(?n)^' || field || ':\s+(\d+) kB')::bigint
+$$;
+
+-- The BLAS/LAPACK shared objects this backend has mapped, i.e. the ones
+-- recsys.so really uses (after Debian's alternatives are resolved).
+CREATE FUNCTION bench.blas_libraries() RETURNS text
+LANGUAGE sql VOLATILE AS $$
+    SELECT coalesce(string_agg(DISTINCT m[1], ', '), '')
+    FROM regexp_matches(pg_read_file('/proc/self/maps'),
+                        '(/\S*(?:blas|lapack)\S*)', 'g') AS m
+$$;
+
+-- The benchmark's users: up to `how_many` users the model knows, a fixed
+-- pseudo-random sample (smallest hashint8 of the id), so every run and every
+-- machine asks for the same users.
+CREATE FUNCTION bench.sample_users(model text, how_many int) RETURNS bigint[]
+LANGUAGE sql STABLE AS $$
+    SELECT array_agg(user_id ORDER BY h, user_id)
+    FROM (SELECT uf.user_id, hashint8(uf.user_id) AS h
+          FROM recsys.user_factors uf
+          JOIN recsys.models m USING (model_id)
+          WHERE m.name = model
+          ORDER BY h, uf.user_id
+          LIMIT how_many) s
+$$;
+
+-- Latency of recommend(u, n, model), one call per user, each timed with
+-- clock_timestamp() inside the server (so no client round trip is
+-- included, but the executor's per-statement overhead is).
+CREATE FUNCTION bench.recommend_latency(users bigint[], n int, model text)
+RETURNS TABLE (calls int, rows_returned bigint, p50_ms float8, p90_ms float8,
+               p99_ms float8, mean_ms float8, max_ms float8)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    u       bigint;
+    c       bigint;
+    t0      timestamptz;
+    ms      float8[] := '{}';
+    total   bigint := 0;
+BEGIN
+    FOREACH u IN ARRAY users LOOP
+        t0 := clock_timestamp();
+        SELECT count(*) INTO c FROM recommend(u, n, model);
+        ms := ms || (extract(epoch FROM clock_timestamp() - t0) * 1000)::float8;
+        total := total + c;
+    END LOOP;
+    RETURN QUERY
+        SELECT cardinality(ms), total,
+               percentile_cont(0.50) WITHIN GROUP (ORDER BY x),
+               percentile_cont(0.90) WITHIN GROUP (ORDER BY x),
+               percentile_cont(0.99) WITHIN GROUP (ORDER BY x),
+               avg(x), max(x)
+        FROM unnest(ms) AS x;
+END
+$$;
+
+-- Milliseconds of one statement that asks recommend(u, n, model) for all
+-- users at once through a LATERAL join, run `runs` times; one row per run.
+CREATE FUNCTION bench.lateral_ms(users bigint[], n int, model text, runs int)
+RETURNS TABLE (run int, ms float8, rows_returned bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    t0 timestamptz;
+BEGIN
+    FOR i IN 1 .. runs LOOP
+        run := i;
+        t0 := clock_timestamp();
+        SELECT count(*) INTO rows_returned
+        FROM unnest(users) AS u CROSS JOIN LATERAL recommend(u, n, model);
+        ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- CPU seconds (user + system) this backend has used so far, from
+-- /proc/self/stat; clk_tck is the kernel's clock ticks per second
+-- (getconf CLK_TCK).  Compared with wall time it shows whether the backend
+-- had to wait for a CPU (e.g. other load on the machine).
+CREATE FUNCTION bench.cpu_seconds(clk_tck int) RETURNS float8
+LANGUAGE sql VOLATILE AS $$
+    SELECT (f[12]::bigint + f[13]::bigint)::float8 / clk_tck
+    FROM (SELECT string_to_array(
+                     substring(pg_read_file('/proc/self/stat') FROM '\) (.*)$'),
+                     ' ') AS f) s
+$$;
