@@ -106,6 +106,21 @@ CatalogLockModelName(const char *name, bool exclusive)
 	(void) LockAcquire(&tag, exclusive ? ExclusiveLock : ShareLock, false, false);
 }
 
+/*
+ * Error unless an SPI result has the columns this library reads: a
+ * catalog created by another version of the extension must not be read
+ * by position.
+ */
+static void
+CheckShape(int natts, const char *what)
+{
+	if (SPI_tuptable == NULL || SPI_tuptable->tupdesc->natts != natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("recsys catalog %s does not match the installed library", what),
+				 errhint("Run ALTER EXTENSION recsys UPDATE, or reinstall the extension.")));
+}
+
 /* Copy the model row of the first result tuple into a new info struct */
 static RecsysModelInfo *
 InfoFromTuple(MemoryContext cxt)
@@ -117,6 +132,7 @@ InfoFromTuple(MemoryContext cxt)
 	char	   *method;
 	Datum		d;
 
+	CheckShape(16, "table recsys.models");
 	info->model_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	info->version = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 	info->name = MemoryContextStrdup(cxt, TextDatumGetCString(SPI_getbinval(tup, desc, 8, &isnull)));
@@ -583,6 +599,7 @@ CatalogLoadFactors(const RecsysModelInfo *info, bool users, RecsysFactors *out)
 	if (SPI_execute_plan(plan, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "loading %s factors failed", side);
 	n = SPI_processed;
+	CheckShape(4, users ? "table recsys.user_factors" : "table recsys.item_factors");
 	if (n == 0 || n > PG_INT32_MAX)
 		CorruptRow(info, users ? "user count" : "item count", (int64) n,
 				   "a model has at least one user and one item");
@@ -647,6 +664,7 @@ CatalogLoadUser(const RecsysModelInfo *info, int64 user_id, RecsysUserRow *row)
 		float	   *seen_values;
 		MemoryContext spi_cxt;
 
+		CheckShape(4, "table recsys.user_factors");
 		row->found = true;
 		row->bias = DatumGetFloat4(SPI_getbinval(tup, desc, 1, &isnull));
 		f = ArrayGetFloat4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),

@@ -48,8 +48,11 @@
 /* Rows fetched from the cursor per batch */
 #define RATINGS_BATCH_ROWS 10000
 
-/* Bytes per source row while loading: triplet plus sort buffers, peak */
-#define RATINGS_LOAD_BYTES_PER_ROW 20
+/*
+ * Bytes per source row while loading, at the peak: the triplets (12 bytes,
+ * with up to half again as spare capacity) and the sort buffers (16).
+ */
+#define RATINGS_LOAD_BYTES_PER_ROW 34
 
 /* Schema-qualified, quoted name of a relation, for messages and SQL */
 char *
@@ -211,15 +214,10 @@ typedef struct Triplets
 	float	   *values;
 } Triplets;
 
-/* Make room for at least one more triplet, within the memory budget */
+/* Resize the triplet arrays to `cap` entries, within the memory budget */
 static void
-TripletsReserve(Triplets *t)
+TripletsGrow(Triplets *t, int64 cap)
 {
-	int64		cap;
-
-	if (t->count < t->capacity)
-		return;
-	cap = Max(t->capacity * 2, 1024);
 	RecsysCheckMemory(mul_size(cap, RATINGS_LOAD_BYTES_PER_ROW),
 					  "Reading the source relation needs this much for its rows.");
 	if (t->users == NULL)
@@ -235,6 +233,14 @@ TripletsReserve(Triplets *t)
 		t->values = repalloc_huge(t->values, cap * sizeof(float));
 	}
 	t->capacity = cap;
+}
+
+/* Make room for one more triplet; grow by half (repalloc holds both) */
+static inline void
+TripletsReserve(Triplets *t)
+{
+	if (t->count >= t->capacity)
+		TripletsGrow(t, Max(t->capacity + t->capacity / 2, 1024));
 }
 
 /* Ascending comparison of int64 for qsort */
@@ -523,10 +529,9 @@ RatingsLoad(const RatingsSource *src)
 
 	ValidateSource(src, relname, types);
 
+	/* Start at the planner's estimate, so a fresh table needs no growth */
 	if (estimate > 0)
-		RecsysCheckMemory(mul_size(estimate, RATINGS_LOAD_BYTES_PER_ROW),
-						  "Reading the source relation needs this much for its estimated rows.");
-
+		TripletsGrow(&t, estimate + estimate / 16);
 	users = IdMapCreate(Min(estimate, 1 << 20));
 	items = IdMapCreate(Min(estimate, 1 << 20));
 	user_first = palloc(sizeof(int64) * user_cap);
