@@ -9,7 +9,10 @@ OBJS         = src/recsys.o src/linalg.o src/als.o src/idmap.o src/array.o \
                src/recommend.o src/foldin.o src/aggregate.o src/topk.o
 HEADERS      = src/recsys.h
 
-DATA         = sql/$(EXTENSION)--$(EXTVERSION).sql
+# The install script is assembled from sql/parts/*.sql, one part per area
+# (storage, training, serving, ...), in file name order.
+DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
+SQL_PARTS    = $(sort $(wildcard $(srcdir)/sql/parts/*.sql))
 
 # Regression tests live in sql/ beside the install script (PG15's pg_regress
 # has no --expecteddir, and expected/ is at the top level).
@@ -34,6 +37,9 @@ PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 all: $(GENERATOR)
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS)
+	awk 'FNR == 1 && NR != 1 { print "" } { print }' $(SQL_PARTS) > $@
 
 $(GENERATOR): test/data/generate.c
 	$(CC) -std=c99 -O2 -Wall -Wextra -o $@ $< -lm

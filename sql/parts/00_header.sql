@@ -1,0 +1,4 @@
+/* recsys--1.0.sql: the SQL surface of recsys 1.0 */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION recsys" to load this file. \quit

@@ -1,0 +1,73 @@
+--
+-- Storage.  Functions and the procedure live in the extension's schema
+-- (public by default); trained models live in schema recsys.
+--
+CREATE SCHEMA recsys;
+COMMENT ON SCHEMA recsys IS 'recsys model storage: models, training log, factors';
+
+CREATE SEQUENCE recsys.model_id_seq;
+CREATE SEQUENCE recsys.version_seq;
+
+CREATE TABLE recsys.models (
+    model_id          bigint PRIMARY KEY DEFAULT nextval('recsys.model_id_seq'),
+    name              text NOT NULL UNIQUE,
+    method            text NOT NULL,
+    factors           integer NOT NULL,
+    params            jsonb NOT NULL,
+    source            text NOT NULL,
+    user_col          name NOT NULL,
+    item_col          name NOT NULL,
+    value_col         name,
+    num_users         integer NOT NULL,
+    num_items         integer NOT NULL,
+    num_interactions  bigint NOT NULL,
+    null_values       bigint NOT NULL,
+    duplicates        bigint NOT NULL,
+    global_mean       double precision NOT NULL,
+    version           bigint NOT NULL DEFAULT nextval('recsys.version_seq'),
+    trained_at        timestamptz NOT NULL,
+    train_seconds     double precision NOT NULL,
+    final_loss        double precision,
+    final_rmse        double precision
+);
+COMMENT ON TABLE recsys.models IS 'one row per trained model; version changes on every retrain';
+
+CREATE TABLE recsys.training_log (
+    model_id          bigint NOT NULL,
+    version           bigint NOT NULL,
+    iteration         integer NOT NULL,
+    loss              double precision NOT NULL,
+    rmse              double precision,
+    seconds           double precision NOT NULL,
+    PRIMARY KEY (model_id, iteration)
+);
+COMMENT ON TABLE recsys.training_log IS 'per-iteration loss and time of each model''s latest training';
+
+CREATE TABLE recsys.user_factors (
+    model_id          bigint NOT NULL,
+    user_id           bigint NOT NULL,
+    bias              real NOT NULL,
+    factors           real[] NOT NULL,
+    seen              bigint[] NOT NULL,
+    seen_values       real[] NOT NULL,
+    PRIMARY KEY (model_id, user_id)
+);
+COMMENT ON TABLE recsys.user_factors IS 'user factors and bias per model; seen and seen_values hold the user''s training items, sorted, and their values';
+
+CREATE TABLE recsys.item_factors (
+    model_id          bigint NOT NULL,
+    item_id           bigint NOT NULL,
+    bias              real NOT NULL,
+    factors           real[] NOT NULL,
+    popularity        bigint NOT NULL,
+    PRIMARY KEY (model_id, item_id)
+);
+COMMENT ON TABLE recsys.item_factors IS 'item factors and bias per model; popularity is the item''s number of training interactions';
+
+-- Trained models are user data: pg_dump must keep them.
+SELECT pg_catalog.pg_extension_config_dump('recsys.models', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.training_log', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.user_factors', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.item_factors', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.model_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.version_seq', '');
