@@ -78,10 +78,13 @@ CALL train('bad', 'bad_rows', value_col => 'rating', method => 'ials');
 -- Zero regularization with fewer ratings than unknowns cannot be solved.
 CALL train('bad', 'ratings', value_col => 'rating', factors => 8, regularization => 0);
 
--- The memory budget is checked before the big allocations.
+-- The memory budget is checked before the big allocations (each training
+-- thread has its own solver workspace).
+SET recsys.training_threads = 2;
 SET maintenance_work_mem = '1MB';
 CALL train('bad', 'ratings', value_col => 'rating', factors => 1024);
 RESET maintenance_work_mem;
+RESET recsys.training_threads;
 
 -- Serving.
 SELECT * FROM recommend(1, 0, 'fixture');

@@ -137,3 +137,28 @@ SELECT count(*) AS stray_rows FROM (
     UNION ALL SELECT model_id FROM recsys.item_factors
     UNION ALL SELECT model_id FROM recsys.training_log) r
 WHERE model_id NOT IN (SELECT model_id FROM recsys.models);
+
+-- Training threads (recsys.training_threads) solve rows independently:
+-- the model is the same, bit for bit, with 1 thread or 3.
+CREATE TABLE ratings_many AS
+SELECT u AS user_id, i AS item_id, 1 + (hashint4(u * 1000 + i) & 3) AS rating
+FROM generate_series(1, 600) u, generate_series(1, 80) i
+WHERE hashint4(u * 7919 + i) % 4 = 0;
+SET client_min_messages = warning;
+SET recsys.training_threads = 1;
+CALL train('one_thread', 'ratings_many', value_col => 'rating', factors => 8, iterations => 3);
+CALL train('one_thread_i', 'ratings_many', method => 'ials', factors => 8, iterations => 3);
+SET recsys.training_threads = 3;
+CALL train('three_threads', 'ratings_many', value_col => 'rating', factors => 8, iterations => 3);
+CALL train('three_threads_i', 'ratings_many', method => 'ials', factors => 8, iterations => 3);
+RESET recsys.training_threads;
+RESET client_min_messages;
+SELECT a.name, count(*) AS users, bool_and(u.factors = v.factors AND u.bias = v.bias) AS identical,
+       bool_and(a.final_loss = b.final_loss) AS same_loss
+FROM recsys.models a
+JOIN recsys.models b ON b.name = replace(a.name, 'one_thread', 'three_threads')
+JOIN recsys.user_factors u ON u.model_id = a.model_id
+JOIN recsys.user_factors v ON v.model_id = b.model_id AND v.user_id = u.user_id
+WHERE a.name LIKE 'one_thread%'
+GROUP BY a.name ORDER BY a.name;
+SELECT drop_model(name) FROM recsys.models WHERE name LIKE '%thread%' ORDER BY name;

@@ -53,10 +53,8 @@
 #include "als.h"
 #include "linalg.h"
 #include "miscadmin.h"
+#include "parallel.h"
 #include "utils/memutils.h"
-
-/* Rows solved between interrupt checks; keeps cancel well under a second */
-#define ALS_INTERRUPT_ROWS 64
 
 /* Standard deviation of the initial factors */
 #define ALS_INIT_STDDEV 0.1
@@ -195,6 +193,30 @@ AlsSolve(double *a, double *b, int d, double lambda)
 	for (int i = 0; i < d; i++)
 		a[(Size) i * d + i] += lambda;
 	return LinalgCholeskySolve(d, a, b);
+}
+
+/*
+ * nthreads workspaces for rows with d unknowns (see AlsWorkspaceInit); the
+ * Gram matrix of the fixed side (yty) is computed into the first and shared
+ * by all.
+ */
+AlsWorkspace *
+AlsWorkspacesCreate(int nthreads, int d, int64 rows)
+{
+	AlsWorkspace *ws = palloc(sizeof(AlsWorkspace) * nthreads);
+
+	for (int t = 0; t < nthreads; t++)
+	{
+		AlsWorkspaceInit(&ws[t], d, rows);
+		if (t > 0)
+		{
+			pfree(ws[t].yty);
+			pfree(ws[t].yty_f);
+			ws[t].yty = ws[0].yty;
+			ws[t].yty_f = ws[0].yty_f;
+		}
+	}
+	return ws;
 }
 
 /* Add the block's float d x d upper triangle into a, and (if b) rhs into b */
@@ -465,49 +487,94 @@ AlsImplicitRowCG(const AlsConfig *c, const int32 *cols, const float *w,
 	}
 }
 
+/* What the threads of one half-step share */
+typedef struct HalfStepTask
+{
+	const AlsConfig *c;
+	const RecsysSparse *rows;
+	const float *other_factors;
+	const float *other_bias;
+	float	   *factors;
+	float	   *bias;
+	AlsWorkspace *ws;			/* one per thread */
+	int		   *failed;			/* per thread: first failing row, or -1 */
+} HalfStepTask;
+
+/* Solve rows [begin, end) of a half-step on one thread (no PostgreSQL calls) */
+static bool
+HalfStepBody(void *arg, int thread, int begin, int end)
+{
+	HalfStepTask *t = (HalfStepTask *) arg;
+	const AlsConfig *c = t->c;
+	AlsWorkspace *ws = &t->ws[thread];
+	int			k = c->k;
+
+	for (int r = begin; r < end; r++)
+	{
+		int64		first = t->rows->indptr[r];
+		int64		n = t->rows->indptr[r + 1] - first;
+		const int32 *cols = t->rows->indices + first;
+		const float *vals = t->rows->values + first;
+		float	   *out = t->factors + (Size) r * k;
+
+		if (c->method == RECSYS_METHOD_ALS)
+			AlsExplicitNormal(cols, vals, n, c->mean, t->other_factors,
+							  t->other_bias, k, ws);
+		else if (c->cg)
+		{
+			AlsImplicitRowCG(c, cols, vals, n, t->other_factors, ws, out);
+			continue;
+		}
+		else
+			AlsImplicitNormal(cols, vals, n, t->other_factors, k, ws);
+
+		if (AlsSolveRow(c, n, ws, out, t->bias + r) != 0)
+		{
+			t->failed[thread] = r;
+			return false;
+		}
+	}
+	return true;
+}
+
 /*
  * One ALS half-step: re-solve every row of `rows` with the other side (of
- * nother rows) fixed, by the method's solver.
+ * nother rows) fixed, by the method's solver, on nthreads threads with one
+ * workspace each (AlsWorkspacesCreate).  Rows are independent, so the
+ * result does not depend on the number of threads.
  *
- * Returns -1 on success, or the index of the first row whose normal
- * equations were not positive definite (only possible with zero
- * regularization), which the caller reports.
+ * Returns -1 on success, or the index of a row whose normal equations were
+ * not positive definite (only possible with zero regularization), which
+ * the caller reports.
  */
 int
 AlsHalfStep(const AlsConfig *c, const RecsysSparse *rows,
 			const float *other_factors, const float *other_bias, int nother,
-			float *factors, float *bias, AlsWorkspace *ws)
+			float *factors, float *bias, AlsWorkspace *ws, int nthreads)
 {
-	int			k = c->k;
-	bool		explicit = c->method == RECSYS_METHOD_ALS;
+	HalfStepTask task;
+	int			failed[PARALLEL_MAX_THREADS];
 
-	if (!explicit)
-		AlsGram(other_factors, nother, k, ws);
+	/* Y^T Y is shared by every row: once per half-step, before the threads */
+	if (c->method != RECSYS_METHOD_ALS)
+		AlsGram(other_factors, nother, c->k, &ws[0]);
 
-	for (int r = 0; r < rows->nrows; r++)
+	for (int t = 0; t < nthreads; t++)
+		failed[t] = -1;
+	task.c = c;
+	task.rows = rows;
+	task.other_factors = other_factors;
+	task.other_bias = other_bias;
+	task.factors = factors;
+	task.bias = bias;
+	task.ws = ws;
+	task.failed = failed;
+	/* Blocks of 32 rows: fine-grained balance, prompt cancel */
+	if (!ParallelFor(rows->nrows, 32, nthreads, HalfStepBody, &task))
 	{
-		int64		begin = rows->indptr[r];
-		int64		n = rows->indptr[r + 1] - begin;
-		const int32 *cols = rows->indices + begin;
-		const float *vals = rows->values + begin;
-		float	   *out = factors + (Size) r * k;
-
-		if ((r % ALS_INTERRUPT_ROWS) == 0)
-			CHECK_FOR_INTERRUPTS();
-
-		if (explicit)
-			AlsExplicitNormal(cols, vals, n, c->mean, other_factors,
-							  other_bias, k, ws);
-		else if (c->cg)
-		{
-			AlsImplicitRowCG(c, cols, vals, n, other_factors, ws, out);
-			continue;
-		}
-		else
-			AlsImplicitNormal(cols, vals, n, other_factors, k, ws);
-
-		if (AlsSolveRow(c, n, ws, out, bias + r) != 0)
-			return r;
+		for (int t = 0; t < nthreads; t++)
+			if (failed[t] >= 0)
+				return failed[t];
 	}
 	return -1;
 }
@@ -540,41 +607,119 @@ PenaltyOf(const RecsysSparse *rows, const float *factors, const float *bias,
 	return total;
 }
 
-/*
- * Training loss: the regularized objective divided by the number of
- * interactions (so it is comparable across data sizes), and training RMSE.
- */
-AlsLoss
-AlsExplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
-				const RecsysSparse *by_item, double regularization)
+/* What the threads computing a loss share */
+typedef struct LossTask
 {
-	int			k = m->k;
-	double		sse = 0.0;
-	AlsLoss		result;
+	const AlsModel *m;
+	const RecsysSparse *by_user;
+	const AlsWorkspace *ws;		/* implicit: yty_f of the items */
+	bool		implicit;
+	double	   *blocks;			/* one partial sum per block of users */
+	double	   *norms;			/* implicit: one partial |x_u|^2 per block */
+} LossTask;
 
-	for (int u = 0; u < by_user->nrows; u++)
+/* Rows of users per partial sum; fixed so the total does not vary */
+#define LOSS_BLOCK_USERS 256
+
+/*
+ * Partial loss sums over users [begin, end) (no PostgreSQL calls).
+ *
+ * Explicit: the squared errors.  Implicit: x_u^T (Y^T Y) x_u plus, for each
+ * observed pair, c (1 - s)^2 - s^2, which replaces the confidence-1,
+ * preference-0 term of that pair by the real one.
+ */
+static bool
+LossBody(void *arg, int thread, int begin, int end)
+{
+	LossTask   *t = (LossTask *) arg;
+	const AlsModel *m = t->m;
+	const RecsysSparse *by_user = t->by_user;
+	int			k = m->k;
+	float		gx[RECSYS_MAX_FACTORS];
+	double		total = 0.0;
+	double		norms = 0.0;
+
+	for (int u = begin; u < end; u++)
 	{
-		const float *p = m->user_factors + (Size) u * k;
+		const float *x = m->user_factors + (Size) u * k;
 		double		base = m->mean + m->user_bias[u];
 
-		if ((u % (ALS_INTERRUPT_ROWS * 16)) == 0)
-			CHECK_FOR_INTERRUPTS();
-
+		if (t->implicit)
+		{
+			LinalgGemvN(k, k, t->ws->yty_f, k, x, gx);
+			total += AlsDot(x, gx, k);
+			norms += SquaredNorm(x, k);
+		}
 		for (int64 e = by_user->indptr[u]; e < by_user->indptr[u + 1]; e++)
 		{
 			int32		i = by_user->indices[e];
-			double		err;
+			double		s = AlsDot(x, m->item_factors + (Size) i * k, k);
 
-			err = by_user->values[e] - (base + m->item_bias[i] +
-										AlsDot(p, m->item_factors + (Size) i * k, k));
-			sse += err * err;
+			if (t->implicit)
+			{
+				double		c = 1.0 + by_user->values[e];
+
+				total += c * (1.0 - s) * (1.0 - s) - s * s;
+			}
+			else
+			{
+				double		err = by_user->values[e] - (base + m->item_bias[i] + s);
+
+				total += err * err;
+			}
 		}
 	}
 
+	/* ParallelFor hands out exactly one aligned block per call */
+	t->blocks[begin / LOSS_BLOCK_USERS] = total;
+	t->norms[begin / LOSS_BLOCK_USERS] = norms;
+	return true;
+}
+
+/* Run LossBody over all users; returns the sum, adds user norms to *norms */
+static double
+LossSum(LossTask *t, int nthreads, double *norms)
+{
+	int			nusers = t->by_user->nrows;
+	int			nblocks = (nusers + LOSS_BLOCK_USERS - 1) / LOSS_BLOCK_USERS;
+	double		total = 0.0;
+
+	t->blocks = palloc0(sizeof(double) * Max(nblocks, 1));
+	t->norms = palloc0(sizeof(double) * Max(nblocks, 1));
+
+	/* Threads take whole blocks, so each partial sum is computed alike */
+	(void) ParallelFor(nusers, LOSS_BLOCK_USERS, nthreads, LossBody, t);
+
+	/* Summed in block order: the same result whatever the threads did */
+	for (int b = 0; b < nblocks; b++)
+	{
+		total += t->blocks[b];
+		*norms += t->norms[b];
+	}
+	pfree(t->blocks);
+	pfree(t->norms);
+	return total;
+}
+
+/*
+ * Explicit training loss: the regularized objective divided by the number
+ * of interactions (so it is comparable across data sizes), and training
+ * RMSE.
+ */
+AlsLoss
+AlsExplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
+				const RecsysSparse *by_item, double regularization,
+				int nthreads)
+{
+	LossTask	t = {m, by_user, NULL, false, NULL, NULL};
+	double		unused = 0.0;
+	double		sse = LossSum(&t, nthreads, &unused);
+	AlsLoss		result;
+
 	result.rmse = sqrt(sse / (double) by_user->nnz);
 	result.loss = (sse + regularization *
-				   (PenaltyOf(by_user, m->user_factors, m->user_bias, k) +
-					PenaltyOf(by_item, m->item_factors, m->item_bias, k)))
+				   (PenaltyOf(by_user, m->user_factors, m->user_bias, m->k) +
+					PenaltyOf(by_item, m->item_factors, m->item_bias, m->k)))
 		/ (double) by_user->nnz;
 	return result;
 }
@@ -589,35 +734,17 @@ AlsExplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
  */
 AlsLoss
 AlsImplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
-				double regularization, AlsWorkspace *ws)
+				double regularization, AlsWorkspace *ws, int nthreads)
 {
-	int			k = m->k;
-	double		total = 0.0;
+	LossTask	t = {m, by_user, ws, true, NULL, NULL};
 	double		norms = 0.0;
+	double		total;
 	AlsLoss		result;
 
-	AlsGram(m->item_factors, m->nitems, k, ws);
-	for (int u = 0; u < by_user->nrows; u++)
-	{
-		const float *x = m->user_factors + (Size) u * k;
-
-		if ((u % (ALS_INTERRUPT_ROWS * 16)) == 0)
-			CHECK_FOR_INTERRUPTS();
-
-		LinalgGemvN(k, k, ws->yty_f, k, x, ws->cg_ap);
-		total += DotD(x, ws->cg_ap, k);
-		norms += SquaredNorm(x, k);
-		for (int64 e = by_user->indptr[u]; e < by_user->indptr[u + 1]; e++)
-		{
-			double		s = AlsDot(x, m->item_factors + (Size) by_user->indices[e] * k, k);
-			double		c = 1.0 + by_user->values[e];
-
-			/* Replace the confidence-1, preference-0 term by the real one */
-			total += c * (1.0 - s) * (1.0 - s) - s * s;
-		}
-	}
+	AlsGram(m->item_factors, m->nitems, m->k, ws);
+	total = LossSum(&t, nthreads, &norms);
 	for (int i = 0; i < m->nitems; i++)
-		norms += SquaredNorm(m->item_factors + (Size) i * k, k);
+		norms += SquaredNorm(m->item_factors + (Size) i * m->k, m->k);
 
 	result.loss = (total + regularization * norms) / (double) by_user->nnz;
 	result.rmse = NAN;

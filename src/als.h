@@ -110,14 +110,16 @@ extern void AlsImplicitNormal(const int32 *cols, const float *w, int64 n,
 extern double AlsRowPenalty(const AlsConfig *c, int64 n);
 extern int	AlsSolveRow(const AlsConfig *c, int64 n, AlsWorkspace *ws,
 						float *factors_out, float *bias_out);
+extern AlsWorkspace *AlsWorkspacesCreate(int nthreads, int d, int64 rows);
 extern int	AlsHalfStep(const AlsConfig *c, const RecsysSparse *rows,
 						const float *other_factors, const float *other_bias,
 						int nother, float *factors, float *bias,
-						AlsWorkspace *ws);
+						AlsWorkspace *ws, int nthreads);
 extern AlsLoss AlsExplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
 							   const RecsysSparse *by_item,
-							   double regularization);
+							   double regularization, int nthreads);
 extern AlsLoss AlsImplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
-							   double regularization, AlsWorkspace *ws);
+							   double regularization, AlsWorkspace *ws,
+							   int nthreads);
 
 #endif							/* ALS_H */

@@ -14,6 +14,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "parallel.h"
 #include "recsys.h"
 #include "utils/guc.h"
 
@@ -36,6 +37,7 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   NULL, NULL, NULL);
+	ParallelInit();
 	MarkGUCPrefixReserved("recsys");
 }
 

@@ -27,6 +27,7 @@
 #include "catalog.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "parallel.h"
 #include "portability/instr_time.h"
 #include "ratings.h"
 #include "utils/builtins.h"
@@ -229,9 +230,10 @@ static void
 TrainAls(const RecsysRatings *r, const RecsysParams *p, AlsModel *m,
 		 RecsysIteration *log)
 {
-	AlsWorkspace ws;
+	AlsWorkspace *ws;
 	AlsConfig	c;
 	int			k = p->factors;
+	int			nthreads = ParallelThreads();
 
 	c.method = p->method;
 	c.k = k;
@@ -241,7 +243,7 @@ TrainAls(const RecsysRatings *r, const RecsysParams *p, AlsModel *m,
 	c.cg_steps = p->cg_steps;
 
 	AlsModelInit(m, k, r->nusers, r->nitems, c.mean, (uint64) (uint32) p->seed);
-	AlsWorkspaceInit(&ws, k + 1, p->cg ? LongestRow(r) : 0);
+	ws = AlsWorkspacesCreate(nthreads, k + 1, p->cg ? LongestRow(r) : 0);
 
 	for (int it = 0; it < p->iterations; it++)
 	{
@@ -253,18 +255,19 @@ TrainAls(const RecsysRatings *r, const RecsysParams *p, AlsModel *m,
 
 		/* Items first, so the stored users solve against the final items */
 		failed = AlsHalfStep(&c, &r->by_item, m->user_factors, m->user_bias,
-							 r->nusers, m->item_factors, m->item_bias, &ws);
+							 r->nusers, m->item_factors, m->item_bias, ws, nthreads);
 		if (failed >= 0)
 			SolveFailed("item", r->item_ids[failed], p->regularization);
 		failed = AlsHalfStep(&c, &r->by_user, m->item_factors, m->item_bias,
-							 r->nitems, m->user_factors, m->user_bias, &ws);
+							 r->nitems, m->user_factors, m->user_bias, ws, nthreads);
 		if (failed >= 0)
 			SolveFailed("user", r->user_ids[failed], p->regularization);
 
 		if (p->method == RECSYS_METHOD_ALS)
-			loss = AlsExplicitLoss(m, &r->by_user, &r->by_item, p->regularization);
+			loss = AlsExplicitLoss(m, &r->by_user, &r->by_item, p->regularization,
+								   nthreads);
 		else
-			loss = AlsImplicitLoss(m, &r->by_user, p->regularization, &ws);
+			loss = AlsImplicitLoss(m, &r->by_user, p->regularization, &ws[0], nthreads);
 		log[it].loss = loss.loss;
 		log[it].rmse = loss.rmse;
 		log[it].seconds = SecondsSince(start);
@@ -364,8 +367,9 @@ recsys_train(PG_FUNCTION_ARGS)
 										mul_size(ratings->nnz, sizeof(float))),
 							   add_size(AlsModelMemory(params.factors, ratings->nusers,
 													   ratings->nitems),
-										AlsWorkspaceMemory(params.factors,
-														   params.cg ? LongestRow(ratings) : 0))),
+										mul_size(ParallelThreads(),
+												 AlsWorkspaceMemory(params.factors,
+																	params.cg ? LongestRow(ratings) : 0)))),
 					  "The interactions, the factors and the solver workspace need this much.");
 
 	log = palloc0(sizeof(RecsysIteration) * Max(params.iterations, 1));
