@@ -99,6 +99,8 @@ SELECT drop_model('no_such_model');
 SELECT * FROM recommend(1, 5, 'fixture', candidates => ARRAY[1, NULL]);
 SELECT * FROM recommend(1, 5, 'fixture', exclude => '{{1,2},{3,4}}');
 SELECT * FROM similar_users(1, 0, 'fixture');
+SELECT * FROM recommend_all(0, 'fixture');
+SELECT * FROM recommend_all(3, 'fixture', NULL);
 
 -- Fold-in, refresh and explanations.
 SELECT * FROM recommend_for_items('{}', 5, 'fixture');

@@ -90,3 +90,18 @@ SELECT version > :old_version AS retrained FROM recsys.models WHERE name = 'fixt
 SELECT item_id, round(score::numeric, 2) FROM recommend(1, 10, 'fixture');
 SELECT bool_and(abs(score - predict(1, item_id, 'fixture')) < 1e-5) AS fresh
 FROM recommend(1, 10, 'fixture');
+
+-- recommend_all: every user's top n in one call (blocks of users scored by
+-- one matrix product), the same rows as recommend() per user.
+SELECT count(*) AS rows, count(DISTINCT user_id) AS users FROM recommend_all(2, 'fixture');
+SELECT es, count(*) AS rows,
+       bool_and(a.item_id = b.item_id AND abs(a.score - b.score) < 1e-4) AS same
+FROM (VALUES (true), (false)) AS x(es)
+CROSS JOIN LATERAL (SELECT user_id, item_id, score,
+                           row_number() OVER (PARTITION BY user_id ORDER BY score DESC, item_id) AS rank
+                    FROM recommend_all(3, 'fixture', x.es)) a
+JOIN LATERAL (SELECT u AS user_id, r.item_id, r.score,
+                     row_number() OVER (PARTITION BY u ORDER BY r.score DESC, r.item_id) AS rank
+              FROM generate_series(1, 8) u, recommend(u, 3, 'fixture', x.es) r) b
+  ON a.user_id = b.user_id AND a.rank = b.rank
+GROUP BY es ORDER BY es;

@@ -736,3 +736,76 @@ CatalogDeleteUser(const RecsysModelInfo *info, int64 user_id)
 	SPI_finish();
 	return found;
 }
+
+/*
+ * Read every user row of a model in batches of up to `batch` rows and hand
+ * each batch to fn (inside the SPI connection; what fn allocates in the
+ * current context is freed after the batch).
+ */
+void
+CatalogForEachUserBatch(const RecsysModelInfo *info, int batch,
+						CatalogUserBatchFn fn, void *arg)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	MemoryContext batch_cxt = AllocSetContextCreate(outer, "recsys user batch",
+													ALLOCSET_DEFAULT_SIZES);
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(info->model_id)};
+	RecsysUserRow *rows = palloc(sizeof(RecsysUserRow) * batch);
+	int64	   *ids = palloc(sizeof(int64) * batch);
+	Portal		portal;
+
+	Connect();
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT user_id, bias, factors, seen, seen_values "
+									   "FROM recsys.user_factors "
+									   "WHERE model_id OPERATOR(pg_catalog.=) $1",
+									   1, types, values, NULL, true,
+									   CURSOR_OPT_NO_SCROLL);
+	for (;;)
+	{
+		uint64		n;
+		MemoryContext spi_cxt;
+
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, batch);
+		n = SPI_processed;
+		if (n == 0)
+			break;
+		CheckShape(5, "table recsys.user_factors");
+
+		spi_cxt = MemoryContextSwitchTo(batch_cxt);
+		for (uint64 j = 0; j < n; j++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[j];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			int			len;
+			int			nvalues;
+
+			ids[j] = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			rows[j].found = true;
+			rows[j].bias = DatumGetFloat4(SPI_getbinval(tup, desc, 2, &isnull));
+			rows[j].factors =
+				ArrayGetFloat4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
+							   0, &len);
+			if (len != info->factors)
+				CorruptRow(info, "user", ids[j], "wrong number of factors");
+			rows[j].seen =
+				ArrayGetInt8(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)),
+							 &rows[j].nseen);
+			rows[j].seen_values =
+				ArrayGetFloat4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 5, &isnull)),
+							   0, &nvalues);
+			if (nvalues != rows[j].nseen)
+				CorruptRow(info, "user", ids[j], "seen and seen_values differ in length");
+		}
+		fn(arg, ids, rows, (int) n);
+		MemoryContextSwitchTo(spi_cxt);
+		MemoryContextReset(batch_cxt);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	MemoryContextDelete(batch_cxt);
+}

@@ -48,6 +48,12 @@ typedef struct RecsysTrained
 	double		seconds;
 } RecsysTrained;
 
+/* Called with each batch of user rows by CatalogForEachUserBatch */
+typedef void (*CatalogUserBatchFn) (void *arg, const int64 *ids,
+									const RecsysUserRow *rows, int n);
+
+extern void CatalogForEachUserBatch(const RecsysModelInfo *info, int batch,
+									CatalogUserBatchFn fn, void *arg);
 extern void CatalogLockModelName(const char *name, bool exclusive);
 extern RecsysModelInfo *CatalogLookupModel(const char *name);
 extern void CatalogStoreModel(const RecsysTrained *t);

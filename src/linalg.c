@@ -28,6 +28,11 @@ extern void sgemv_(const char *trans, const int *m, const int *n,
 				   const float *alpha, const float *a, const int *lda,
 				   const float *x, const int *incx, const float *beta,
 				   float *y, const int *incy, size_t trans_len);
+extern void sgemm_(const char *transa, const char *transb, const int *m,
+				   const int *n, const int *k, const float *alpha,
+				   const float *a, const int *lda, const float *b,
+				   const int *ldb, const float *beta, float *c,
+				   const int *ldc, size_t transa_len, size_t transb_len);
 extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda,
 					int *info, size_t uplo_len);
 extern void dtrsv_(const char *uplo, const char *trans, const char *diag,
@@ -81,6 +86,25 @@ LinalgGemvT(int m, int n, const float *a, int lda, const float *x, float *y)
 
 	CheckDim(m > 0 && n > 0 && lda >= m, "sgemv");
 	sgemv_("T", &m, &n, &one, a, &lda, x, &inc, &zero, y, &inc, 1);
+}
+
+/*
+ * C = A^T B for A k x m and B k x n (column-major, leading dimension k);
+ * C is m x n with leading dimension ldc.
+ *
+ * With A the item factors and B a block of user factors (both row-major,
+ * one vector per row) this scores the block against every item: column j
+ * of C holds user j's scores (BLAS-3).
+ */
+void
+LinalgGemmTN(int m, int n, int k, const float *a, const float *b, float *c,
+			 int ldc)
+{
+	const float one = 1.0f;
+	const float zero = 0.0f;
+
+	CheckDim(m > 0 && n > 0 && k > 0 && ldc >= m, "sgemm");
+	sgemm_("T", "N", &m, &n, &k, &one, a, &k, b, &k, &zero, c, &ldc, 1, 1);
 }
 
 /*

@@ -20,6 +20,8 @@ extern void LinalgGemvT(int m, int n, const float *a, int lda, const float *x,
 						float *y);
 extern void LinalgGemvN(int m, int n, const float *a, int lda, const float *x,
 						float *y);
+extern void LinalgGemmTN(int m, int n, int k, const float *a, const float *b,
+						 float *c, int ldc);
 extern int	LinalgCholeskySolve(int n, double *a, double *b);
 
 #endif							/* LINALG_H */

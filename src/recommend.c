@@ -30,6 +30,7 @@
 #include "funcapi.h"
 #include "linalg.h"
 #include "miscadmin.h"
+#include "parallel.h"
 #include "recommend.h"
 #include "topk.h"
 #include "utils/builtins.h"
@@ -366,5 +367,134 @@ recsys_similar_users(PG_FUNCTION_ARGS)
 	CosineScores(&e->users, e->user_norms, user, scores);
 	count = TopK(scores, e->users.ids, e->users.n, n, chosen);
 	ServeEmit(fcinfo, e->users.ids, scores, chosen, count);
+	return (Datum) 0;
+}
+
+/* Users scored per sgemm in recommend_all */
+#define BATCH_USERS 256
+
+/* Users per thread task in recommend_all: one small sgemm and its top-n */
+#define BATCH_TASK_USERS 16
+
+/* State of one recommend_all call */
+typedef struct BatchState
+{
+	FunctionCallInfo fcinfo;
+	CacheEntry *e;
+	int			n;
+	bool		exclude_seen;
+	int			nthreads;
+	const int64 *ids;			/* the current batch */
+	const RecsysUserRow *rows;
+	float	   *users;			/* batch x k user factors */
+	float	   *scores;			/* nitems x batch, column per user */
+	int32	   *chosen;			/* batch x n best item rows */
+	int		   *counts;			/* per user: rows chosen */
+} BatchState;
+
+/*
+ * Score users [begin, end) of the current batch against every item (one
+ * sgemm) and pick each one's best n (no PostgreSQL calls: runs on worker
+ * threads).
+ */
+static bool
+BatchBody(void *arg, int thread, int begin, int end)
+{
+	BatchState *b = (BatchState *) arg;
+	const RecsysFactors *it = &b->e->items;
+	int			nitems = it->n;
+	int			k = it->k;
+	float	   *block = b->scores + (Size) begin * nitems;
+
+	if (k > 0)
+		LinalgGemmTN(nitems, end - begin, k, it->factors,
+					 b->users + (Size) begin * k, block, nitems);
+	else
+		memset(block, 0, sizeof(float) * nitems * (end - begin));
+
+	for (int j = begin; j < end; j++)
+	{
+		float	   *s = b->scores + (Size) j * nitems;
+		float		base = (float) (b->e->config.mean + b->rows[j].bias);
+
+		/* Auto-vectorized */
+		for (int i = 0; i < nitems; i++)
+			s[i] += base + it->bias[i];
+		if (b->exclude_seen)
+			ServeExcludeIds(b->e, b->rows[j].seen, b->rows[j].nseen, s);
+		b->counts[j] = TopK(s, it->ids, nitems, b->n, b->chosen + (Size) j * b->n);
+	}
+	return true;
+}
+
+/* Score one batch of users and emit their rows */
+static void
+BatchUsers(void *arg, const int64 *ids, const RecsysUserRow *rows, int nrows)
+{
+	BatchState *b = (BatchState *) arg;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) b->fcinfo->resultinfo;
+	int			k = b->e->items.k;
+
+	for (int j = 0; j < nrows; j++)
+		memcpy(b->users + (Size) j * k, rows[j].factors, sizeof(float) * k);
+	b->ids = ids;
+	b->rows = rows;
+	(void) ParallelFor(nrows, BATCH_TASK_USERS, b->nthreads, BatchBody, b);
+
+	for (int j = 0; j < nrows; j++)
+	{
+		const float *s = b->scores + (Size) j * b->e->items.n;
+		const int32 *chosen = b->chosen + (Size) j * b->n;
+
+		for (int r = 0; r < b->counts[j]; r++)
+		{
+			Datum		values[3];
+			bool		nulls[3] = {false, false, false};
+
+			values[0] = Int64GetDatum(ids[j]);
+			values[1] = Int64GetDatum(b->e->items.ids[chosen[r]]);
+			values[2] = Float4GetDatum(s[chosen[r]]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+}
+
+PG_FUNCTION_INFO_V1(recsys_recommend_all);
+
+/*
+ * recommend_all(n, model, exclude_seen): the n best items for every user of
+ * the model, scored a block of users at a time with one matrix product per
+ * block (BLAS-3) on the training threads.
+ */
+Datum
+recsys_recommend_all(PG_FUNCTION_ARGS)
+{
+	int			n = ServeCountArg(fcinfo, 0);
+	char	   *model = ServeModelArg(fcinfo, 1);
+	RecsysModelInfo *info;
+	BatchState	b;
+	int			batch;
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("exclude_seen must not be null")));
+	InitMaterializedSRF(fcinfo, 0);
+
+	info = CatalogLookupModel(model);
+	b.fcinfo = fcinfo;
+	b.e = CacheGetModel(info);
+	b.n = Min(n, b.e->items.n);
+	b.exclude_seen = PG_GETARG_BOOL(2);
+	b.nthreads = ParallelThreads();
+
+	/* A score block of at most about 64 MB, whatever the catalog size */
+	batch = (int) Max(1, Min(BATCH_USERS, (64 * 1024 * 1024 / sizeof(float)) / b.e->items.n));
+	b.users = palloc(sizeof(float) * Max(batch * b.e->items.k, 1));
+	b.scores = palloc_extended(sizeof(float) * batch * b.e->items.n, MCXT_ALLOC_HUGE);
+	b.chosen = palloc(sizeof(int32) * batch * b.n);
+	b.counts = palloc(sizeof(int) * batch);
+
+	CatalogForEachUserBatch(info, batch, BatchUsers, &b);
 	return (Datum) 0;
 }

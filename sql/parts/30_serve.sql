@@ -43,3 +43,13 @@ AS 'MODULE_PATHNAME', 'recsys_similar_users'
 LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.similar_users(bigint, integer, text)
     IS 'the n users whose factors have the highest cosine similarity to the user''s';
+
+CREATE FUNCTION @extschema@.recommend_all(
+    n             integer DEFAULT 10,
+    model         text DEFAULT NULL,
+    exclude_seen  boolean DEFAULT true)
+RETURNS TABLE (user_id bigint, item_id bigint, score real)
+AS 'MODULE_PATHNAME', 'recsys_recommend_all'
+LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100000;
+COMMENT ON FUNCTION @extschema@.recommend_all(integer, text, boolean)
+    IS 'the top-n items of every user of the model, computed in blocks of users with one matrix product each';
