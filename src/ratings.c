@@ -33,6 +33,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "idmap.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -465,15 +466,13 @@ SelectSql(StringInfo sql, const RatingsSource *src, const char *relname,
 }
 
 /*
- * Read one row's value (column 3 of the SPI tuple): false for a NULL value
- * (the row is to be skipped); errors for non-finite or out-of-range values.
+ * A row's value as double: false for a NULL value (the row is to be
+ * skipped); errors for non-finite or out-of-range values.
  */
 static bool
-RowValue(HeapTuple tup, TupleDesc desc, Oid type, const char *relname,
-		 const char *col, int64 uid, int64 iid, double *value)
+RowValue(Datum d, bool isnull, Oid type, const char *relname, const char *col,
+		 int64 uid, int64 iid, double *value)
 {
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, 3, &isnull);
 	double		v;
 
 	if (isnull)
@@ -485,14 +484,11 @@ RowValue(HeapTuple tup, TupleDesc desc, Oid type, const char *relname,
 	return true;
 }
 
-/* The id in column attno of an SPI tuple; NULL ids are an error */
+/* A row's id as int64; NULL ids are an error */
 static int64
-RowId(HeapTuple tup, TupleDesc desc, int attno, Oid type, const char *relname,
-	  const char *col, const char *role)
+RowId(Datum d, bool isnull, Oid type, const char *relname, const char *col,
+	  const char *role)
 {
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, attno, &isnull);
-
 	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -502,6 +498,106 @@ RowId(HeapTuple tup, TupleDesc desc, int attno, Oid type, const char *relname,
 	return IdFromDatum(d, type);
 }
 
+/* Everything the scan of the source builds, as the DestReceiver sees it */
+typedef struct LoadState
+{
+	DestReceiver pub;			/* must be first */
+	const RatingsSource *src;
+	const char *relname;
+	Oid			types[3];
+	RecsysRatings *r;
+	MemoryContext outer;		/* where the results live */
+	MemoryContext batch_cxt;	/* per-row garbage, reset now and then */
+	IdMap	   *users;
+	IdMap	   *items;
+	int64	   *user_first;		/* dense index -> id, in first-seen order */
+	int64	   *item_first;
+	int64		user_cap;
+	int64		item_cap;
+	Triplets	t;
+} LoadState;
+
+/* Record one id, growing the first-seen array as needed */
+static inline int32
+MapId(IdMap *map, int64 id, int64 **first, int64 *cap)
+{
+	int32		idx = IdMapInsert(map, id);
+
+	if (idx >= *cap)
+	{
+		*cap *= 2;
+		*first = repalloc_huge(*first, sizeof(int64) * *cap);
+	}
+	(*first)[idx] = id;
+	return idx;
+}
+
+/*
+ * Receive one source row straight from the executor: no tuple is copied
+ * into an SPI tuple table, which makes reading several times cheaper.
+ */
+static bool
+LoadReceiveSlot(TupleTableSlot *slot, DestReceiver *self)
+{
+	LoadState  *st = (LoadState *) self;
+	const RatingsSource *src = st->src;
+	RecsysRatings *r = st->r;
+	double		v = 1.0;
+	int64		uid,
+				iid;
+	MemoryContext old;
+
+	if ((r->rows_read % RATINGS_BATCH_ROWS) == 0)
+	{
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(st->batch_cxt);
+	}
+	r->rows_read++;
+
+	old = MemoryContextSwitchTo(st->batch_cxt);
+	slot_getallattrs(slot);
+	uid = RowId(slot->tts_values[0], slot->tts_isnull[0], st->types[0],
+				st->relname, src->user_col, "user");
+	iid = RowId(slot->tts_values[1], slot->tts_isnull[1], st->types[1],
+				st->relname, src->item_col, "item");
+	if (src->value_col &&
+		!RowValue(slot->tts_values[2], slot->tts_isnull[2], st->types[2],
+				  st->relname, src->value_col, uid, iid, &v))
+	{
+		r->null_values++;
+		MemoryContextSwitchTo(old);
+		return true;
+	}
+
+	/* The maps and triplets live in the outer context */
+	MemoryContextSwitchTo(st->outer);
+	TripletsReserve(&st->t);
+	st->t.users[st->t.count] = MapId(st->users, uid, &st->user_first, &st->user_cap);
+	st->t.items[st->t.count] = MapId(st->items, iid, &st->item_first, &st->item_cap);
+	st->t.values[st->t.count] = (float) v;
+	st->t.count++;
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/* DestReceiver callbacks with nothing to do */
+static void
+LoadStartup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+/* DestReceiver shutdown: nothing to release */
+static void
+LoadShutdown(DestReceiver *self)
+{
+}
+
+/* DestReceiver destroy: the state lives in the caller's memory */
+static void
+LoadDestroy(DestReceiver *self)
+{
+}
+
 /*
  * Read the source relation into a RecsysRatings allocated in the current
  * memory context.
@@ -509,106 +605,64 @@ RowId(HeapTuple tup, TupleDesc desc, int attno, Oid type, const char *relname,
 RecsysRatings *
 RatingsLoad(const RatingsSource *src)
 {
-	MemoryContext outer = CurrentMemoryContext;
-	MemoryContext batch_cxt;
+	LoadState	st;
 	RecsysRatings *r = palloc0(sizeof(RecsysRatings));
-	char	   *relname = RatingsSourceName(src->relid);
-	Oid			types[3];
 	StringInfoData sql;
+	SPIExecuteOptions options;
+	Triplets	t;
 	IdMap	   *users;
 	IdMap	   *items;
-	int64	   *user_first;
-	int64	   *item_first;
-	int64		user_cap = 1024;
-	int64		item_cap = 1024;
-	Triplets	t = {0};
-	Portal		portal;
 	int32	   *remap;
 	int64		estimate = EstimatedRows(src->relid);
+	const char *relname;
 	double		sum = 0.0;
+	int			rc;
 
-	ValidateSource(src, relname, types);
+	memset(&st, 0, sizeof(st));
+	st.pub.receiveSlot = LoadReceiveSlot;
+	st.pub.rStartup = LoadStartup;
+	st.pub.rShutdown = LoadShutdown;
+	st.pub.rDestroy = LoadDestroy;
+	st.pub.mydest = DestNone;
+	st.src = src;
+	st.relname = relname = RatingsSourceName(src->relid);
+	st.r = r;
+	st.outer = CurrentMemoryContext;
+	ValidateSource(src, relname, st.types);
 
 	/* Start at the planner's estimate, so a fresh table needs no growth */
 	if (estimate > 0)
-		TripletsGrow(&t, estimate + estimate / 16);
-	users = IdMapCreate(Min(estimate, 1 << 20));
-	items = IdMapCreate(Min(estimate, 1 << 20));
-	user_first = palloc(sizeof(int64) * user_cap);
-	item_first = palloc(sizeof(int64) * item_cap);
-	batch_cxt = AllocSetContextCreate(outer, "recsys load batch",
-									  ALLOCSET_DEFAULT_SIZES);
+		TripletsGrow(&st.t, estimate + estimate / 16);
+	/*
+	 * The maps start small and grow with the distinct ids: sized by rows
+	 * they would be far larger than the ids and miss the cache on every
+	 * probe.
+	 */
+	st.users = IdMapCreate(1024);
+	st.items = IdMapCreate(1024);
+	st.user_cap = st.item_cap = 1024;
+	st.user_first = palloc(sizeof(int64) * st.user_cap);
+	st.item_first = palloc(sizeof(int64) * st.item_cap);
+	st.batch_cxt = AllocSetContextCreate(st.outer, "recsys load batch",
+										 ALLOCSET_DEFAULT_SIZES);
 
 	SelectSql(&sql, src, relname, false);
-
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	portal = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL,
-									   true, CURSOR_OPT_NO_SCROLL);
+	memset(&options, 0, sizeof(options));
+	options.read_only = true;
+	options.dest = (DestReceiver *) &st;
+	rc = SPI_execute_extended(sql.data, &options);
 
-	for (;;)
-	{
-		uint64		nrows;
-		MemoryContext spi_cxt;
-
-		CHECK_FOR_INTERRUPTS();
-		SPI_cursor_fetch(portal, true, RATINGS_BATCH_ROWS);
-		nrows = SPI_processed;
-		if (nrows == 0)
-			break;
-
-		spi_cxt = MemoryContextSwitchTo(batch_cxt);
-		for (uint64 row = 0; row < nrows; row++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[row];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			double		v = 1.0;
-			int64		uid,
-						iid;
-			int32		uidx,
-						iidx;
-
-			r->rows_read++;
-			uid = RowId(tup, desc, 1, types[0], relname, src->user_col, "user");
-			iid = RowId(tup, desc, 2, types[1], relname, src->item_col, "item");
-			if (src->value_col &&
-				!RowValue(tup, desc, types[2], relname, src->value_col, uid, iid, &v))
-			{
-				r->null_values++;
-				continue;
-			}
-
-			/* The maps and triplets live in the outer context */
-			MemoryContextSwitchTo(outer);
-			uidx = IdMapInsert(users, uid);
-			if (uidx >= user_cap)
-			{
-				user_cap *= 2;
-				user_first = repalloc_huge(user_first, sizeof(int64) * user_cap);
-			}
-			user_first[uidx] = uid;
-			iidx = IdMapInsert(items, iid);
-			if (iidx >= item_cap)
-			{
-				item_cap *= 2;
-				item_first = repalloc_huge(item_first, sizeof(int64) * item_cap);
-			}
-			item_first[iidx] = iid;
-			TripletsReserve(&t);
-			t.users[t.count] = uidx;
-			t.items[t.count] = iidx;
-			t.values[t.count] = (float) v;
-			t.count++;
-			MemoryContextSwitchTo(batch_cxt);
-		}
-		MemoryContextSwitchTo(spi_cxt);
-		MemoryContextReset(batch_cxt);
-		SPI_freetuptable(SPI_tuptable);
-	}
-	SPI_cursor_close(portal);
+	/* With a DestReceiver of ours, SPI reports a SELECT as a utility */
+	if (rc != SPI_OK_SELECT && rc != SPI_OK_UTILITY)
+		elog(ERROR, "reading %s failed: %s", relname, SPI_result_code_string(rc));
 	SPI_finish();
-	MemoryContextDelete(batch_cxt);
+	MemoryContextDelete(st.batch_cxt);
 
+	t = st.t;
+	users = st.users;
+	items = st.items;
 	if (t.count == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA),
@@ -624,18 +678,18 @@ RatingsLoad(const RatingsSource *src)
 					  "Sorting the interactions needs this much.");
 
 	/* Renumber ids in ascending order, so that row order does not matter */
-	remap = RenumberIds(user_first, r->nusers);
+	remap = RenumberIds(st.user_first, r->nusers);
 	for (int64 e = 0; e < t.count; e++)
 		t.users[e] = remap[t.users[e]];
 	pfree(remap);
-	remap = RenumberIds(item_first, r->nitems);
+	remap = RenumberIds(st.item_first, r->nitems);
 	for (int64 e = 0; e < t.count; e++)
 		t.items[e] = remap[t.items[e]];
 	pfree(remap);
 	pfree(users->slots);
 	pfree(items->slots);
-	r->user_ids = user_first;
-	r->item_ids = item_first;
+	r->user_ids = st.user_first;
+	r->item_ids = st.item_first;
 
 	BuildByUser(r, &t, src->sum_duplicates);
 	BuildByItem(r);
@@ -700,12 +754,17 @@ RatingsLoadUser(const RatingsSource *src, int64 user_id, RatingsUser *out)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[row];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		int64		iid = RowId(tup, desc, 2, types[1], relname, src->item_col, "item");
+		bool		isnull;
+		Datum		d = SPI_getbinval(tup, desc, 2, &isnull);
+		int64		iid = RowId(d, isnull, types[1], relname, src->item_col, "item");
 		double		v = 1.0;
 
-		if (src->value_col &&
-			!RowValue(tup, desc, types[2], relname, src->value_col, user_id, iid, &v))
-			continue;
+		if (src->value_col)
+		{
+			d = SPI_getbinval(tup, desc, 3, &isnull);
+			if (!RowValue(d, isnull, types[2], relname, src->value_col, user_id, iid, &v))
+				continue;
+		}
 		pairs[npairs].item = iid;
 		pairs[npairs].value = v;
 		npairs++;

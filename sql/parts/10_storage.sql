@@ -52,6 +52,11 @@ CREATE TABLE recsys.user_factors (
     seen_values       real[] NOT NULL,
     PRIMARY KEY (model_id, user_id)
 );
+-- Sorted id arrays barely compress, and compressing them costs more than
+-- writing them: store the long ones out of line, uncompressed.
+ALTER TABLE recsys.user_factors
+    ALTER COLUMN seen SET STORAGE EXTERNAL,
+    ALTER COLUMN seen_values SET STORAGE EXTERNAL;
 COMMENT ON TABLE recsys.user_factors IS 'user factors and bias per model; seen and seen_values hold the user''s training items, sorted, and their values';
 
 CREATE TABLE recsys.item_factors (
