@@ -7,9 +7,9 @@
  * row-level security applies), with a cursor in batches.  Each row's ids are
  * mapped to dense indexes on the fly and kept as compact triplets; after the
  * scan, ids are renumbered in ascending id order (so a model does not depend
- * on the physical row order), and two counting sorts build the matrix by
- * user (items ascending within a user, which makes duplicates adjacent) and
- * by item.  Everything is O(rows) apart from sorting the distinct ids.
+ * on the physical row order), a counting sort by user and a sort of each
+ * user's row build the matrix by user (items ascending within a user, which
+ * makes duplicates adjacent), and a counting sort builds it by item.
  *
  * Rules for bad rows (also in the README):
  *	- NULL user or item id: error.
@@ -51,9 +51,9 @@
 
 /*
  * Bytes per source row while loading, at the peak: the triplets (12 bytes,
- * with up to half again as spare capacity) and the sort buffers (16).
+ * with up to half again as spare capacity) and the user-major matrix (8).
  */
-#define RATINGS_LOAD_BYTES_PER_ROW 34
+#define RATINGS_LOAD_BYTES_PER_ROW 26
 
 /* Schema-qualified, quoted name of a relation, for messages and SQL */
 char *
@@ -297,85 +297,91 @@ SparseAlloc(RecsysSparse *m, int nrows, int ncols, int64 nnz)
 	m->values = palloc_extended(sizeof(float) * Max(nnz, 1), MCXT_ALLOC_HUGE);
 }
 
+/* An entry of one user's row while it is sorted */
+typedef struct RowEntry
+{
+	int32		item;
+	float		value;
+} RowEntry;
+
+/* Order row entries by item, then value (a canonical order for merging) */
+static int
+CompareRowEntry(const void *a, const void *b)
+{
+	const RowEntry *x = (const RowEntry *) a;
+	const RowEntry *y = (const RowEntry *) b;
+
+	if (x->item != y->item)
+		return (x->item > y->item) - (x->item < y->item);
+	return (x->value > y->value) - (x->value < y->value);
+}
+
 /*
  * Build the user-major matrix from triplets (which are freed): a counting
- * sort by item, then a stable one by user, so each user's items ascend.
- * Duplicates, now adjacent, are merged into their mean or sum.
+ * sort by user straight into the matrix, then each row sorted by item.
+ * Only the triplets and the matrix are ever allocated together (20 bytes
+ * per row at the peak).  Duplicates, now adjacent, are merged into their
+ * mean or sum; sorting them by value first makes the merged value
+ * independent of the scan order.
  */
 static void
 BuildByUser(RecsysRatings *r, Triplets *t, bool sum_duplicates)
 {
 	int64		n = t->count;
-	int64	   *start = palloc0_extended_huge(sizeof(int64) * ((Size) r->nitems + 1));
-	int32	   *tmp_users = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
-	float	   *tmp_values = palloc_extended(sizeof(float) * n, MCXT_ALLOC_HUGE);
 	RecsysSparse *m = &r->by_user;
 	int64	   *next;
 	int64		out;
+	int64		longest = 0;
+	RowEntry   *row;
 
-	/* Counting sort by item */
+	SparseAlloc(m, r->nusers, r->nitems, n);
 	for (int64 e = 0; e < n; e++)
-		start[t->items[e] + 1]++;
-	for (int i = 0; i < r->nitems; i++)
-		start[i + 1] += start[i];
-	next = palloc_extended(sizeof(int64) * ((Size) r->nitems + 1), MCXT_ALLOC_HUGE);
-	memcpy(next, start, sizeof(int64) * ((Size) r->nitems + 1));
+		m->indptr[t->users[e] + 1]++;
+	for (int u = 0; u < r->nusers; u++)
+	{
+		m->indptr[u + 1] += m->indptr[u];
+		longest = Max(longest, m->indptr[u + 1] - m->indptr[u]);
+	}
+	next = palloc_extended(sizeof(int64) * ((Size) r->nusers + 1), MCXT_ALLOC_HUGE);
+	memcpy(next, m->indptr, sizeof(int64) * ((Size) r->nusers + 1));
 	for (int64 e = 0; e < n; e++)
 	{
-		int64		pos = next[t->items[e]]++;
+		int64		pos = next[t->users[e]]++;
 
-		tmp_users[pos] = t->users[e];
-		tmp_values[pos] = t->values[e];
+		m->indices[pos] = t->items[e];
+		m->values[pos] = t->values[e];
 	}
 	pfree(next);
 	pfree(t->users);
 	pfree(t->items);
 	pfree(t->values);
 
-	/* Stable counting sort by user, walking items in ascending order */
-	SparseAlloc(m, r->nusers, r->nitems, n);
-	for (int64 e = 0; e < n; e++)
-		m->indptr[tmp_users[e] + 1]++;
-	for (int u = 0; u < r->nusers; u++)
-		m->indptr[u + 1] += m->indptr[u];
-	next = palloc_extended(sizeof(int64) * ((Size) r->nusers + 1), MCXT_ALLOC_HUGE);
-	memcpy(next, m->indptr, sizeof(int64) * ((Size) r->nusers + 1));
-	for (int i = 0; i < r->nitems; i++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		for (int64 e = start[i]; e < start[i + 1]; e++)
-		{
-			int64		pos = next[tmp_users[e]]++;
-
-			m->indices[pos] = i;
-			m->values[pos] = tmp_values[e];
-		}
-	}
-	pfree(next);
-	pfree(start);
-	pfree(tmp_users);
-	pfree(tmp_values);
-
-	/* Merge adjacent duplicates into their mean, compacting in place */
+	/* Sort each row by item and merge adjacent duplicates, compacting */
+	row = palloc_extended(sizeof(RowEntry) * Max(longest, 1), MCXT_ALLOC_HUGE);
 	out = 0;
 	for (int u = 0; u < r->nusers; u++)
 	{
 		int64		begin = m->indptr[u];
-		int64		end = m->indptr[u + 1];
+		int64		len = m->indptr[u + 1] - begin;
+
+		if ((u % 1024) == 0)
+			CHECK_FOR_INTERRUPTS();
+		for (int64 j = 0; j < len; j++)
+		{
+			row[j].item = m->indices[begin + j];
+			row[j].value = m->values[begin + j];
+		}
+		qsort(row, len, sizeof(RowEntry), CompareRowEntry);
 
 		m->indptr[u] = out;
-		for (int64 e = begin; e < end;)
+		for (int64 j = 0; j < len;)
 		{
-			int32		item = m->indices[e];
+			int32		item = row[j].item;
 			double		sum = 0.0;
 			int64		count = 0;
 
-			while (e < end && m->indices[e] == item)
-			{
-				sum += m->values[e];
-				count++;
-				e++;
-			}
+			for (; j < len && row[j].item == item; j++, count++)
+				sum += row[j].value;
 			m->indices[out] = item;
 			m->values[out] = (float) (sum_duplicates ? sum : sum / count);
 			out++;
@@ -385,6 +391,7 @@ BuildByUser(RecsysRatings *r, Triplets *t, bool sum_duplicates)
 	m->indptr[r->nusers] = out;
 	m->nnz = out;
 	r->nnz = out;
+	pfree(row);
 }
 
 /* Build the item-major matrix from the user-major one */
@@ -674,7 +681,7 @@ RatingsLoad(const RatingsSource *src)
 	r->nusers = users->count;
 	r->nitems = items->count;
 	RecsysCheckMemory(add_size(RatingsMemory(t.count, r->nusers, r->nitems),
-							   mul_size(t.count, sizeof(int32) + sizeof(float))),
+							   mul_size(t.capacity, 3 * sizeof(int32))),
 					  "Sorting the interactions needs this much.");
 
 	/* Renumber ids in ascending order, so that row order does not matter */
