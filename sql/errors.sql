@@ -111,6 +111,8 @@ SELECT * FROM recommend_for_items(ARRAY[1, NULL], 5, 'fixture', "values" => ARRA
 SELECT * FROM recommend_for_items(ARRAY[1, 2], 0, 'fixture', "values" => ARRAY[5, 4]);
 SELECT * FROM recommend_for_items(ARRAY[1, 2], 5, 'clicks', "values" => ARRAY[1, -2]);
 SELECT refresh_user('fixture', NULL);
+SELECT forget_user('fixture', NULL);
+SELECT forget_user('no_such_model', 1);
 SELECT refresh_user('no_such_model', 1);
 SELECT * FROM explain(1, 3, 0, 'fixture');
 SET client_min_messages = warning;

@@ -84,3 +84,50 @@ SELECT count(*) FROM explain(424242, 3, 5, 'clicks');
 SELECT count(*) FROM explain(1, 424242, 5, 'clicks');
 
 SELECT drop_model('pop');
+
+-- forget_user: the user's row goes, and every item they had is re-solved
+-- against the remaining users exactly as training's item half-step would:
+-- the als_solve aggregate over the remaining ratings gives the same item
+-- factors and biases.
+SET client_min_messages = warning;
+CALL train('forget_me', 'ratings', value_col => 'rating', factors => 2,
+           iterations => 10, regularization => 0.3);
+RESET client_min_messages;
+SELECT version AS v0 FROM recsys.models WHERE name = 'forget_me' \gset
+CREATE TEMP TABLE items_before AS
+SELECT i.item_id, i.factors FROM recsys.item_factors i JOIN recsys.models m USING (model_id)
+WHERE m.name = 'forget_me';
+SELECT count(*) FROM similar_users(2, 10, 'forget_me') WHERE user_id = 1;
+SELECT forget_user('forget_me', 1);
+SELECT forget_user('forget_me', 1) AS again;
+SELECT num_users, num_interactions, version > :v0 AS new_version
+FROM recsys.models WHERE name = 'forget_me';
+SELECT count(*) FROM similar_users(2, 10, 'forget_me') WHERE user_id = 1;
+SELECT count(*) AS user_rows FROM recsys.user_factors JOIN recsys.models USING (model_id)
+WHERE name = 'forget_me' AND user_id = 1;
+-- Items 1, 2, 4, 5 (user 1's) changed; items 3 and 6 did not.
+SELECT b.item_id, b.factors <> i.factors AS changed, i.popularity
+FROM items_before b JOIN recsys.item_factors i USING (item_id)
+JOIN recsys.models m ON m.model_id = i.model_id AND m.name = 'forget_me'
+ORDER BY b.item_id;
+SELECT count(DISTINCT s.item_id) AS items, max(abs(s.w[j] - (i.factors || i.bias)[j])) < 1e-4 AS exact
+FROM (SELECT r.item_id, als_solve(u.factors || 1::real, r.rating - m.global_mean - u.bias, 0.3) AS w
+      FROM ratings r JOIN recsys.models m ON m.name = 'forget_me'
+      JOIN recsys.user_factors u ON u.model_id = m.model_id AND u.user_id = r.user_id
+      WHERE r.item_id IN (1, 2, 4, 5)
+      GROUP BY r.item_id) s
+JOIN recsys.models m ON m.name = 'forget_me'
+JOIN recsys.item_factors i ON i.model_id = m.model_id AND i.item_id = s.item_id
+CROSS JOIN generate_series(1, 3) j;
+-- A forgotten user is unknown: popular items.
+SELECT item_id, score FROM recommend(1, 2, 'forget_me');
+-- An item whose only user is forgotten leaves the model.
+INSERT INTO ratings_dup VALUES (42, 77, 4);
+SET client_min_messages = warning;
+CALL train('forget_lonely', 'ratings_dup', value_col => 'rating', factors => 2, iterations => 2);
+RESET client_min_messages;
+SELECT forget_user('forget_lonely', 42);
+SELECT num_items, (SELECT count(*) FROM recsys.item_factors f WHERE f.model_id = m.model_id
+                   AND f.item_id = 77) AS item_77
+FROM recsys.models m WHERE name = 'forget_lonely';
+SELECT drop_model('forget_me'), drop_model('forget_lonely');

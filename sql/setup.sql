@@ -10,11 +10,11 @@ SELECT p.oid::regprocedure AS function, p.prokind
 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
 WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'recsys')
   AND p.proname NOT LIKE 'als\_solve\_%'
-ORDER BY 1::text;
+ORDER BY p.oid::regprocedure::text COLLATE "C";
 
 SELECT c.oid::regclass AS relation, c.relkind
 FROM pg_class c WHERE c.relnamespace = 'recsys'::regnamespace AND c.relkind IN ('r', 'S')
-ORDER BY 1::text;
+ORDER BY c.relname COLLATE "C";
 
 -- Every configuration table is dumped by pg_dump.
 SELECT extconfig::regclass[] FROM pg_extension WHERE extname = 'recsys';

@@ -152,7 +152,8 @@ AlsPackedSize(int d)
 }
 
 /*
- * Add one observation (x, y) to normal equations: a += x x^T, b += y x.
+ * Add one observation (x, y) to normal equations: a += x x^T, b += y x
+ * (b may be NULL to update a only).
  *
  * a is the packed upper triangle of a d x d matrix (LAPACK's 'U' packed
  * layout), half the size of a full one: the aggregate keeps one per group
@@ -169,7 +170,8 @@ AlsAccumulateRow(double *a, double *b, int d, const float *x, double y)
 		/* Auto-vectorized */
 		for (int i = 0; i <= j; i++)
 			col[i] += (double) x[i] * xj;
-		b[j] += y * xj;
+		if (b)
+			b[j] += y * xj;
 	}
 }
 

@@ -178,12 +178,9 @@ InfoFromTuple(MemoryContext cxt)
 	"params OPERATOR(pg_catalog.->>) 'scaling', " \
 	"(params OPERATOR(pg_catalog.->>) 'epsilon')::pg_catalog.float8"
 
-/*
- * Look up a model by name; NULL name means recsys.default_model, or the
- * only model when that setting is empty.  Errors if there is no such model.
- */
-RecsysModelInfo *
-CatalogLookupModel(const char *name)
+/* Look up a model by name, with a new snapshot if `latest` */
+static RecsysModelInfo *
+LookupModel(const char *name, bool latest)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	RecsysModelInfo *info;
@@ -201,7 +198,7 @@ CatalogLookupModel(const char *name)
 								   " FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1",
 								   1, types);
 
-		if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+		if (SPI_execute_plan(plan, values, NULL, !latest, 1) != SPI_OK_SELECT)
 			elog(ERROR, "model lookup failed");
 		if (SPI_processed == 0)
 			ereport(ERROR,
@@ -217,7 +214,7 @@ CatalogLookupModel(const char *name)
 								   " FROM recsys.models ORDER BY name LIMIT 2",
 								   0, NULL);
 
-		if (SPI_execute_plan(plan, NULL, NULL, true, 2) != SPI_OK_SELECT)
+		if (SPI_execute_plan(plan, NULL, NULL, !latest, 2) != SPI_OK_SELECT)
 			elog(ERROR, "model lookup failed");
 		if (SPI_processed == 0)
 			ereport(ERROR,
@@ -233,6 +230,27 @@ CatalogLookupModel(const char *name)
 	info = InfoFromTuple(outer);
 	SPI_finish();
 	return info;
+}
+
+/*
+ * Look up a model by name; NULL name means recsys.default_model, or the
+ * only model when that setting is empty.  Errors if there is no such model.
+ * Reads with the calling query's snapshot (serving functions are STABLE).
+ */
+RecsysModelInfo *
+CatalogLookupModel(const char *name)
+{
+	return LookupModel(name, false);
+}
+
+/*
+ * The same with a new snapshot, for functions that change a model: after
+ * waiting for a lock they must see what was committed meanwhile.
+ */
+RecsysModelInfo *
+CatalogLookupModelLatest(const char *name)
+{
+	return LookupModel(name, true);
 }
 
 /* Delete a model's factor and log rows (not its models row) */
@@ -634,10 +652,13 @@ CatalogLoadFactors(const RecsysModelInfo *info, bool users, RecsysFactors *out)
 /*
  * Load one user's row.  row->found is false for a user the model does not
  * know; otherwise factors, seen and seen_values are allocated in the
- * current context.
+ * current context.  `latest` reads with a new snapshot (for functions that
+ * change the model, so they see their own and committed changes), else
+ * with the calling query's.
  */
 void
-CatalogLoadUser(const RecsysModelInfo *info, int64 user_id, RecsysUserRow *row)
+CatalogLoadUser(const RecsysModelInfo *info, int64 user_id, bool latest,
+				RecsysUserRow *row)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	Oid			types[2] = {INT8OID, INT8OID};
@@ -650,7 +671,7 @@ CatalogLoadUser(const RecsysModelInfo *info, int64 user_id, RecsysUserRow *row)
 				   "SELECT bias, factors, seen, seen_values FROM recsys.user_factors "
 				   "WHERE model_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
 				   2, types);
-	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_plan(plan, values, NULL, !latest, 1) != SPI_OK_SELECT)
 		elog(ERROR, "loading user factors failed");
 	if (SPI_processed > 0)
 	{
@@ -740,10 +761,11 @@ CatalogDeleteUser(const RecsysModelInfo *info, int64 user_id)
 /*
  * Read every user row of a model in batches of up to `batch` rows and hand
  * each batch to fn (inside the SPI connection; what fn allocates in the
- * current context is freed after the batch).
+ * current context is freed after the batch); `latest` as for
+ * CatalogLoadUser.
  */
 void
-CatalogForEachUserBatch(const RecsysModelInfo *info, int batch,
+CatalogForEachUserBatch(const RecsysModelInfo *info, int batch, bool latest,
 						CatalogUserBatchFn fn, void *arg)
 {
 	MemoryContext outer = CurrentMemoryContext;
@@ -760,7 +782,7 @@ CatalogForEachUserBatch(const RecsysModelInfo *info, int batch,
 									   "SELECT user_id, bias, factors, seen, seen_values "
 									   "FROM recsys.user_factors "
 									   "WHERE model_id OPERATOR(pg_catalog.=) $1",
-									   1, types, values, NULL, true,
+									   1, types, values, NULL, !latest,
 									   CURSOR_OPT_NO_SCROLL);
 	for (;;)
 	{
@@ -808,4 +830,69 @@ CatalogForEachUserBatch(const RecsysModelInfo *info, int batch,
 	SPI_cursor_close(portal);
 	SPI_finish();
 	MemoryContextDelete(batch_cxt);
+}
+
+/*
+ * Replace the factors, bias and popularity of some items of a model and
+ * delete others (forget_user), in the current transaction.
+ */
+void
+CatalogUpdateItems(const RecsysModelInfo *info, const RecsysFactors *upd,
+				   const int64 *gone, int ngone)
+{
+	Oid			types[6] = {INT8OID, INT8ARRAYOID, FLOAT4ARRAYOID, FLOAT4ARRAYOID,
+	INT4OID, INT8ARRAYOID};
+	Datum		values[6];
+
+	Connect();
+	if (upd->n > 0)
+	{
+		values[0] = Int64GetDatum(info->model_id);
+		values[1] = PointerGetDatum(ArrayFromInt8(upd->ids, upd->n));
+		values[2] = PointerGetDatum(ArrayFromFloat4(upd->bias, upd->n));
+		values[3] = PointerGetDatum(ArrayFromFloat4(upd->factors, upd->n * upd->k));
+		values[4] = Int32GetDatum(upd->k);
+		values[5] = PointerGetDatum(ArrayFromInt8(upd->popularity, upd->n));
+		Execute("UPDATE recsys.item_factors AS f SET bias = u.bias, "
+				"factors = $4[(u.ord - 1) OPERATOR(pg_catalog.*) $5 OPERATOR(pg_catalog.+) 1 : "
+				"u.ord OPERATOR(pg_catalog.*) $5], popularity = u.pop "
+				"FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), "
+				"pg_catalog.unnest($6)) WITH ORDINALITY AS u(id, bias, pop, ord) "
+				"WHERE f.model_id OPERATOR(pg_catalog.=) $1 AND f.item_id OPERATOR(pg_catalog.=) u.id",
+				6, types, values, SPI_OK_UPDATE);
+	}
+	if (ngone > 0)
+	{
+		values[0] = Int64GetDatum(info->model_id);
+		values[1] = PointerGetDatum(ArrayFromInt8(gone, ngone));
+		Execute("DELETE FROM recsys.item_factors WHERE model_id OPERATOR(pg_catalog.=) $1 "
+				"AND item_id OPERATOR(pg_catalog.=) ANY ($2)",
+				2, types, values, SPI_OK_DELETE);
+	}
+	SPI_finish();
+}
+
+/*
+ * Give a model a new version after forget_user changed it, so that every
+ * backend reloads it, and update its counts.
+ */
+void
+CatalogBumpVersion(const RecsysModelInfo *info, int64 users, int64 items,
+				   int64 interactions)
+{
+	Oid			types[4] = {INT8OID, INT4OID, INT4OID, INT8OID};
+	Datum		values[4];
+
+	values[0] = Int64GetDatum(info->model_id);
+	values[1] = Int32GetDatum((int32) users);
+	values[2] = Int32GetDatum((int32) items);
+	values[3] = Int64GetDatum(interactions);
+	Connect();
+	Execute("UPDATE recsys.models SET version = DEFAULT, "
+			"num_users = num_users OPERATOR(pg_catalog.-) $2, "
+			"num_items = num_items OPERATOR(pg_catalog.-) $3, "
+			"num_interactions = num_interactions OPERATOR(pg_catalog.-) $4 "
+			"WHERE model_id OPERATOR(pg_catalog.=) $1",
+			4, types, values, SPI_OK_UPDATE);
+	SPI_finish();
 }

@@ -53,17 +53,24 @@ typedef void (*CatalogUserBatchFn) (void *arg, const int64 *ids,
 									const RecsysUserRow *rows, int n);
 
 extern void CatalogForEachUserBatch(const RecsysModelInfo *info, int batch,
-									CatalogUserBatchFn fn, void *arg);
+									bool latest, CatalogUserBatchFn fn,
+									void *arg);
 extern void CatalogLockModelName(const char *name, bool exclusive);
 extern RecsysModelInfo *CatalogLookupModel(const char *name);
+extern RecsysModelInfo *CatalogLookupModelLatest(const char *name);
 extern void CatalogStoreModel(const RecsysTrained *t);
 extern bool CatalogDropModel(const char *name);
 extern void CatalogLoadFactors(const RecsysModelInfo *info, bool users,
 							   RecsysFactors *out);
 extern void CatalogLoadUser(const RecsysModelInfo *info, int64 user_id,
-							RecsysUserRow *row);
+							bool latest, RecsysUserRow *row);
 extern void CatalogStoreUser(const RecsysModelInfo *info, int64 user_id,
 							 const RecsysUserRow *row);
 extern bool CatalogDeleteUser(const RecsysModelInfo *info, int64 user_id);
+extern void CatalogUpdateItems(const RecsysModelInfo *info,
+							   const RecsysFactors *upd, const int64 *gone,
+							   int ngone);
+extern void CatalogBumpVersion(const RecsysModelInfo *info, int64 users,
+							   int64 items, int64 interactions);
 
 #endif							/* CATALOG_H */

@@ -263,7 +263,7 @@ recsys_refresh_user(PG_FUNCTION_ARGS)
 	 */
 	info = CatalogLookupModel(model);
 	CatalogLockModelName(info->name, false);
-	info = CatalogLookupModel(info->name);
+	info = CatalogLookupModelLatest(info->name);
 	e = CacheGetModel(info);
 
 	src.relid = RatingsSourceOid(info->source);
@@ -332,7 +332,7 @@ recsys_explain(PG_FUNCTION_ARGS)
 	info = CatalogLookupModel(model);
 	ServeRequireFactors(info, "explain");
 	e = CacheGetModel(info);
-	CatalogLoadUser(info, PG_GETARG_INT64(0), &user);
+	CatalogLoadUser(info, PG_GETARG_INT64(0), false, &user);
 	item = IdMapLookup(e->index, PG_GETARG_INT64(1));
 	if (!user.found || item < 0)
 		return (Datum) 0;

@@ -747,7 +747,8 @@ RatingsLoadUser(const RatingsSource *src, int64 user_id, RatingsUser *out)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+	/* A new snapshot: rows inserted earlier in this transaction count */
+	if (SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading the rows of user %lld failed", (long long) user_id);
 	nrows = SPI_processed;
 	if (nrows > PG_INT32_MAX)

@@ -220,7 +220,7 @@ recsys_recommend(PG_FUNCTION_ARGS)
 
 	info = CatalogLookupModel(model);
 	e = CacheGetModel(info);
-	CatalogLoadUser(info, PG_GETARG_INT64(0), &user);
+	CatalogLoadUser(info, PG_GETARG_INT64(0), false, &user);
 
 	/* A popular model scores everyone alike, known or not */
 	if (user.found || info->method == RECSYS_METHOD_POPULAR)
@@ -260,7 +260,7 @@ recsys_predict(PG_FUNCTION_ARGS)
 
 	info = CatalogLookupModel(model);
 	e = CacheGetModel(info);
-	CatalogLoadUser(info, PG_GETARG_INT64(0), &user);
+	CatalogLoadUser(info, PG_GETARG_INT64(0), false, &user);
 	item = IdMapLookup(e->index, PG_GETARG_INT64(1));
 
 	result = e->config.mean;
@@ -495,6 +495,6 @@ recsys_recommend_all(PG_FUNCTION_ARGS)
 	b.chosen = palloc(sizeof(int32) * batch * b.n);
 	b.counts = palloc(sizeof(int) * batch);
 
-	CatalogForEachUserBatch(info, batch, BatchUsers, &b);
+	CatalogForEachUserBatch(info, batch, false, BatchUsers, &b);
 	return (Datum) 0;
 }

@@ -29,3 +29,10 @@ AS 'MODULE_PATHNAME', 'recsys_explain'
 LANGUAGE C STABLE PARALLEL SAFE ROWS 6;
 COMMENT ON FUNCTION @extschema@.explain(bigint, bigint, integer, text)
     IS 'the items of the user''s history that contribute most to the item''s score; a last row with a NULL item_id holds the rest';
+
+CREATE FUNCTION @extschema@.forget_user(model text, user_id bigint)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'recsys_forget_user'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.forget_user(text, bigint)
+    IS 'delete a user from a model and re-solve the items they had; returns the number of items re-solved';
