@@ -96,3 +96,72 @@ LANGUAGE sql VOLATILE AS $$
                      substring(pg_read_file('/proc/self/stat') FROM '\) (.*)$'),
                      ' ') AS f) s
 $$;
+
+-- `sets` fixed pseudo-random sets of `set_size` distinct items of the
+-- model (all its items when it has fewer), as a 2-D array with one set per
+-- row: set s holds the items with the smallest hashint8extended(item_id, s),
+-- so every run and every machine asks for the same sets.  NULL when sets is
+-- 0.
+CREATE FUNCTION bench.item_sets(model text, set_size int, sets int)
+RETURNS bigint[]
+LANGUAGE sql STABLE AS $$
+    WITH catalog AS MATERIALIZED (
+        SELECT i.item_id
+        FROM recsys.item_factors i
+        JOIN recsys.models m USING (model_id)
+        WHERE m.name = model)
+    SELECT array_agg(x.items ORDER BY s)
+    FROM generate_series(1, sets) AS s,
+    LATERAL (SELECT array_agg(item_id ORDER BY h, item_id) AS items
+             FROM (SELECT item_id, hashint8extended(item_id, s) AS h
+                   FROM catalog
+                   ORDER BY h, item_id
+                   LIMIT set_size) t) x
+$$;
+
+-- Latency of the fold-in recommend_for_items(items, n, model [, values]),
+-- one call per set of bench.item_sets(model, set_size, sets), each timed
+-- with clock_timestamp() inside the server (the sets, and the values, are
+-- made before any call is timed).  with_values: pass "values", pseudo-random
+-- ratings 1..5 (required for an explicit model); otherwise NULL (implicit:
+-- every item counts once).
+CREATE FUNCTION bench.foldin_latency(model text, n int, set_size int, sets int,
+                                     with_values boolean)
+RETURNS TABLE (calls int, items_per_call float8, rows_returned bigint,
+               p50_ms float8, p90_ms float8, p99_ms float8, mean_ms float8,
+               max_ms float8)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    all_sets  bigint[] := bench.item_sets(model, set_size, sets);
+    items     bigint[];
+    vals      float8[];
+    c         bigint;
+    t0        timestamptz;
+    ms        float8[] := '{}';
+    given     bigint := 0;
+    total     bigint := 0;
+BEGIN
+    IF all_sets IS NOT NULL THEN
+        FOREACH items SLICE 1 IN ARRAY all_sets LOOP
+            IF with_values THEN
+                SELECT array_agg((1 + ((hashint8extended(x, -1) % 5) + 5) % 5)::float8
+                                 ORDER BY o)
+                INTO vals
+                FROM unnest(items) WITH ORDINALITY AS u(x, o);
+            END IF;
+            t0 := clock_timestamp();
+            SELECT count(*) INTO c FROM recommend_for_items(items, n, model, vals);
+            ms := ms || (extract(epoch FROM clock_timestamp() - t0) * 1000)::float8;
+            total := total + c;
+            given := given + cardinality(items);
+        END LOOP;
+    END IF;
+    RETURN QUERY
+        SELECT cardinality(ms), given::float8 / nullif(cardinality(ms), 0), total,
+               percentile_cont(0.50) WITHIN GROUP (ORDER BY x),
+               percentile_cont(0.90) WITHIN GROUP (ORDER BY x),
+               percentile_cont(0.99) WITHIN GROUP (ORDER BY x),
+               avg(x), max(x)
+        FROM unnest(ms) AS x;
+END
+$$;

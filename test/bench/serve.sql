@@ -6,10 +6,11 @@
 -- the server; then the same users are asked in one LATERAL statement, a few
 -- times.
 --
--- psql variables: sample (how many users), n (items per call), lateral_runs.
+-- psql variables: model, sample (how many users), n (items per call),
+-- lateral_runs.
 -- Prints "key|value" lines (psql -At -F'|').
 
-SELECT bench.sample_users('bench', :sample) AS users \gset
+SELECT bench.sample_users(:'model', :sample) AS users \gset
 
 SELECT 'users_sampled', cardinality(:'users'::bigint[]);
 
@@ -20,15 +21,15 @@ LOAD 'recsys';
 SELECT 'library_load_ms',
        round((extract(epoch FROM clock_timestamp()) - :t0) * 1000, 3);
 -- Compile the timing function without calling recommend().
-SELECT count(*) AS ignored FROM bench.recommend_latency('{}', :n, 'bench') \gset
+SELECT count(*) AS ignored FROM bench.recommend_latency('{}', :n, :'model') \gset
 
 -- Cold: the first call reads the item matrix into the backend's cache.
 SELECT 'cold_call_ms', round(max_ms::numeric, 3)
-FROM bench.recommend_latency((:'users'::bigint[])[1:1], :n, 'bench');
+FROM bench.recommend_latency((:'users'::bigint[])[1:1], :n, :'model');
 
 -- Warm: one call per user.
 SELECT k, v
-FROM bench.recommend_latency(:'users'::bigint[], :n, 'bench') r,
+FROM bench.recommend_latency(:'users'::bigint[], :n, :'model') r,
 LATERAL (VALUES
     ('latency_calls', r.calls::text),
     ('latency_rows', r.rows_returned::text),
@@ -44,7 +45,7 @@ SELECT k, v
 FROM (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS median_ms,
              string_agg(round(ms::numeric, 1)::text, ' ' ORDER BY run) AS all_ms,
              min(rows_returned) AS min_rows
-      FROM bench.lateral_ms(:'users'::bigint[], :n, 'bench', :lateral_runs)) s,
+      FROM bench.lateral_ms(:'users'::bigint[], :n, :'model', :lateral_runs)) s,
 LATERAL (VALUES
     ('lateral_total_ms', round(median_ms::numeric, 2)::text),
     ('lateral_runs_ms', all_ms),

@@ -6,21 +6,34 @@
 -- training added at its peak (including the shared buffers it touched,
 -- shown separately as RssShmem).
 --
--- psql variables: factors, iterations, clk_tck.  Environment: BENCH_WORK (the
--- benchmark's temp dir; the backend pid and a "done" marker go there for the
--- memory sampler).  Prints "key|value" lines (psql -At -F'|').
+-- psql variables: model, source (table), value_col, ials (true: method =>
+-- 'ials' with solver => :solver; false: explicit ALS, the default method),
+-- factors, iterations, clk_tck, and optionally threads (SET as
+-- recsys.training_threads; without it, the extension's default).
+-- Environment: BENCH_WORK (the benchmark's temp dir; the backend pid and a
+-- "done" marker go there for the memory sampler).  Prints "key|value" lines
+-- (psql -At -F'|').
 
 SELECT pg_backend_pid() AS pid \gset
 \setenv BENCH_BACKEND_PID :pid
 \! echo "$BENCH_BACKEND_PID" > "$BENCH_WORK/train.pid"
+
+\if :{?threads}
+SET recsys.training_threads = :threads;
+\endif
 
 SELECT 'vmhwm_before_kb', bench.proc_status_kb('VmHWM');
 SELECT 'rss_before_kb', bench.proc_status_kb('VmRSS');
 
 SELECT bench.cpu_seconds(:clk_tck) AS cpu0 \gset
 SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
-CALL train('bench', 'ratings', value_col => 'rating',
+\if :ials
+CALL train(:'model', :'source', value_col => :'value_col', method => 'ials',
+           factors => :factors, iterations => :iterations, solver => :'solver');
+\else
+CALL train(:'model', :'source', value_col => :'value_col',
            factors => :factors, iterations => :iterations);
+\endif
 SELECT extract(epoch FROM clock_timestamp()) AS t1 \gset
 SELECT bench.cpu_seconds(:clk_tck) AS cpu1 \gset
 \! touch "$BENCH_WORK/train.done"
@@ -30,6 +43,9 @@ SELECT 'rss_after_kb', bench.proc_status_kb('VmRSS');
 SELECT 'rss_anon_after_kb', bench.proc_status_kb('RssAnon');
 SELECT 'rss_shmem_after_kb', bench.proc_status_kb('RssShmem');
 SELECT 'blas_mapped', bench.blas_libraries();
+-- (recsys.so is loaded by now, so its settings are defined)
+SELECT 'training_threads_setting', current_setting('recsys.training_threads', true);
+SELECT 'max_parallel_maintenance_workers', current_setting('max_parallel_maintenance_workers');
 
 -- Wall time of the CALL, and where it went.  models.train_seconds is
 -- measured by train() itself up to (not including) writing the model.
@@ -50,7 +66,7 @@ FROM (SELECT m.train_seconds, m.num_users, m.num_items, m.num_interactions,
                         ORDER BY l.iteration) AS iter_all
       FROM recsys.models m
       JOIN recsys.training_log l USING (model_id, version)
-      WHERE m.name = 'bench'
+      WHERE m.name = :'model'
       GROUP BY m.model_id) s,
 LATERAL (VALUES
     ('num_users', num_users::text),
