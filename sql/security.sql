@@ -71,6 +71,78 @@ SELECT drop_model('shadowed');
 
 SET client_min_messages = warning;
 DROP SCHEMA evil CASCADE;
+RESET client_min_messages;
+
+-- Models belong to the role that trained them: others see nothing of them
+-- until the owner grants them.
+CREATE TABLE shared_ratings AS SELECT * FROM ratings;
+GRANT SELECT ON shared_ratings TO regress_recsys_reader, regress_recsys_trainer;
+SET ROLE regress_recsys_trainer;
+SET client_min_messages = warning;
+CALL train('private', 'shared_ratings', value_col => 'rating', factors => 2, iterations => 3);
+RESET client_min_messages;
+SELECT name, owner FROM recsys.models;
+SELECT count(*) FROM recommend(1, 3, 'private');
+RESET ROLE;
+
+SET ROLE regress_recsys_reader;
+SELECT count(*) AS visible_models FROM recsys.models;
+SELECT count(*) AS visible_factors FROM recsys.user_factors;
+SELECT * FROM recommend(1, 3, 'private');
+SELECT drop_model('private');
+SELECT grant_model('private', 'regress_recsys_reader');
+-- A name taken by an invisible model is found when the model is written.
+SET client_min_messages = warning;
+CALL train('private', 'shared_ratings', value_col => 'rating', factors => 2, iterations => 3);
+RESET client_min_messages;
+RESET ROLE;
+
+-- Granted 'serve': recommend works; retraining, refreshing, forgetting and
+-- dropping do not.
+SET ROLE regress_recsys_trainer;
+SELECT grant_model('private', 'regress_recsys_reader', 'serve');
+SELECT grant_model('private', 'regress_recsys_reader', 'own');
+RESET ROLE;
+SET ROLE regress_recsys_reader;
+SELECT count(*) FROM recommend(1, 3, 'private');
+SELECT count(*) AS visible_factors FROM recsys.user_factors;
+CALL train('private', 'shared_ratings', value_col => 'rating', factors => 2, iterations => 3);
+SELECT refresh_user('private', 1);
+SELECT forget_user('private', 1);
+SELECT drop_model('private');
+SELECT revoke_model('private', 'regress_recsys_reader');
+RESET ROLE;
+
+-- Granted 'train': the grantee retrains (the owner stays the owner).
+SET ROLE regress_recsys_trainer;
+SELECT grant_model('private', 'regress_recsys_reader', 'train');
+RESET ROLE;
+SET ROLE regress_recsys_reader;
+SET client_min_messages = warning;
+CALL train('private', 'shared_ratings', value_col => 'rating', factors => 3, iterations => 3);
+RESET client_min_messages;
+SELECT refresh_user('private', 1);
+SELECT name, owner, factors FROM recsys.models;
+RESET ROLE;
+
+-- Revoking takes it back; grants to PUBLIC (NULL) reach every role.
+SET ROLE regress_recsys_trainer;
+SELECT revoke_model('private', 'regress_recsys_reader', 'train');
+RESET ROLE;
+SET ROLE regress_recsys_reader;
+SELECT count(*) AS visible_models FROM recsys.models;
+RESET ROLE;
+SET ROLE regress_recsys_trainer;
+SELECT grant_model('private', NULL);
+RESET ROLE;
+SET ROLE regress_recsys_reader;
+SELECT count(*) FROM recommend(1, 3, 'private');
+RESET ROLE;
+SELECT model_id > 0 AS has_model, grantee, privilege, granted_by FROM recsys.model_grants;
+SELECT drop_model('private');
+SELECT count(*) AS grants_left FROM recsys.model_grants;
+
+SET client_min_messages = warning;
 DROP OWNED BY regress_recsys_reader, regress_recsys_trainer;
 DROP ROLE regress_recsys_reader;
 DROP ROLE regress_recsys_trainer;

@@ -253,6 +253,72 @@ CatalogLookupModelLatest(const char *name)
 	return LookupModel(name, true);
 }
 
+/*
+ * Whether the current role holds a privilege ('serve', 'train', 'owner')
+ * on a model it can see (recsys.model_privilege, under row-level
+ * security).  Call inside an SPI connection.
+ */
+static bool
+HasPrivilege(Datum model_id, const char *privilege)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {model_id, CStringGetTextDatum(privilege)};
+	bool		isnull;
+
+	Execute("SELECT recsys.model_privilege($1, $2)", 2, types, values, SPI_OK_SELECT);
+	return SPI_processed == 1 &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+								   &isnull)) && !isnull;
+}
+
+/* Error unless the current role holds the privilege on the model */
+static void
+RequirePrivilege(Datum model_id, const char *name, const char *privilege)
+{
+	if (!HasPrivilege(model_id, privilege))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s model \"%s\"",
+						strcmp(privilege, "owner") == 0 ? "drop or grant" : privilege, name),
+				 strcmp(privilege, "owner") == 0 ?
+				 errhint("Only the model's owner can do this.") :
+				 errhint("The model's owner can allow it with grant_model('%s', <role>, '%s').",
+						 name, privilege)));
+}
+
+/* Error unless the current role may change the model (retrain, refresh, forget) */
+void
+CatalogRequireTrain(const RecsysModelInfo *info)
+{
+	Connect();
+	RequirePrivilege(Int64GetDatum(info->model_id), info->name, "train");
+	SPI_finish();
+}
+
+/*
+ * Before a training does any work: if the model exists and this role can
+ * see it, it must hold the train privilege.  (A name taken by a model the
+ * role cannot see is only detected when the model is written.)
+ */
+void
+CatalogCheckTrainable(const char *name)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+
+	Connect();
+	Execute("SELECT model_id FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1",
+			1, types, values, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+
+		RequirePrivilege(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									   1, &isnull), name, "train");
+	}
+	SPI_finish();
+}
+
 /* Delete a model's factor and log rows (not its models row) */
 static void
 DeleteModelRows(Datum model_id)
@@ -349,16 +415,17 @@ UpsertModelRow(const RecsysTrained *t)
 		}
 	}
 
-	rc = SPI_execute_with_args("SELECT model_id FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+	rc = SPI_execute_with_args("SELECT model_id FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1",
 							   1, types, values, nulls, false, 0);
 	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "model row lock failed: %s", SPI_result_code_string(rc));
+		elog(ERROR, "model lookup failed: %s", SPI_result_code_string(rc));
 
 	if (SPI_processed > 0)
 	{
 		model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 1, &isnull));
 		values[17] = Int64GetDatum(model_id);
+		RequirePrivilege(values[17], t->name, "train");
 		rc = SPI_execute_with_args(
 								   "UPDATE recsys.models SET method = $2, factors = $3, "
 								   "params = $4::pg_catalog.jsonb, source = $5, user_col = $6, "
@@ -384,10 +451,17 @@ UpsertModelRow(const RecsysTrained *t)
 								   "final_loss, final_rmse, null_values, duplicates) VALUES ($1, $2, $3, "
 								   "$4::pg_catalog.jsonb, $5, $6, $7, $8, $9, $10, $11, $12, "
 								   "pg_catalog.clock_timestamp(), $13, $14, $15, $16, $17) "
-								   "RETURNING model_id",
+								   "ON CONFLICT (name) DO NOTHING RETURNING model_id",
 								   17, types, values, nulls, false, 0);
-		if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		if (rc != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "model row insert failed: %s", SPI_result_code_string(rc));
+
+		/* The name is taken by a model this role may not see */
+		if (SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("model \"%s\" belongs to another role", t->name),
+					 errhint("Choose another model name.")));
 		model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 1, &isnull));
 	}
@@ -558,17 +632,23 @@ CatalogDropModel(const char *name)
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
 	bool		found;
+	bool		isnull;
+	Datum		model_id;
 
 	Connect();
-	Execute("DELETE FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1 RETURNING model_id",
-			1, types, values, SPI_OK_DELETE_RETURNING);
+	Execute("SELECT model_id FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1",
+			1, types, values, SPI_OK_SELECT);
 	found = SPI_processed > 0;
 	if (found)
 	{
-		bool		isnull;
-
-		DeleteModelRows(SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 1, &isnull));
+		model_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+								 &isnull);
+		RequirePrivilege(model_id, name, "owner");
+		Execute("DELETE FROM recsys.models WHERE model_id OPERATOR(pg_catalog.=) $1",
+				1, (Oid[]) {INT8OID}, &model_id, SPI_OK_DELETE);
+		DeleteModelRows(model_id);
+		Execute("DELETE FROM recsys.model_grants WHERE model_id OPERATOR(pg_catalog.=) $1",
+				1, (Oid[]) {INT8OID}, &model_id, SPI_OK_DELETE);
 	}
 	SPI_finish();
 	return found;

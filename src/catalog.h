@@ -60,6 +60,8 @@ extern RecsysModelInfo *CatalogLookupModel(const char *name);
 extern RecsysModelInfo *CatalogLookupModelLatest(const char *name);
 extern void CatalogStoreModel(const RecsysTrained *t);
 extern bool CatalogDropModel(const char *name);
+extern void CatalogRequireTrain(const RecsysModelInfo *info);
+extern void CatalogCheckTrainable(const char *name);
 extern void CatalogLoadFactors(const RecsysModelInfo *info, bool users,
 							   RecsysFactors *out);
 extern void CatalogLoadUser(const RecsysModelInfo *info, int64 user_id,

@@ -264,6 +264,7 @@ recsys_refresh_user(PG_FUNCTION_ARGS)
 	info = CatalogLookupModel(model);
 	CatalogLockModelName(info->name, false);
 	info = CatalogLookupModelLatest(info->name);
+	CatalogRequireTrain(info);
 	e = CacheGetModel(info);
 
 	src.relid = RatingsSourceOid(info->source);

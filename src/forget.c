@@ -140,6 +140,7 @@ recsys_forget_user(PG_FUNCTION_ARGS)
 	info = CatalogLookupModel(model);
 	CatalogLockModelName(info->name, true);
 	info = CatalogLookupModelLatest(info->name);
+	CatalogRequireTrain(info);
 	CatalogLoadUser(info, user_id, true, &user);
 	if (!user.found)
 		PG_RETURN_INT32(0);

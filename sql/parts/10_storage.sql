@@ -28,7 +28,8 @@ CREATE TABLE recsys.models (
     trained_at        timestamptz NOT NULL,
     train_seconds     double precision NOT NULL,
     final_loss        double precision,
-    final_rmse        double precision
+    final_rmse        double precision,
+    owner             regrole NOT NULL DEFAULT pg_catalog.to_regrole(CURRENT_USER)
 );
 COMMENT ON TABLE recsys.models IS 'one row per trained model; version changes on every retrain';
 
