@@ -21,6 +21,7 @@ PACKAGES=(
     liblapack-dev              # -llapack
     libblas-dev                # -lblas
     libipc-run-perl            # needed by PostgreSQL::Test::Cluster (TAP tests)
+    sqlsmith                   # random-query fuzzing in the TAP suite
     perl                       # prove, Test::More
     make
     gcc
