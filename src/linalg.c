@@ -18,6 +18,8 @@
  */
 #include "postgres.h"
 
+#include <dlfcn.h>
+
 #include "linalg.h"
 
 extern void ssyrk_(const char *uplo, const char *trans, const int *n,
@@ -40,10 +42,36 @@ extern void dtrsv_(const char *uplo, const char *trans, const char *diag,
 				   const int *incx, size_t uplo_len, size_t trans_len,
 				   size_t diag_len);
 
+/*
+ * Keep OpenBLAS single-threaded in this process, once, on first use (not
+ * in _PG_init: loading a library must not call into BLAS).  recsys runs
+ * many small BLAS calls on its own threads; OpenBLAS threads on top of
+ * them would only compete for the same cores.  The server should still
+ * run with OPENBLAS_NUM_THREADS=1 (README), so that OpenBLAS starts no
+ * threads at all when the library loads; this is the safety net.
+ * Several threads may race here harmlessly: the call is idempotent.
+ */
+static void
+BlasSingleThreaded(void)
+{
+	static volatile bool done = false;
+
+	if (!done)
+	{
+		void		(*set_threads) (int) =
+			(void (*) (int)) dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+
+		if (set_threads)
+			set_threads(1);
+		done = true;
+	}
+}
+
 /* Fail loudly on a dimension that would make BLAS abort the process */
 static inline void
 CheckDim(bool ok, const char *routine)
 {
+	BlasSingleThreaded();
 	if (!ok)
 		elog(ERROR, "invalid dimensions for %s, please report a bug", routine);
 }
