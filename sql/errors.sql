@@ -74,6 +74,10 @@ CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', alpha => N
 TRUNCATE bad_rows;
 INSERT INTO bad_rows VALUES (1, 1, 5), (2, 7, -1);
 CALL train('bad', 'bad_rows', value_col => 'rating', method => 'ials');
+CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', alpha => 1e308);
+TRUNCATE bad_rows;
+INSERT INTO bad_rows VALUES (1, 1, 3e38), (2, 1, -3e38), (1, 2, 3e38), (2, 2, 3e38);
+CALL train('bad', 'bad_rows', value_col => 'rating', factors => 1, iterations => 1);
 
 -- Zero regularization with fewer ratings than unknowns cannot be solved.
 CALL train('bad', 'ratings', value_col => 'rating', factors => 8, regularization => 0);

@@ -13,6 +13,11 @@ SELECT count(*) FROM recommend(1, 3, 'clicks');
 SELECT count(*) FROM recommend(1, 1000, 'clicks');
 SELECT count(*) AS all_seen FROM recommend(1, 5, 'clicks', candidates => ARRAY[1, 2]);
 SELECT count(*) AS no_candidates FROM recommend(1, 5, 'clicks', candidates => '{}');
+-- Candidate lists may repeat ids, far more often than the catalog has items.
+SELECT count(*) AS repeated FROM recommend(1, 10, 'clicks', exclude_seen => false,
+                                           candidates => array_fill(3::bigint, ARRAY[30000]));
+SELECT count(*) AS repeated FROM recommend(2, 10, 'clicks', false,
+                                           array_fill(1::bigint, ARRAY[100000]) || ARRAY[4::bigint]);
 
 -- similar_users: cosine of user factors, the user excluded; the user's own
 -- group first.

@@ -138,13 +138,14 @@ ServeExcludeIds(const CacheEntry *e, const int64 *ids, int nids, float *scores)
 
 /*
  * Keep only the listed candidate items: every other item gets the excluded
- * score.  The candidates' scores are saved in e->result meanwhile (the
- * heap has not run yet), so this costs O(nitems + ncandidates).
+ * score.  Costs O(nitems + ncandidates); the scratch is sized by the
+ * candidate list (which may repeat ids), never by the catalog.
  */
 static void
 KeepCandidates(CacheEntry *e, const int64 *ids, int nids, float *scores)
 {
 	int			nkept = 0;
+	int32	   *rows = palloc(sizeof(int32) * Max(nids, 1));
 	float	   *saved = palloc(sizeof(float) * Max(nids, 1));
 
 	for (int j = 0; j < nids; j++)
@@ -153,14 +154,15 @@ KeepCandidates(CacheEntry *e, const int64 *ids, int nids, float *scores)
 
 		if (i >= 0)
 		{
-			e->result[nkept] = i;
+			rows[nkept] = i;
 			saved[nkept++] = scores[i];
 		}
 	}
 	for (int i = 0; i < e->items.n; i++)
 		scores[i] = TOPK_EXCLUDED;
 	for (int j = 0; j < nkept; j++)
-		scores[e->result[j]] = saved[j];
+		scores[rows[j]] = saved[j];
+	pfree(rows);
 	pfree(saved);
 }
 

@@ -21,6 +21,7 @@
  */
 #include "postgres.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "als.h"
@@ -194,6 +195,7 @@ ImplicitWeights(RecsysRatings *r, const RecsysParams *p, const char *value_col)
 		for (int64 e = r->by_user.indptr[u]; e < r->by_user.indptr[u + 1]; e++)
 		{
 			float		v = r->by_user.values[e];
+			double		w;
 
 			if (v < 0.0f)
 				ereport(ERROR,
@@ -202,8 +204,14 @@ ImplicitWeights(RecsysRatings *r, const RecsysParams *p, const char *value_col)
 								value_col, v, (long long) r->user_ids[u],
 								(long long) r->item_ids[r->by_user.indices[e]]),
 						 errhint("Implicit feedback values (counts, durations, weights) must be >= 0.")));
-			r->by_user.values[e] = (float) RecsysConfidence(p->scaling, p->alpha,
-															p->epsilon, v);
+			w = RecsysConfidence(p->scaling, p->alpha, p->epsilon, v);
+			if (!(w < FLT_MAX))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("confidence of value %g with alpha %g is out of range for real",
+								v, p->alpha),
+						 errhint("Use a smaller alpha, or scaling => 'log'.")));
+			r->by_user.values[e] = (float) w;
 		}
 	}
 	for (int64 e = 0; e < r->by_item.nnz; e++)
@@ -272,8 +280,11 @@ TrainAls(const RecsysRatings *r, const RecsysParams *p, AlsModel *m,
 		log[it].rmse = loss.rmse;
 		log[it].seconds = SecondsSince(start);
 		if (!isfinite(loss.loss))
-			elog(ERROR, "training diverged at iteration %d, please report a bug",
-				 it + 1);
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("training diverged at iteration %d: the loss is not finite",
+							it + 1),
+					 errhint("The values (or alpha times the values) are too large for real arithmetic; scale them down, or use scaling => 'log'.")));
 
 		if (isnan(loss.rmse))
 			ereport(NOTICE,
