@@ -19,7 +19,7 @@ cd "$ROOT"
 PG_BINDIR=/usr/lib/postgresql/15/bin
 export PG_CONFIG="$PG_BINDIR/pg_config"
 PORT=${RECSYS_DEMO_PORT:-54329}
-GEN_ARGS=(--users 2000 --items 1000 --rows 100000 --rank 10 --seed 42)
+GEN_ARGS=(--users 2000 --items 1000 --rows 100000 --rank 5 --beta 20 --seed 42)
 
 # PostgreSQL refuses to run as root: run servers and clients as postgres.
 # The caller's environment is not trusted to pass through runuser, so
