@@ -11,6 +11,12 @@
  * Every dimension is checked before a call, because the reference XERBLA
  * prints a message and stops the whole process on an illegal argument.
  *
+ * Every output is zeroed before a call with beta = 0.  BLAS promises not to
+ * read C (or y) then, but OpenBLAS 0.3.21's kernels for AVX-512 CPUs
+ * (SkylakeX, Cooperlake) multiply it by beta instead, so garbage in the
+ * buffer (NaN times 0 is NaN) made training results vary from run to run
+ * on such machines; zeroed outputs make every kernel exact and repeatable.
+ *
  * IDENTIFICATION
  *	  src/linalg.c
  *
@@ -89,13 +95,10 @@ LinalgSyrk(int n, int k, const float *a, int lda, float *c, int ldc)
 	const float zero = 0.0f;
 
 	CheckDim(n > 0 && k >= 0 && lda >= n && ldc >= n, "ssyrk");
+	for (int j = 0; j < n; j++)
+		memset(c + (size_t) j * ldc, 0, sizeof(float) * (j + 1));
 	if (k == 0)
-	{
-		for (int j = 0; j < n; j++)
-			for (int i = 0; i <= j; i++)
-				c[(size_t) j * ldc + i] = 0.0f;
 		return;
-	}
 	ssyrk_("U", "N", &n, &k, &one, a, &lda, &zero, c, &ldc, 1, 1);
 }
 
@@ -113,6 +116,7 @@ LinalgGemvT(int m, int n, const float *a, int lda, const float *x, float *y)
 	const int	inc = 1;
 
 	CheckDim(m > 0 && n > 0 && lda >= m, "sgemv");
+	memset(y, 0, sizeof(float) * n);
 	sgemv_("T", &m, &n, &one, a, &lda, x, &inc, &zero, y, &inc, 1);
 }
 
@@ -132,6 +136,8 @@ LinalgGemmTN(int m, int n, int k, const float *a, const float *b, float *c,
 	const float zero = 0.0f;
 
 	CheckDim(m > 0 && n > 0 && k > 0 && ldc >= m, "sgemm");
+	for (int j = 0; j < n; j++)
+		memset(c + (size_t) j * ldc, 0, sizeof(float) * m);
 	sgemm_("T", "N", &m, &n, &k, &one, a, &k, b, &k, &zero, c, &ldc, 1, 1);
 }
 
@@ -149,6 +155,7 @@ LinalgGemvN(int m, int n, const float *a, int lda, const float *x, float *y)
 	const int	inc = 1;
 
 	CheckDim(m > 0 && n > 0 && lda >= m, "sgemv");
+	memset(y, 0, sizeof(float) * m);
 	sgemv_("N", &m, &n, &one, a, &lda, x, &inc, &zero, y, &inc, 1);
 }
 
