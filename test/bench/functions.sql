@@ -165,3 +165,22 @@ BEGIN
         FROM unnest(ms) AS x;
 END
 $$;
+
+-- Milliseconds of a statement `sql` that returns one bigint (e.g.
+-- SELECT count(*) FROM ...), run `runs` times; one row per run with the
+-- value it returned.
+CREATE FUNCTION bench.statement_ms(sql text, runs int)
+RETURNS TABLE (run int, ms float8, rows_returned bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    t0 timestamptz;
+BEGIN
+    FOR i IN 1 .. runs LOOP
+        run := i;
+        t0 := clock_timestamp();
+        EXECUTE sql INTO rows_returned;
+        ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;

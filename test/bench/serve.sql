@@ -13,6 +13,12 @@
 SELECT bench.sample_users(:'model', :sample) AS users \gset
 
 SELECT 'users_sampled', cardinality(:'users'::bigint[]);
+-- The model's user ids (the generator's are 1..U), for pgbench's random user
+SELECT k, v
+FROM (SELECT min(uf.user_id) AS lo, max(uf.user_id) AS hi
+      FROM recsys.user_factors uf JOIN recsys.models m USING (model_id)
+      WHERE m.name = :'model') s,
+LATERAL (VALUES ('user_id_min', lo), ('user_id_max', hi)) AS kv(k, v);
 
 -- Loading recsys.so (and with it OpenBLAS) into the backend, which a new
 -- backend's first call pays too; timed from the client, round trip included.

@@ -55,6 +55,7 @@ SELECT 'train_wall_s', round(:t1 - :t0, 3);
 SELECT 'train_cpu_s', round((:cpu1 - :cpu0)::numeric, 3);
 SELECT k, v
 FROM (SELECT m.train_seconds, m.num_users, m.num_items, m.num_interactions,
+             m.method, m.params,
              m.final_rmse, m.final_loss,
              count(*) AS n_iter,
              sum(l.seconds) AS iter_sum,
@@ -72,6 +73,10 @@ LATERAL (VALUES
     ('num_users', num_users::text),
     ('num_items', num_items::text),
     ('num_interactions', num_interactions::text),
+    -- what the FLOP model needs besides the sizes and factors
+    ('method', method),
+    ('param_solver', params ->> 'solver'),
+    ('param_cg_steps', params ->> 'cg_steps'),
     ('final_rmse', round(final_rmse::numeric, 6)::text),
     ('final_loss', round(final_loss::numeric, 6)::text),
     ('iterations_logged', n_iter::text),
