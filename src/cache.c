@@ -112,7 +112,14 @@ CacheGetModel(const RecsysModelInfo *info)
 	{
 		if (entries[i]->model_id == info->model_id)
 		{
-			if (entries[i]->version == info->version)
+			/*
+			 * The shape is compared too: a model row edited by hand keeps
+			 * its version, and the cached matrix must never be read with
+			 * another k.
+			 */
+			if (entries[i]->version == info->version &&
+				entries[i]->config.k == info->factors &&
+				entries[i]->config.method == info->method)
 			{
 				entries[i]->last_used = ++use_counter;
 				return entries[i];

@@ -180,7 +180,7 @@ SolveFailed(const char *side, int64 id, double regularization)
 			 errmsg("normal equations of %s %lld are not positive definite",
 					side, (long long) id),
 			 errdetail("regularization is %g.", regularization),
-			 errhint("Use a positive regularization.")));
+			 errhint("Use a positive regularization; with very large values, scale them down.")));
 }
 
 /*
@@ -312,6 +312,12 @@ TrainPopular(const RecsysRatings *r, bool has_values, AlsModel *m)
 
 		for (int64 e = r->by_item.indptr[i]; e < r->by_item.indptr[i + 1]; e++)
 			score += has_values ? r->by_item.values[e] : 1.0;
+		if (!(fabs(score) < FLT_MAX))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("the sum of the values of item %lld is out of range for real",
+							(long long) r->item_ids[i]),
+					 errhint("Scale the values down, or train without value_col to rank by counts.")));
 		m->item_bias[i] = (float) score;
 	}
 }
