@@ -161,4 +161,10 @@ if [ "$rc" -ne 0 ]; then
     echo "==> test output copied to $ROOT: regression.diffs, results/, tmp_check/log/"
     exit "$rc"
 fi
+
+# A short memory check: the core regression tests against a server under
+# valgrind memcheck (the whole suite: bash test/memcheck.sh; AddressSanitizer:
+# bash test/memcheck.sh --asan).
+phase "memory check (valgrind, short)"
+bash "$ROOT/test/memcheck.sh" --short
 phase "done"

@@ -22,6 +22,7 @@ PACKAGES=(
     libblas-dev                # -lblas
     libipc-run-perl            # needed by PostgreSQL::Test::Cluster (TAP tests)
     sqlsmith                   # random-query fuzzing in the TAP suite
+    valgrind                   # test/memcheck.sh
     perl                       # prove, Test::More
     make
     gcc
