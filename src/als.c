@@ -631,7 +631,7 @@ typedef struct LossTask
  * preference-0 term of that pair by the real one.
  */
 static bool
-LossBody(void *arg, int thread, int begin, int end)
+LossBody(void *arg, pg_attribute_unused() int thread, int begin, int end)
 {
 	LossTask   *t = (LossTask *) arg;
 	const AlsModel *m = t->m;

@@ -589,19 +589,21 @@ LoadReceiveSlot(TupleTableSlot *slot, DestReceiver *self)
 
 /* DestReceiver callbacks with nothing to do */
 static void
-LoadStartup(DestReceiver *self, int operation, TupleDesc typeinfo)
+LoadStartup(pg_attribute_unused() DestReceiver *self,
+			pg_attribute_unused() int operation,
+			pg_attribute_unused() TupleDesc typeinfo)
 {
 }
 
 /* DestReceiver shutdown: nothing to release */
 static void
-LoadShutdown(DestReceiver *self)
+LoadShutdown(pg_attribute_unused() DestReceiver *self)
 {
 }
 
 /* DestReceiver destroy: the state lives in the caller's memory */
 static void
-LoadDestroy(DestReceiver *self)
+LoadDestroy(pg_attribute_unused() DestReceiver *self)
 {
 }
 

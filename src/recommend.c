@@ -400,7 +400,7 @@ typedef struct BatchState
  * threads).
  */
 static bool
-BatchBody(void *arg, int thread, int begin, int end)
+BatchBody(void *arg, pg_attribute_unused() int thread, int begin, int end)
 {
 	BatchState *b = (BatchState *) arg;
 	const RecsysFactors *it = &b->e->items;
