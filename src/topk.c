@@ -79,23 +79,33 @@ int
 TopK(const float *scores, const int64 *ids, int count, int n, int32 *out)
 {
 	int			size = 0;
+	float		threshold = TOPK_EXCLUDED;	/* score of the heap's worst, once full */
 
 	if (n <= 0)
 		return 0;
 	for (int32 i = 0; i < count; i++)
 	{
-		if (scores[i] == TOPK_EXCLUDED)
+		float		s = scores[i];
+
+		/*
+		 * Most candidates lose to the current worst by score alone: one
+		 * comparison, no heap access (ties need the id comparison below).
+		 */
+		if (s < threshold || s == TOPK_EXCLUDED)
 			continue;
 		if (size < n)
 		{
 			out[size] = i;
 			SiftUp(out, size, scores, ids);
 			size++;
+			if (size == n)
+				threshold = scores[out[0]];
 		}
 		else if (Worse(scores, ids, out[0], i))
 		{
 			out[0] = i;
 			SiftDown(out, size, 0, scores, ids);
+			threshold = scores[out[0]];
 		}
 	}
 
