@@ -730,6 +730,33 @@ CatalogLoadFactors(const RecsysModelInfo *info, bool users, RecsysFactors *out)
 }
 
 /*
+ * Parse a stored user row from an SPI tuple whose columns first .. first+3
+ * are bias, factors, seen and seen_values, checking them against the model;
+ * the arrays point into the (detoasted) tuple, in the current context.
+ */
+static void
+UserRowFromTuple(const RecsysModelInfo *info, HeapTuple tup, TupleDesc desc,
+				 int first, int64 user_id, RecsysUserRow *row)
+{
+	bool		isnull;
+	int			len;
+	int			nvalues;
+
+	row->found = true;
+	row->bias = DatumGetFloat4(SPI_getbinval(tup, desc, first, &isnull));
+	row->factors = ArrayGetFloat4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, first + 1, &isnull)),
+								  0, &len);
+	if (len != info->factors)
+		CorruptRow(info, "user", user_id, "wrong number of factors");
+	row->seen = ArrayGetInt8(DatumGetArrayTypeP(SPI_getbinval(tup, desc, first + 2, &isnull)),
+							 &row->nseen);
+	row->seen_values = ArrayGetFloat4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, first + 3, &isnull)),
+									  0, &nvalues);
+	if (nvalues != row->nseen)
+		CorruptRow(info, "user", user_id, "seen and seen_values differ in length");
+}
+
+/*
  * Load one user's row.  row->found is false for a user the model does not
  * know; otherwise factors, seen and seen_values are allocated in the
  * current context.  `latest` reads with a new snapshot (for functions that
@@ -755,37 +782,22 @@ CatalogLoadUser(const RecsysModelInfo *info, int64 user_id, bool latest,
 		elog(ERROR, "loading user factors failed");
 	if (SPI_processed > 0)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int			len;
-		int			nvalues;
-		float	   *f;
-		int64	   *seen;
-		float	   *seen_values;
+		RecsysUserRow stored;
 		MemoryContext spi_cxt;
 
 		CheckShape(4, "table recsys.user_factors");
-		row->found = true;
-		row->bias = DatumGetFloat4(SPI_getbinval(tup, desc, 1, &isnull));
-		f = ArrayGetFloat4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
-						   0, &len);
-		if (len != info->factors)
-			CorruptRow(info, "user", user_id, "wrong number of factors");
-		seen = ArrayGetInt8(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
-							&row->nseen);
-		seen_values = ArrayGetFloat4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)),
-									 0, &nvalues);
-		if (nvalues != row->nseen)
-			CorruptRow(info, "user", user_id, "seen and seen_values differ in length");
+		UserRowFromTuple(info, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+						 user_id, &stored);
 
+		/* The parsed row points into SPI memory: copy it out */
 		spi_cxt = MemoryContextSwitchTo(outer);
-		row->factors = palloc(sizeof(float) * Max(len, 1));
-		memcpy(row->factors, f, sizeof(float) * len);
+		*row = stored;
+		row->factors = palloc(sizeof(float) * Max(info->factors, 1));
+		memcpy(row->factors, stored.factors, sizeof(float) * info->factors);
 		row->seen = palloc(sizeof(int64) * Max(row->nseen, 1));
-		memcpy(row->seen, seen, sizeof(int64) * row->nseen);
+		memcpy(row->seen, stored.seen, sizeof(int64) * row->nseen);
 		row->seen_values = palloc(sizeof(float) * Max(row->nseen, 1));
-		memcpy(row->seen_values, seen_values, sizeof(float) * row->nseen);
+		memcpy(row->seen_values, stored.seen_values, sizeof(float) * row->nseen);
 		MemoryContextSwitchTo(spi_cxt);
 	}
 	SPI_finish();
@@ -880,27 +892,10 @@ CatalogForEachUserBatch(const RecsysModelInfo *info, int batch, bool latest,
 		for (uint64 j = 0; j < n; j++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[j];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
 			bool		isnull;
-			int			len;
-			int			nvalues;
 
-			ids[j] = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-			rows[j].found = true;
-			rows[j].bias = DatumGetFloat4(SPI_getbinval(tup, desc, 2, &isnull));
-			rows[j].factors =
-				ArrayGetFloat4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
-							   0, &len);
-			if (len != info->factors)
-				CorruptRow(info, "user", ids[j], "wrong number of factors");
-			rows[j].seen =
-				ArrayGetInt8(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)),
-							 &rows[j].nseen);
-			rows[j].seen_values =
-				ArrayGetFloat4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 5, &isnull)),
-							   0, &nvalues);
-			if (nvalues != rows[j].nseen)
-				CorruptRow(info, "user", ids[j], "seen and seen_values differ in length");
+			ids[j] = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+			UserRowFromTuple(info, tup, SPI_tuptable->tupdesc, 2, ids[j], &rows[j]);
 		}
 		fn(arg, ids, rows, (int) n);
 		MemoryContextSwitchTo(spi_cxt);
