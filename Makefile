@@ -1,14 +1,18 @@
 # recsys: matrix-factorization recommender inside PostgreSQL (PGXS build)
 
 EXTENSION    = recsys
-EXTVERSION   = 1.0
+EXTVERSION   = 1.1
 
 MODULE_big   = recsys
 OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-# The install script is assembled from sql/parts/*.sql, one part per area
-# (storage, training, serving, ...), in file name order.
+# The install script of the current version is assembled from
+# sql/parts/*.sql, one part per area (storage, training, serving, ...), in
+# file name order.  Released versions' scripts are frozen beside it, with
+# the upgrade scripts from each to the next (ALTER EXTENSION recsys UPDATE);
+# test/t/010_upgrade.pl checks that an upgraded database equals a fresh one.
 DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA         = sql/$(EXTENSION)--1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 SQL_PARTS    = $(sort $(wildcard $(srcdir)/sql/parts/*.sql))
 
 # Regression tests live in sql/ beside the install script (PG15's pg_regress
