@@ -403,32 +403,63 @@ FROM pg_proc p
 WHERE p.proname IN ('experiment_bucket', 'assign_variant', 'wilson_interval', 'two_proportion_test',
                     'sample_ratio_test', 'create_experiment', 'end_experiment', 'drop_experiment',
                     'experiment_variant', 'recommend_experiment', 'log_exposure', 'log_outcome',
-                    'experiment_report', 'experiments_guard', 'experiment_variants_guard')
+                    'experiment_report', 'experiments_guard', 'experiment_variants_guard',
+                    'grant_experiment', 'revoke_experiment', 'experiment_privilege', 'owned_experiment')
 ORDER BY p.proname;
 
+-- Ownership: an experiment belongs to the role that created it; other
+-- roles see it only after grant_experiment(), and then may serve through
+-- it, log and read the report, but not end, drop, grant or change it.
 SET client_min_messages = warning;
 CREATE ROLE regress_exp_app;
+CREATE ROLE regress_exp_other;
 RESET client_min_messages;
-GRANT USAGE ON SCHEMA recsys TO regress_exp_app;
-GRANT SELECT ON recsys.models, recsys.user_factors, recsys.item_factors,
-                recsys.experiments, recsys.experiment_variants TO regress_exp_app;
-GRANT SELECT, INSERT ON recsys.experiment_exposures, recsys.experiment_outcomes TO regress_exp_app;
-GRANT USAGE ON SEQUENCE recsys.exposure_id_seq, recsys.outcome_id_seq TO regress_exp_app;
--- It also needs what recommend() needs to serve the variants' models: where
--- models have owners, a grant_model() from their owner.
-DO $$
-BEGIN
-    IF pg_catalog.to_regprocedure('grant_model(text, regrole, text)') IS NOT NULL THEN
-        PERFORM grant_model(m, 'regress_exp_app') FROM unnest(ARRAY['fixture', 'clicks', 'exp_pop']) m;
-    END IF;
-END $$;
+-- Serving a variant also needs what recommend() needs: serve on its model.
+SELECT grant_model(m, 'regress_exp_app') FROM unnest(ARRAY['fixture', 'clicks', 'exp_pop']) m;
+SELECT grant_model('fixture', 'regress_exp_other');
+SELECT name, owner = current_user::regrole AS mine FROM recsys.experiments ORDER BY name;
+SET ROLE regress_exp_app;
+-- Not granted yet: the experiment does not exist for this role.
+SELECT * FROM pg_temp.fails($$SELECT count(*) FROM recommend_experiment('homepage', 4, 2)$$);
+SELECT * FROM pg_temp.fails($$SELECT log_outcome('homepage', 4, kind => 'purchase', value => 7.5)$$);
+SELECT * FROM pg_temp.fails($$SELECT * FROM experiment_report('homepage')$$);
+SELECT count(*) AS visible_rows FROM recsys.experiments, recsys.experiment_variants,
+       recsys.experiment_exposures;
+RESET ROLE;
+SELECT grant_experiment('homepage', 'regress_exp_app');
+SELECT e.name, g.grantee FROM recsys.experiment_grants g JOIN recsys.experiments e USING (experiment_id);
 SET ROLE regress_exp_app;
 SELECT count(*) AS served FROM recommend_experiment('homepage', 4, 2);
 SELECT log_outcome('homepage', 4, kind => 'purchase', value => 7.5) AS variant;
 SELECT variant, exposed_users FROM experiment_report('homepage') ORDER BY variant;
-SELECT * FROM pg_temp.fails($$SELECT create_experiment('mine', '[{"name": "a", "model": "fixture"}, {"name": "b", "model": "fixture"}]')$$);
+-- Only the owner ends, drops, grants, revokes and changes it; direct
+-- writes to the tables are filtered by row-level security.
 SELECT * FROM pg_temp.fails($$SELECT end_experiment('homepage')$$);
 SELECT * FROM pg_temp.fails($$SELECT drop_experiment('homepage')$$);
+SELECT * FROM pg_temp.fails($$SELECT grant_experiment('homepage', 'regress_exp_other')$$);
+SELECT * FROM pg_temp.fails($$SELECT revoke_experiment('homepage', 'regress_exp_app')$$);
+WITH d AS (DELETE FROM recsys.experiment_exposures RETURNING 1) SELECT count(*) AS deleted FROM d;
+WITH u AS (UPDATE recsys.experiments SET status = 'ended', ended_at = now(), winner = control
+           RETURNING 1) SELECT count(*) AS updated FROM u;
+-- Any role may create its own experiments over models it can serve.
+SELECT create_experiment('mine', '[{"name": "a", "model": "fixture"}, {"name": "b", "model": "clicks"}]');
+SELECT experiment_variant('mine', 1) IS NOT NULL AS assigned;
+RESET ROLE;
+SELECT name, owner FROM recsys.experiments WHERE name = 'mine';
+SET ROLE regress_exp_other;
+SELECT * FROM pg_temp.fails($$SELECT experiment_variant('mine', 1)$$);
+SELECT * FROM pg_temp.fails($$SELECT end_experiment('mine')$$);
+-- The name is taken even though this role cannot see the experiment.
+SELECT * FROM pg_temp.fails($$SELECT create_experiment('mine', '[{"name": "a", "model": "fixture"}, {"name": "b", "model": "fixture"}]')$$);
+-- A variant's model it cannot serve is reported as not existing.
+SELECT * FROM pg_temp.fails($$SELECT create_experiment('other', '[{"name": "a", "model": "fixture"}, {"name": "b", "model": "clicks"}]')$$);
+SET ROLE regress_exp_app;
+SELECT drop_experiment('mine');
+RESET ROLE;
+SELECT revoke_experiment('homepage', 'regress_exp_app') AS revoked,
+       revoke_experiment('homepage', 'regress_exp_app') AS revoked_again;
+SET ROLE regress_exp_app;
+SELECT * FROM pg_temp.fails($$SELECT experiment_variant('homepage', 4)$$);
 RESET ROLE;
 
 -- Shadowing operators and tables on search_path changes nothing.
@@ -459,14 +490,10 @@ SELECT (SELECT count(*) FROM recsys.experiments) AS experiments,
        (SELECT count(*) FROM recsys.experiment_exposures) AS exposures,
        (SELECT count(*) FROM recsys.experiment_outcomes) AS outcomes;
 
-DO $$
-BEGIN
-    IF pg_catalog.to_regprocedure('revoke_model(text, regrole, text)') IS NOT NULL THEN
-        PERFORM revoke_model(m, 'regress_exp_app') FROM unnest(ARRAY['fixture', 'clicks', 'exp_pop']) m;
-    END IF;
-END $$;
+SELECT revoke_model(m, 'regress_exp_app') FROM unnest(ARRAY['fixture', 'clicks', 'exp_pop']) m;
+SELECT revoke_model('fixture', 'regress_exp_other');
 SET client_min_messages = warning;
-DROP OWNED BY regress_exp_app;
-DROP ROLE regress_exp_app;
+DROP OWNED BY regress_exp_app, regress_exp_other;
+DROP ROLE regress_exp_app, regress_exp_other;
 RESET client_min_messages;
 SELECT drop_model('exp_pop');

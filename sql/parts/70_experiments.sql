@@ -18,6 +18,7 @@ CREATE TABLE recsys.experiments (
     winner         text,
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
     ended_at       timestamptz,
+    owner          regrole NOT NULL DEFAULT pg_catalog.to_regrole(CURRENT_USER),
     CHECK ((status = 'ended') = (ended_at IS NOT NULL)),
     CHECK ((status = 'ended') = (winner IS NOT NULL))
 );
@@ -77,6 +78,120 @@ SELECT pg_catalog.pg_extension_config_dump('recsys.experiment_outcomes', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.experiment_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.exposure_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.outcome_id_seq', '');
+
+-- Access, as for models (15_access.sql): an experiment belongs to the role
+-- that created it.  Its owner (and members of the owner role) can serve
+-- through it, log, read its report, grant it, end it and drop it; other
+-- roles see it only through grant_experiment(), which lets them serve
+-- through it, log exposures and outcomes, and read its logs and report.
+-- Serving through a variant still needs the serve privilege on the
+-- variant's model.  Nothing here is SECURITY DEFINER.
+CREATE TABLE recsys.experiment_grants (
+    experiment_id  bigint NOT NULL REFERENCES recsys.experiments ON DELETE CASCADE,
+    grantee        regrole,              -- NULL: PUBLIC
+    granted_by     regrole NOT NULL DEFAULT pg_catalog.to_regrole(CURRENT_USER),
+    UNIQUE NULLS NOT DISTINCT (experiment_id, grantee)
+);
+COMMENT ON TABLE recsys.experiment_grants IS 'who may serve through, log to and read the report of an experiment besides its owner';
+SELECT pg_catalog.pg_extension_config_dump('recsys.experiment_grants', '');
+
+-- Whether the current role may use experiment_id with the privilege
+-- ('serve' or 'owner'); reads recsys.experiments under its own policy,
+-- which reads only experiment_grants (no recursion).
+CREATE FUNCTION recsys.experiment_privilege(experiment_id bigint, privilege text)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM recsys.experiments e
+        WHERE e.experiment_id OPERATOR(pg_catalog.=) $1
+          AND (pg_catalog.pg_has_role(e.owner, 'MEMBER')
+               OR ($2 OPERATOR(pg_catalog.<>) 'owner' AND EXISTS (
+                   SELECT 1 FROM recsys.experiment_grants g
+                   WHERE g.experiment_id OPERATOR(pg_catalog.=) e.experiment_id
+                     AND (g.grantee IS NULL OR pg_catalog.pg_has_role(g.grantee, 'MEMBER'))))))
+$$;
+COMMENT ON FUNCTION recsys.experiment_privilege(bigint, text)
+    IS 'whether the current role owns the experiment (owner) or may serve through it (serve)';
+
+ALTER TABLE recsys.experiments ENABLE ROW LEVEL SECURITY;
+ALTER TABLE recsys.experiment_variants ENABLE ROW LEVEL SECURITY;
+ALTER TABLE recsys.experiment_exposures ENABLE ROW LEVEL SECURITY;
+ALTER TABLE recsys.experiment_outcomes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE recsys.experiment_grants ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY experiments_serve ON recsys.experiments FOR SELECT
+    USING (pg_catalog.pg_has_role(owner, 'MEMBER') OR EXISTS (
+        SELECT 1 FROM recsys.experiment_grants g
+        WHERE g.experiment_id OPERATOR(pg_catalog.=) experiments.experiment_id
+          AND (g.grantee IS NULL OR pg_catalog.pg_has_role(g.grantee, 'MEMBER'))));
+CREATE POLICY experiments_owner ON recsys.experiments FOR ALL
+    USING (pg_catalog.pg_has_role(owner, 'MEMBER'))
+    WITH CHECK (pg_catalog.pg_has_role(owner, 'MEMBER'));
+CREATE POLICY experiment_variants_serve ON recsys.experiment_variants FOR SELECT
+    USING (recsys.experiment_privilege(experiment_id, 'serve'));
+CREATE POLICY experiment_variants_owner ON recsys.experiment_variants FOR ALL
+    USING (recsys.experiment_privilege(experiment_id, 'owner'))
+    WITH CHECK (recsys.experiment_privilege(experiment_id, 'owner'));
+-- Logging and reading the logs: serve; deleting them: the owner.
+CREATE POLICY experiment_exposures_read ON recsys.experiment_exposures FOR SELECT
+    USING (recsys.experiment_privilege(experiment_id, 'serve'));
+CREATE POLICY experiment_exposures_log ON recsys.experiment_exposures FOR INSERT
+    WITH CHECK (recsys.experiment_privilege(experiment_id, 'serve'));
+CREATE POLICY experiment_exposures_delete ON recsys.experiment_exposures FOR DELETE
+    USING (recsys.experiment_privilege(experiment_id, 'owner'));
+CREATE POLICY experiment_outcomes_read ON recsys.experiment_outcomes FOR SELECT
+    USING (recsys.experiment_privilege(experiment_id, 'serve'));
+CREATE POLICY experiment_outcomes_log ON recsys.experiment_outcomes FOR INSERT
+    WITH CHECK (recsys.experiment_privilege(experiment_id, 'serve'));
+CREATE POLICY experiment_outcomes_delete ON recsys.experiment_outcomes FOR DELETE
+    USING (recsys.experiment_privilege(experiment_id, 'owner'));
+-- Grants are public knowledge; only an experiment's owner adds or removes them.
+CREATE POLICY experiment_grants_read ON recsys.experiment_grants FOR SELECT USING (true);
+CREATE POLICY experiment_grants_owner_add ON recsys.experiment_grants FOR INSERT
+    WITH CHECK (recsys.experiment_privilege(experiment_id, 'owner'));
+CREATE POLICY experiment_grants_owner_remove ON recsys.experiment_grants FOR DELETE
+    USING (recsys.experiment_privilege(experiment_id, 'owner'));
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON recsys.experiments, recsys.experiment_variants TO PUBLIC;
+GRANT SELECT, INSERT, DELETE ON recsys.experiment_exposures, recsys.experiment_outcomes,
+    recsys.experiment_grants TO PUBLIC;
+GRANT USAGE ON SEQUENCE recsys.experiment_id_seq, recsys.exposure_id_seq,
+    recsys.outcome_id_seq TO PUBLIC;
+
+-- The experiment named experiment, locked, if the current role owns it;
+-- errors otherwise (action names what was refused).
+CREATE FUNCTION recsys.owned_experiment(experiment text, action text)
+RETURNS recsys.experiments
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict error
+DECLARE
+    e  recsys.experiments;
+BEGIN
+    IF experiment IS NULL THEN
+        RAISE EXCEPTION 'experiment must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- Read, check, then lock: FOR UPDATE alone would hide the rows the
+    -- caller may see but not change, and report them as missing.
+    SELECT * INTO e FROM recsys.experiments x WHERE x.name = experiment;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF NOT pg_catalog.pg_has_role(e.owner, 'MEMBER') THEN
+        RAISE EXCEPTION 'must be owner of experiment "%" to %', experiment, action
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Experiment "%s" belongs to role %s.', experiment, e.owner),
+                  HINT = 'Ask its owner, or a member of the owner role.';
+    END IF;
+    SELECT * INTO e FROM recsys.experiments x WHERE x.experiment_id = e.experiment_id FOR UPDATE;
+    RETURN e;
+END
+$$;
+COMMENT ON FUNCTION recsys.owned_experiment(text, text)
+    IS 'the named experiment, row-locked, when the current role owns it (NULL if not visible); insufficient_privilege otherwise';
 
 -- Assignment and statistics, in C (src/experiment.c)
 
@@ -364,15 +479,17 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = format('The variants are: %s.', array_to_string(names, ', '));
     END IF;
-    IF EXISTS (SELECT FROM recsys.experiments e WHERE e.name = exp_name) THEN
+    -- The name may also be taken by an experiment of another role, which
+    -- the caller cannot see: the unique index is the final word.
+    BEGIN
+        INSERT INTO recsys.experiments (name, salt, control)
+        VALUES (exp_name, exp_salt, exp_ctl)
+        RETURNING experiment_id INTO exp_id;
+    EXCEPTION WHEN unique_violation THEN
         RAISE EXCEPTION 'experiment "%" already exists', exp_name
             USING ERRCODE = 'duplicate_object',
                   HINT = 'Choose another name, or drop it first with drop_experiment(...).';
-    END IF;
-
-    INSERT INTO recsys.experiments (name, salt, control)
-    VALUES (exp_name, exp_salt, exp_ctl)
-    RETURNING experiment_id INTO exp_id;
+    END;
     INSERT INTO recsys.experiment_variants (experiment_id, variant, position, model, weight, options)
     SELECT exp_id, u.n, u.p, u.m, u.w, u.o
     FROM unnest(names, models, weights, opts) WITH ORDINALITY AS u(n, m, w, o, p);
@@ -390,11 +507,8 @@ AS $$
 DECLARE
     e  recsys.experiments;
 BEGIN
-    IF experiment IS NULL THEN
-        RAISE EXCEPTION 'experiment must not be null' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    SELECT * INTO e FROM recsys.experiments x WHERE x.name = experiment FOR UPDATE;
-    IF NOT FOUND THEN
+    e := recsys.owned_experiment(experiment, 'end it');
+    IF e.experiment_id IS NULL THEN
         RAISE EXCEPTION 'experiment "%" does not exist', experiment
             USING ERRCODE = 'undefined_object',
                   HINT = 'See SELECT name FROM recsys.experiments.';
@@ -431,14 +545,11 @@ AS $$
 DECLARE
     exp_id  bigint;
 BEGIN
-    IF experiment IS NULL THEN
-        RAISE EXCEPTION 'experiment must not be null' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
     IF if_exists IS NULL THEN
         RAISE EXCEPTION 'if_exists must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    SELECT x.experiment_id INTO exp_id FROM recsys.experiments x WHERE x.name = experiment FOR UPDATE;
-    IF NOT FOUND THEN
+    exp_id := (recsys.owned_experiment(experiment, 'drop it')).experiment_id;
+    IF exp_id IS NULL THEN
         IF if_exists THEN
             RETURN false;
         END IF;
@@ -455,6 +566,52 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.drop_experiment(text, boolean)
     IS 'delete an experiment with its variants, exposures and outcomes; returns whether it existed';
+
+-- Let another role (NULL: every role) serve through an experiment, log
+-- to it and read its report
+CREATE FUNCTION @extschema@.grant_experiment(experiment text, grantee regrole)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict error
+DECLARE
+    exp_id  bigint;
+BEGIN
+    exp_id := (recsys.owned_experiment(experiment, 'grant it')).experiment_id;
+    IF exp_id IS NULL THEN
+        RAISE EXCEPTION 'experiment "%" does not exist', experiment USING ERRCODE = 'undefined_object';
+    END IF;
+    INSERT INTO recsys.experiment_grants (experiment_id, grantee)
+    VALUES (exp_id, grantee) ON CONFLICT DO NOTHING;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.grant_experiment(text, regrole)
+    IS 'let a role (NULL: PUBLIC) serve through an experiment, log exposures and outcomes, and read its report';
+
+-- Take back what grant_experiment gave
+CREATE FUNCTION @extschema@.revoke_experiment(experiment text, grantee regrole)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict error
+DECLARE
+    exp_id  bigint;
+    n       bigint;
+BEGIN
+    exp_id := (recsys.owned_experiment(experiment, 'revoke it')).experiment_id;
+    IF exp_id IS NULL THEN
+        RAISE EXCEPTION 'experiment "%" does not exist', experiment USING ERRCODE = 'undefined_object';
+    END IF;
+    DELETE FROM recsys.experiment_grants g
+    WHERE g.experiment_id = exp_id AND g.grantee IS NOT DISTINCT FROM revoke_experiment.grantee;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n > 0;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.revoke_experiment(text, regrole)
+    IS 'take back what grant_experiment gave; returns whether it was granted';
 
 -- Assignment and serving
 
