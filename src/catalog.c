@@ -40,8 +40,14 @@
 /* Second key of the advisory locks that serialize trainings of a model */
 #define CATALOG_LOCK_KEY 0x72656373	/* "recs" */
 
-/* Upper bound of array elements sent in one INSERT batch */
-#define CATALOG_BATCH_ELEMENTS (4 * 1024 * 1024)
+/*
+ * Upper bound of array elements sent in one INSERT batch.  Why this size:
+ * a batch holds its arrays two or three times over (ours, the array
+ * datums, the executor's copies), so 256k elements keep the write phase
+ * within a few MB beyond the model, while a 10M-row model still needs
+ * only about 40 statements.
+ */
+#define CATALOG_BATCH_ELEMENTS (256 * 1024)
 
 /* Saved plans, prepared on first use */
 static SPIPlanPtr lookup_plan = NULL;

@@ -422,6 +422,26 @@ BuildByItem(RecsysRatings *r)
 	pfree(next);
 }
 
+/*
+ * After training, storing the model needs only the user-major structure
+ * (the seen items), the item rows' lengths (popularity) and, when they
+ * are what gets stored, the user-major values: free the rest, so that
+ * the write phase's batches fit in the memory training has given back.
+ */
+void
+RatingsReleaseForStore(RecsysRatings *r, bool keep_user_values)
+{
+	pfree(r->by_item.indices);
+	pfree(r->by_item.values);
+	r->by_item.indices = NULL;
+	r->by_item.values = NULL;
+	if (!keep_user_values)
+	{
+		pfree(r->by_user.values);
+		r->by_user.values = NULL;
+	}
+}
+
 /* The relation's row estimate, for sizing the first buffers */
 static int64
 EstimatedRows(Oid relid)

@@ -41,6 +41,7 @@ typedef struct RatingsUser
 extern char *RatingsSourceName(Oid relid);
 extern RecsysRatings *RatingsLoad(const RatingsSource *source);
 extern Size RatingsMemory(int64 nnz, int nusers, int nitems);
+extern void RatingsReleaseForStore(RecsysRatings *r, bool keep_user_values);
 extern Oid	RatingsSourceOid(const char *qualified_name);
 extern void RatingsLoadUser(const RatingsSource *src, int64 user_id,
 							RatingsUser *out);

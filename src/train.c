@@ -407,6 +407,8 @@ recsys_train(PG_FUNCTION_ARGS)
 		TrainAls(ratings, &params, &model, log);
 	}
 
+	RatingsReleaseForStore(ratings, seen_values == ratings->by_user.values);
+
 	trained.name = name;
 	trained.params = &params;
 	trained.source = &source;
