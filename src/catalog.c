@@ -935,7 +935,7 @@ CatalogUpdateItems(const RecsysModelInfo *info, const RecsysFactors *upd,
 		values[4] = Int32GetDatum(upd->k);
 		values[5] = PointerGetDatum(ArrayFromInt8(upd->popularity, upd->n));
 		Execute("UPDATE recsys.item_factors AS f SET bias = u.bias, "
-				"factors = $4[(u.ord - 1) OPERATOR(pg_catalog.*) $5 OPERATOR(pg_catalog.+) 1 : "
+				"factors = $4[(u.ord OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog.*) $5 OPERATOR(pg_catalog.+) 1 : "
 				"u.ord OPERATOR(pg_catalog.*) $5], popularity = u.pop "
 				"FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), "
 				"pg_catalog.unnest($6)) WITH ORDINALITY AS u(id, bias, pop, ord) "

@@ -2,14 +2,20 @@
 #
 # A retrain that is cancelled, times out or loses its backend leaves the
 # previous model serving, unchanged and without leftover rows; while the
-# retrain runs, other sessions keep seeing the previous model.
+# retrain runs, other sessions keep seeing the previous model.  Nothing
+# else is left behind: after every interruption no temporary file,
+# advisory lock, temporary relation or training thread remains, and the
+# memory of the backend that was interrupted again and again does not grow.
 use strict;
 use warnings;
 
+use FindBin;
 use IPC::Run;
+use lib $FindBin::RealBin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use RecsysLeftovers;
 use Time::HiRes qw(time);
 
 # The server inherits this: one BLAS thread per backend.
@@ -50,6 +56,9 @@ $node->safe_psql('postgres', 'CREATE EXTENSION recsys');
 load_table('a', '--users', 200, '--items', 100, '--rows', 5000, '--seed', 1);
 load_table('b', '--users', 20000, '--items', 5000, '--rows', 1000000,
 	'--seed', 2);
+# B in an order that only a sort gives: the sort spills to temporary files
+# that stay open while training reads its output.
+$node->safe_psql('postgres', 'CREATE VIEW b_shuffled AS SELECT * FROM b ORDER BY random()');
 
 $node->safe_psql('postgres',
 	q{CALL train('m', 'a', value_col => 'rating', factors => 8, iterations => 10)});
@@ -88,6 +97,7 @@ is($reader->query_safe($state_query), $old_state, 'reader session sees the model
 # The session that retrains.  It must survive its own errors.
 my $trainer = $node->background_psql('postgres', on_error_stop => 0);
 my $trainer_pid = $trainer->query_safe('SELECT pg_backend_pid()');
+$trainer->set_query_timer_restart();
 my $timeout = IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default);
 
 my $big_train = q{CALL train('m', 'b', value_col => 'rating', factors => 64, iterations => 50);};
@@ -128,6 +138,16 @@ sub check_old_model_serves
 	return;
 }
 
+# What an interruption may leave behind, seen from another session (as
+# superuser), from the file system and, for a backend that is still there,
+# from /proc: nothing, when all is zero and the backend has one thread.
+sub check_nothing_left
+{
+	my ($when, $pid) = @_;
+	is(leftovers($node, $pid), nothing_left(defined $pid), "$when: nothing left behind");
+	return;
+}
+
 # The trainer's backend is still running the CALL
 sub training_is_running
 {
@@ -143,6 +163,11 @@ trainer_start($big_train);
 trainer_wait_stderr(qr/NOTICE:  iteration 2 of 50/,
 	'cancel: retrain on data B reached the ALS iterations');
 ok(training_is_running(), 'cancel: the retrain is running');
+# While it trains, the retrain holds its model's advisory lock (so the
+# checks for locks left behind below look at the right place).
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $trainer_pid AND granted"),
+	'1', 'cancel: the retrain holds an advisory lock');
 check_old_model_serves('during the retrain');
 ok(training_is_running(), 'cancel: the retrain was still running during the checks');
 
@@ -157,6 +182,7 @@ cmp_ok($latency, '<', 5, 'cancel: the cancel takes effect promptly');
 unlike($trainer->{stderr}, qr/iteration 50 of 50/, 'cancel: the training did not complete');
 is($trainer->query('SELECT 1'), '1', 'cancel: the trainer session is usable again');
 check_old_model_serves('after the cancel');
+check_nothing_left('cancel', $trainer_pid);
 
 #
 # 2. statement_timeout during the retrain
@@ -169,6 +195,7 @@ note sprintf("statement_timeout 2s: the CALL failed after %.3f s", time() - $t0)
 unlike($trainer->{stderr}, qr/iteration 50 of 50/, 'timeout: the training did not complete');
 is($trainer->query('SELECT 1'), '1', 'timeout: the trainer session is usable again');
 check_old_model_serves('after the statement timeout');
+check_nothing_left('timeout', $trainer_pid);
 
 #
 # 3. Cancel of a retrain inside an explicit transaction, then ROLLBACK
@@ -179,8 +206,11 @@ trainer_wait_stderr(qr/NOTICE:  iteration 1 of 50/,
 $node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
 trainer_wait_stderr(qr/ERROR:  canceling statement due to user request/,
 	'transaction: the CALL fails with the cancel error');
+# The failed transaction is not over yet, but it holds nothing any more.
+check_nothing_left('transaction, before the ROLLBACK', $trainer_pid);
 $trainer->query('ROLLBACK');
 check_old_model_serves('after the cancel and rollback');
+check_nothing_left('transaction, after the ROLLBACK', $trainer_pid);
 
 #
 # 4. Cancel while the new version is being written.  Another session holds
@@ -206,6 +236,7 @@ for my $case (
 	trainer_wait_stderr(qr/ERROR:  canceling statement due to user request/,
 		"writing $model: the CALL fails with the cancel error");
 	check_old_model_serves("after the cancel while storing $model");
+	check_nothing_left("writing $model", $trainer_pid);
 	is($node->safe_psql('postgres', "SELECT count(*) FROM recsys.models WHERE name = 'n'"),
 		'0', "writing $model: no model n was created");
 }
@@ -213,7 +244,54 @@ $locker->query_safe('COMMIT');
 $locker->quit;
 
 #
-# 5. pg_terminate_backend() of the trainer: the backend exits mid-training
+# 5. Cancel while the training reads its source through a sort that spilled
+#    to temporary files (work_mem is small): the cancel comes once the
+#    files exist, and they must be gone after it.
+#
+$trainer->{stderr} = '';
+$trainer->query_safe("SET work_mem = '64kB'");
+trainer_start(q{CALL train('m', 'b_shuffled', value_col => 'rating', factors => 64, iterations => 50);});
+ok($node->poll_query_until('postgres', 'SELECT count(*) > 0 FROM pg_ls_tmpdir()'),
+	'spilled source: the sort of the source wrote temporary files');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($trainer_pid)");
+trainer_wait_stderr(qr/ERROR:  canceling statement due to user request/,
+	'spilled source: the CALL fails with the cancel error');
+check_old_model_serves('after the cancel while reading the spilled source');
+check_nothing_left('spilled source', $trainer_pid);
+$trainer->{stderr} = '';
+$trainer->query_safe('RESET work_mem');
+
+#
+# 6. statement_timeout again and again in one session, at several points
+#    of the training (while reading the source, while solving): the
+#    backend's memory does not grow.
+#
+# Growth allowed: 1 MB.  A training holds far more than that: the
+# interactions of B take 26 bytes each while they load (26 MB), the
+# factors 6 MB, so an interruption that left its working memory (or a
+# twentieth of it) behind would exceed 1 MB within five interruptions.
+# What may legitimately grow after the warm-up is the catalog and plan
+# caches, which the first interruptions fill; the totals measured while
+# writing this test did not grow at all.
+my $memory_bound = 1024 * 1024;
+
+# Two warm-ups at 1.5 s (further into the training than the later ones, so
+# that their caches cover them), then 0.1 s (reading B) to 1.3 s (solving).
+my @memory;
+foreach my $ms (1500, 1500, 100, 400, 700, 1000, 1300)
+{
+	$trainer->{stderr} = '';
+	$trainer->query("SET statement_timeout = '${ms}ms';\n$big_train\nRESET statement_timeout;");
+	like($trainer->{stderr}, qr/ERROR:  canceling statement due to statement timeout/,
+		"repeated timeouts: the CALL is stopped after $ms ms");
+	check_nothing_left("repeated timeouts, $ms ms", $trainer_pid);
+	push @memory, backend_memory($trainer);
+}
+check_old_model_serves('after the repeated timeouts');
+check_memory_growth('repeated timeouts', $memory_bound, 2, @memory);
+
+#
+# 7. pg_terminate_backend() of the trainer: the backend exits mid-training
 #
 trainer_start($big_train);
 trainer_wait_stderr(qr/NOTICE:  iteration 1 of 50/,
@@ -222,9 +300,10 @@ is($node->safe_psql('postgres', "SELECT pg_terminate_backend($trainer_pid, 60000
 	't', 'terminate: the trainer backend exits');
 $trainer->{run}->finish;
 check_old_model_serves('after the trainer backend was terminated');
+check_nothing_left('terminate');
 
 #
-# 6. A retrain that completes replaces the model (so the checks above would
+# 8. A retrain that completes replaces the model (so the checks above would
 #    have seen a change), also for the session with the cached model.
 #
 $node->safe_psql('postgres',
