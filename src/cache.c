@@ -24,6 +24,14 @@
  * Memory per entry is about nitems * (4 * k + 40) bytes: 2.6 MB for 10,000
  * items at k = 64, plus nusers * (4 * k + 40) once similar_users is used.
  *
+ * With the shared cache (src/shared_cache.c: recsys preloaded), the item
+ * data of an entry lives once in shared memory for all backends: the first
+ * backend to load a version publishes it there, the others point their
+ * entries into it, and each backend keeps only its scratch (8 bytes per
+ * item) and what only it has used (users, Gram).  An entry holds a pin on
+ * its blob for as long as it exists; a callback on the entry's memory
+ * context drops the pin, however the entry goes.
+ *
  * IDENTIFICATION
  *	  src/cache.c
  *
@@ -34,6 +42,9 @@
 #include <math.h>
 
 #include "cache.h"
+#include "miscadmin.h"
+#include "shared_cache.h"
+#include "storage/ipc.h"
 #include "utils/memutils.h"
 
 /* Most models one backend keeps cached */
@@ -43,6 +54,28 @@ static MemoryContext CacheContext = NULL;
 static CacheEntry *entries[CACHE_MAX_ENTRIES];
 static int	nentries = 0;
 static uint64 use_counter = 0;
+static bool exit_callback_registered = false;
+
+/* The head of a published blob of item data; the arrays follow */
+typedef struct SharedItems
+{
+	int32		n;
+	int32		k;
+	uint64		index_mask;
+	int32		index_count;
+} SharedItems;
+
+/* Where each array of a blob starts, and its size */
+typedef struct ItemsLayout
+{
+	Size		ids;
+	Size		popularity;
+	Size		factors;
+	Size		bias;
+	Size		norms;
+	Size		index;
+	Size		total;
+} ItemsLayout;
 
 /* Remove entry i and free its memory */
 static void
@@ -70,16 +103,103 @@ IndexIds(const RecsysFactors *f, const char *model, const char *side)
 	return index;
 }
 
-/* Build a complete entry for a model version, or error leaving nothing */
+/* Drop an entry's pin on its shared blob (memory context callback) */
+static void
+ReleaseShared(void *arg)
+{
+	CacheEntry *e = (CacheEntry *) arg;
+
+	if (e->shared_slot >= 0)
+	{
+		SharedCacheRelease(e->shared_slot);
+		e->shared_slot = -1;
+	}
+}
+
+/* At backend exit, drop the pins of every cached entry */
+static void
+ReleaseAllShared(pg_attribute_unused() int code, pg_attribute_unused() Datum arg)
+{
+	for (int i = 0; i < nentries; i++)
+		ReleaseShared(entries[i]);
+}
+
+/* The shared cache key of a model version in this database */
+static SharedCacheKey
+SharedKey(const RecsysModelInfo *info)
+{
+	SharedCacheKey key;
+
+	memset(&key, 0, sizeof(key));
+	key.dbid = MyDatabaseId;
+	key.model_id = info->model_id;
+	key.version = info->version;
+	key.k = info->factors;
+	key.method = (int32) info->method;
+	return key;
+}
+
+/* The layout of a blob for n items of k factors, index of cap slots */
+static ItemsLayout
+LayoutItems(int n, int k, uint64 cap)
+{
+	ItemsLayout l;
+	Size		off = TYPEALIGN(64, sizeof(SharedItems));
+
+	/* Each array on its own cache line, as palloc would not promise */
+	l.ids = off;
+	off = TYPEALIGN(64, off + sizeof(int64) * (Size) n);
+	l.popularity = off;
+	off = TYPEALIGN(64, off + sizeof(int64) * (Size) n);
+	l.factors = off;
+	off = TYPEALIGN(64, off + sizeof(float) * (Size) n * k);
+	l.bias = off;
+	off = TYPEALIGN(64, off + sizeof(float) * (Size) n);
+	l.norms = off;
+	off = TYPEALIGN(64, off + sizeof(float) * (Size) n);
+	l.index = off;
+	l.total = off + sizeof(IdMapEntry) * cap;
+	return l;
+}
+
+/* Point an entry's item data into a published blob */
+static void
+UseBlob(CacheEntry *e, char *blob)
+{
+	SharedItems *h = (SharedItems *) blob;
+	ItemsLayout l = LayoutItems(h->n, h->k, h->index_mask + 1);
+	IdMap	   *index = MemoryContextAlloc(e->cxt, sizeof(IdMap));
+
+	e->items.n = h->n;
+	e->items.k = h->k;
+	e->items.ids = (int64 *) (blob + l.ids);
+	e->items.popularity = (int64 *) (blob + l.popularity);
+	e->items.factors = (float *) (blob + l.factors);
+	e->items.bias = (float *) (blob + l.bias);
+	e->norms = (float *) (blob + l.norms);
+	/* Read-only: nothing is ever inserted, so it never grows */
+	index->slots = (IdMapEntry *) (blob + l.index);
+	index->mask = h->index_mask;
+	index->count = h->index_count;
+	index->cxt = NULL;
+	e->index = index;
+}
+
+/* An empty entry for a model version, in its own context */
 static CacheEntry *
-CacheLoad(const RecsysModelInfo *info)
+NewEntry(const RecsysModelInfo *info)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "recsys model cache entry",
 											  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(cxt);
-	CacheEntry *e = palloc0(sizeof(CacheEntry));
+	CacheEntry *e = MemoryContextAllocZero(cxt, sizeof(CacheEntry));
+	MemoryContextCallback *cb = MemoryContextAlloc(cxt, sizeof(MemoryContextCallback));
 
+	e->cxt = cxt;
+	e->shared_slot = -1;
+	cb->func = ReleaseShared;
+	cb->arg = e;
+	MemoryContextRegisterResetCallback(cxt, cb);
 	e->model_id = info->model_id;
 	e->version = info->version;
 	e->cxt = cxt;
@@ -90,12 +210,105 @@ CacheLoad(const RecsysModelInfo *info)
 	e->scaling = info->scaling;
 	e->alpha = info->alpha;
 	e->epsilon = info->epsilon;
+	return e;
+}
+
+/* The per-backend scratch of an entry whose items are in place */
+static void
+AllocScratch(CacheEntry *e)
+{
+	MemoryContext old = MemoryContextSwitchTo(e->cxt);
+
+	AlsWorkspaceInit(&e->ws, e->config.k + 1, 0);
+	e->scores = palloc_extended(sizeof(float) * Max(e->items.n, 1), MCXT_ALLOC_HUGE);
+	e->result = palloc_extended(sizeof(int32) * Max(e->items.n, 1), MCXT_ALLOC_HUGE);
+	MemoryContextSwitchTo(old);
+}
+
+/* An entry on the published shared blob of the version, or NULL */
+static CacheEntry *
+AttachShared(const RecsysModelInfo *info)
+{
+	SharedCacheKey key = SharedKey(info);
+	CacheEntry *e = NewEntry(info);
+	char	   *blob;
+	int			slot;
+
+	blob = SharedCacheAcquire(&key, &slot);
+	if (blob == NULL)
+	{
+		MemoryContextDelete(e->cxt);
+		return NULL;
+	}
+	/* From here the context callback owns the pin, also on error */
+	e->shared_slot = slot;
+	UseBlob(e, blob);
+	AllocScratch(e);
+	return e;
+}
+
+/*
+ * Copy a private entry's item data into a new shared blob and point the
+ * entry there, freeing the private copy; nothing changes when the shared
+ * cache has no room (or another backend is publishing the same version).
+ */
+static void
+PublishShared(CacheEntry *e, const RecsysModelInfo *info)
+{
+	SharedCacheKey key = SharedKey(info);
+	ItemsLayout l = LayoutItems(e->items.n, e->items.k, e->index->mask + 1);
+	int			n = e->items.n;
+	int			k = e->items.k;
+	char	   *blob;
+	SharedItems *h;
+	float	   *norms;
+	int			slot;
+
+	blob = SharedCacheReserve(&key, l.total, &slot);
+	if (blob == NULL)
+		return;
+	/* An error from here on frees the reserved blob (context callback) */
+	e->shared_slot = slot;
+
+	h = (SharedItems *) blob;
+	h->n = n;
+	h->k = k;
+	h->index_mask = e->index->mask;
+	h->index_count = e->index->count;
+	memcpy(blob + l.ids, e->items.ids, sizeof(int64) * n);
+	memcpy(blob + l.popularity, e->items.popularity, sizeof(int64) * n);
+	memcpy(blob + l.factors, e->items.factors, sizeof(float) * (Size) n * k);
+	memcpy(blob + l.bias, e->items.bias, sizeof(float) * n);
+	norms = (float *) (blob + l.norms);
+	for (int i = 0; i < n; i++)
+		norms[i] = sqrtf(Max(0.0f, AlsDot(e->items.factors + (Size) i * k,
+										  e->items.factors + (Size) i * k, k)));
+	memcpy(blob + l.index, e->index->slots, sizeof(IdMapEntry) * (e->index->mask + 1));
+	SharedCachePublish(slot);
+
+	/* The private copy goes; the entry reads the blob from now on */
+	pfree(e->items.ids);
+	pfree(e->items.popularity);
+	pfree(e->items.factors);
+	pfree(e->items.bias);
+	pfree(e->index->slots);
+	pfree(e->index);
+	if (e->norms != NULL)
+		pfree(e->norms);
+	UseBlob(e, blob);
+}
+
+/* Build a complete private entry for a model version, or error leaving nothing */
+static CacheEntry *
+CacheLoad(const RecsysModelInfo *info)
+{
+	CacheEntry *e = NewEntry(info);
+	MemoryContext old = MemoryContextSwitchTo(e->cxt);
+
 	CatalogLoadFactors(info, false, &e->items);
 	e->index = IndexIds(&e->items, info->name, "item");
-	AlsWorkspaceInit(&e->ws, info->factors + 1, 0);
-	e->scores = palloc_extended(sizeof(float) * e->items.n, MCXT_ALLOC_HUGE);
-	e->result = palloc_extended(sizeof(int32) * e->items.n, MCXT_ALLOC_HUGE);
 	MemoryContextSwitchTo(old);
+	AllocScratch(e);
 	return e;
 }
 
@@ -129,12 +342,24 @@ CacheGetModel(const RecsysModelInfo *info)
 		}
 	}
 
-	e = CacheLoad(info);
-
 	if (CacheContext == NULL)
 		CacheContext = AllocSetContextCreate(TopMemoryContext,
 											 "recsys model cache",
 											 ALLOCSET_SMALL_SIZES);
+	if (SharedCacheAvailable() && !exit_callback_registered)
+	{
+		before_shmem_exit(ReleaseAllShared, 0);
+		exit_callback_registered = true;
+	}
+
+	e = SharedCacheAvailable() ? AttachShared(info) : NULL;
+	if (e == NULL)
+	{
+		e = CacheLoad(info);
+		if (SharedCacheAvailable())
+			PublishShared(e, info);
+	}
+
 	if (nentries == CACHE_MAX_ENTRIES)
 	{
 		int			oldest = 0;

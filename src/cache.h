@@ -36,6 +36,7 @@ typedef struct CacheEntry
 	float	   *scores;			/* one score per item: per-call scratch */
 	int32	   *result;			/* top-n scratch, one entry per item */
 	uint64		last_used;
+	int			shared_slot;	/* the shared blob items point into, or -1 */
 } CacheEntry;
 
 extern CacheEntry *CacheGetModel(const RecsysModelInfo *info);

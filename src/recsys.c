@@ -16,6 +16,7 @@
 #include "miscadmin.h"
 #include "parallel.h"
 #include "recsys.h"
+#include "shared_cache.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -38,6 +39,7 @@ _PG_init(void)
 							   0,
 							   NULL, NULL, NULL);
 	ParallelInit();
+	SharedCacheInit();
 	MarkGUCPrefixReserved("recsys");
 }
 
