@@ -88,4 +88,35 @@ SELECT round(predict(1, 4, 'pop_clicks')::numeric, 2) AS item_4_clicks;
 SELECT count(*) AS log_rows FROM recsys.training_log JOIN recsys.models USING (model_id)
 WHERE name = 'pop';
 
+-- The vector kernels: those for AVX2 and FMA (where the CPU has them)
+-- and the baseline ones (recsys.vector_kernels = generic) train the same
+-- model, up to float rounding: factors within 1e-3 of their largest
+-- magnitude, losses within 1e-5 relative, the same top 10 for 9 in 10 users.
+CREATE TABLE kernel_events AS
+SELECT u AS user_id, i AS item_id, 1 + (u * 7 + i * 13) % 5 AS clicks
+FROM generate_series(1, 300) u, generate_series(1, 200) i
+WHERE (u * 31 + i * 17) % 7 = 0 OR (u % 10 = i % 10 AND i < 60);
+SET client_min_messages = warning;
+SET recsys.vector_kernels = generic;
+CALL train('k_generic', 'kernel_events', value_col => 'clicks', method => 'ials',
+           factors => 64, iterations => 5, regularization => 5, solver => 'cg');
+RESET recsys.vector_kernels;
+CALL train('k_auto', 'kernel_events', value_col => 'clicks', method => 'ials',
+           factors => 64, iterations => 5, regularization => 5, solver => 'cg');
+RESET client_min_messages;
+SELECT max(abs(a.v - g.v)) <= 1e-3 * max(abs(g.v)) AS factors_agree
+FROM (SELECT f.user_id, x.v, x.n FROM recsys.user_factors f JOIN recsys.models m USING (model_id),
+             unnest(f.factors) WITH ORDINALITY AS x(v, n) WHERE m.name = 'k_auto') a
+JOIN (SELECT f.user_id, x.v, x.n FROM recsys.user_factors f JOIN recsys.models m USING (model_id),
+             unnest(f.factors) WITH ORDINALITY AS x(v, n) WHERE m.name = 'k_generic') g
+  USING (user_id, n);
+SELECT abs(a.final_loss - g.final_loss) <= 1e-5 * g.final_loss AS losses_agree
+FROM recsys.models a, recsys.models g WHERE a.name = 'k_auto' AND g.name = 'k_generic';
+SELECT count(*) FILTER (WHERE a = g) >= 0.9 * count(*) AS top10_agree
+FROM (SELECT u, ARRAY(SELECT item_id FROM recommend(u, 10, 'k_auto') ORDER BY item_id) AS a,
+             ARRAY(SELECT item_id FROM recommend(u, 10, 'k_generic') ORDER BY item_id) AS g
+      FROM generate_series(1, 300) u) s;
+SELECT drop_model('k_auto') AND drop_model('k_generic') AS dropped;
+DROP TABLE kernel_events;
+
 SELECT drop_model(name) FROM recsys.models WHERE name IN ('clicks_cg', 'clicks_cg3', 'plain', 'logged', 'pop_clicks') ORDER BY name;

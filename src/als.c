@@ -54,6 +54,7 @@
 #include "linalg.h"
 #include "miscadmin.h"
 #include "parallel.h"
+#include "simd.h"
 #include "utils/memutils.h"
 
 /* Standard deviation of the initial factors */
@@ -392,26 +393,17 @@ AlsSolveRow(const AlsConfig *c, int64 n, AlsWorkspace *ws, float *factors_out,
 
 /*
  * out = (Y^T Y + lambda I) v + Y_u^T diag(w) Y_u v: the implicit normal
- * matrix times v, with the row's vectors Y_u gathered in ws (k x n
- * column-major) and ws->targets as scratch.
+ * matrix times v, the row's item vectors Y_u read in place (SimdSparseUpdate)
  */
 static void
-ImplicitTimes(const AlsWorkspace *ws, int k, int n, const float *w,
-			  double lambda, const float *v, float *out)
+ImplicitTimes(const AlsWorkspace *ws, int k, const int32 *cols, int n,
+			  const float *w, const float *other_factors, double lambda,
+			  const float *v, float *out)
 {
-	float	   *t = ws->targets;
-
 	LinalgGemvN(k, k, ws->yty_f, k, v, out);
 	for (int f = 0; f < k; f++)
 		out[f] += (float) lambda * v[f];
-	if (n == 0)
-		return;
-	LinalgGemvT(k, n, ws->gather, k, v, t);
-	for (int j = 0; j < n; j++)
-		t[j] *= w[j];
-	LinalgGemvN(k, n, ws->gather, k, t, ws->cg_tmp);
-	for (int f = 0; f < k; f++)
-		out[f] += ws->cg_tmp[f];
+	SimdSparseUpdate(other_factors, cols, w, n, k, 0.0f, 0.0f, 1.0f, v, out);
 }
 
 /* Dot product of two float vectors accumulated in double */
@@ -427,8 +419,8 @@ DotD(const float *x, const float *y, int k)
  *
  * Following Takacs, Pilaszy and Tikk (RecSys 2011), the k x k matrix is
  * never formed: each step costs O(k^2 + n k) instead of O(n k^2).  The
- * row's item vectors are gathered once, so every product is a BLAS-2 call
- * on contiguous memory.
+ * row's item vectors are read where they are, each once per step, by the
+ * fused dot-and-axpy kernel of simd.c.
  */
 static void
 AlsImplicitRowCG(const AlsConfig *c, const int32 *cols, const float *w,
@@ -443,21 +435,14 @@ AlsImplicitRowCG(const AlsConfig *c, const int32 *cols, const float *w,
 	float	   *ap = ws->cg_ap;
 	double		rsold;
 
-	Assert(n64 <= ws->capacity);
-	for (int j = 0; j < n; j++)
-		memcpy(ws->gather + (Size) j * k, other_factors + (Size) cols[j] * k,
-			   sizeof(float) * k);
-
-	/* r = b - A x, with b = sum_j (1 + w_j) y_j */
-	ImplicitTimes(ws, k, n, w, lambda, x, ap);
-	for (int j = 0; j < n; j++)
-		ws->targets[j] = 1.0f + w[j];
-	if (n > 0)
-		LinalgGemvN(k, n, ws->gather, k, ws->targets, r);
-	else
-		memset(r, 0, sizeof(float) * k);
+	/*
+	 * r = b - A x = sum_j (1 + w_j - w_j (y_j . x)) y_j - (Y^T Y + lambda I) x,
+	 * with b = sum_j (1 + w_j) y_j
+	 */
+	LinalgGemvN(k, k, ws->yty_f, k, x, ap);
 	for (int f = 0; f < k; f++)
-		r[f] -= ap[f];
+		r[f] = -(ap[f] + (float) lambda * x[f]);
+	SimdSparseUpdate(other_factors, cols, w, n, k, 1.0f, 1.0f, -1.0f, x, r);
 	memcpy(p, r, sizeof(float) * k);
 	rsold = DotD(r, r, k);
 
@@ -471,7 +456,7 @@ AlsImplicitRowCG(const AlsConfig *c, const int32 *cols, const float *w,
 		/* Converged (also guards the divisions below) */
 		if (rsold < 1e-20)
 			break;
-		ImplicitTimes(ws, k, n, w, lambda, p, ap);
+		ImplicitTimes(ws, k, cols, n, w, other_factors, lambda, p, ap);
 		pap = DotD(p, ap, k);
 		if (pap <= 0.0)
 			break;
@@ -655,7 +640,7 @@ LossBody(void *arg, pg_attribute_unused() int thread, int begin, int end)
 		for (int64 e = by_user->indptr[u]; e < by_user->indptr[u + 1]; e++)
 		{
 			int32		i = by_user->indices[e];
-			double		s = AlsDot(x, m->item_factors + (Size) i * k, k);
+			double		s = SimdDot(x, m->item_factors + (Size) i * k, k);
 
 			if (t->implicit)
 			{

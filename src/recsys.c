@@ -17,6 +17,7 @@
 #include "parallel.h"
 #include "recsys.h"
 #include "shared_cache.h"
+#include "simd.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -40,6 +41,7 @@ _PG_init(void)
 							   NULL, NULL, NULL);
 	ParallelInit();
 	SharedCacheInit();
+	SimdInit();
 	MarkGUCPrefixReserved("recsys");
 }
 

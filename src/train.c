@@ -220,19 +220,6 @@ ImplicitWeights(RecsysRatings *r, const RecsysParams *p, const char *value_col)
 														r->by_item.values[e]);
 }
 
-/* Entries in the longest row of either side */
-static int64
-LongestRow(const RecsysRatings *r)
-{
-	int64		longest = 0;
-
-	for (int u = 0; u < r->nusers; u++)
-		longest = Max(longest, r->by_user.indptr[u + 1] - r->by_user.indptr[u]);
-	for (int i = 0; i < r->nitems; i++)
-		longest = Max(longest, r->by_item.indptr[i + 1] - r->by_item.indptr[i]);
-	return longest;
-}
-
 /* Run the ALS sweeps of method als or ials; fills log[0 .. iterations - 1] */
 static void
 TrainAls(const RecsysRatings *r, const RecsysParams *p, AlsModel *m,
@@ -251,7 +238,7 @@ TrainAls(const RecsysRatings *r, const RecsysParams *p, AlsModel *m,
 	c.cg_steps = p->cg_steps;
 
 	AlsModelInit(m, k, r->nusers, r->nitems, c.mean, (uint64) (uint32) p->seed);
-	ws = AlsWorkspacesCreate(nthreads, k + 1, p->cg ? LongestRow(r) : 0);
+	ws = AlsWorkspacesCreate(nthreads, k + 1, 0);
 
 	for (int it = 0; it < p->iterations; it++)
 	{
@@ -386,8 +373,7 @@ recsys_train(PG_FUNCTION_ARGS)
 							   add_size(AlsModelMemory(params.factors, ratings->nusers,
 													   ratings->nitems),
 										mul_size(ParallelThreads(),
-												 AlsWorkspaceMemory(params.factors,
-																	params.cg ? LongestRow(ratings) : 0)))),
+												 AlsWorkspaceMemory(params.factors, 0)))),
 					  "The interactions, the factors and the solver workspace need this much.");
 
 	log = palloc0(sizeof(RecsysIteration) * Max(params.iterations, 1));
