@@ -110,6 +110,8 @@ BEGIN
         JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
         WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'recsys')
           AND p.proretset AND p.prokind = 'f'
+          -- (functions with OUT parameters already return a named row type)
+          AND NOT 'o' = ANY (coalesce(p.proargmodes, '{}'))
     LOOP
         EXECUTE format(
             'CREATE FUNCTION sqlsmith.%I(%s) RETURNS text LANGUAGE sql %s AS %L',
