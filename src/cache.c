@@ -463,3 +463,22 @@ CacheForgetUsers(CacheEntry *e)
 		memset(&e->users, 0, sizeof(RecsysFactors));
 	}
 }
+
+/*
+ * A dropped model: free this backend's entry and let the shared cache
+ * free the model's versions as soon as no backend uses them.  Harmless if
+ * the drop is rolled back: the next call loads the model again.
+ */
+void
+CacheDropModel(int64 model_id)
+{
+	for (int i = 0; i < nentries; i++)
+	{
+		if (entries[i]->model_id == model_id)
+		{
+			CacheEvict(i);
+			break;
+		}
+	}
+	SharedCacheForget(MyDatabaseId, model_id);
+}

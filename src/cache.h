@@ -45,5 +45,6 @@ extern const float *CacheItemNorms(CacheEntry *entry);
 extern void CacheItemGram(CacheEntry *entry);
 extern void CacheLoadUsers(CacheEntry *entry, const RecsysModelInfo *info);
 extern void CacheForgetUsers(CacheEntry *entry);
+extern void CacheDropModel(int64 model_id);
 
 #endif							/* CACHE_H */

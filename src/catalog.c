@@ -633,7 +633,7 @@ CatalogStoreModel(const RecsysTrained *t)
 
 /* Delete a model and its rows; false if it did not exist */
 bool
-CatalogDropModel(const char *name)
+CatalogDropModel(const char *name, int64 *dropped_id)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
@@ -655,6 +655,7 @@ CatalogDropModel(const char *name)
 		DeleteModelRows(model_id);
 		Execute("DELETE FROM recsys.model_grants WHERE model_id OPERATOR(pg_catalog.=) $1",
 				1, (Oid[]) {INT8OID}, &model_id, SPI_OK_DELETE);
+		*dropped_id = DatumGetInt64(model_id);
 	}
 	SPI_finish();
 	return found;

@@ -59,7 +59,7 @@ extern void CatalogLockModelName(const char *name, bool exclusive);
 extern RecsysModelInfo *CatalogLookupModel(const char *name);
 extern RecsysModelInfo *CatalogLookupModelLatest(const char *name);
 extern void CatalogStoreModel(const RecsysTrained *t);
-extern bool CatalogDropModel(const char *name);
+extern bool CatalogDropModel(const char *name, int64 *dropped_id);
 extern void CatalogRequireTrain(const RecsysModelInfo *info);
 extern void CatalogCheckTrainable(const char *name);
 extern void CatalogLoadFactors(const RecsysModelInfo *info, bool users,

@@ -389,6 +389,29 @@ SharedCacheRelease(int slot)
 	LWLockRelease(control->lock);
 }
 
+/*
+ * Every version of a model is stale (the model was dropped): free those no
+ * backend uses, and the others with their last pin.
+ */
+void
+SharedCacheForget(Oid dbid, int64 model_id)
+{
+	if (!SharedCacheAvailable())
+		return;
+	LWLockAcquire(control->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < SHARED_CACHE_SLOTS; i++)
+	{
+		SharedCacheSlot *s = &control->slots[i];
+
+		if (s->state != SLOT_READY || s->key.dbid != dbid || s->key.model_id != model_id)
+			continue;
+		s->stale = true;
+		if (s->pins == 0)
+			FreeSlot(s);
+	}
+	LWLockRelease(control->lock);
+}
+
 /* A consistent copy of the shared state; false without a shared cache */
 static bool
 SnapshotControl(SharedCacheControl *copy)

@@ -29,5 +29,6 @@ extern char *SharedCacheAcquire(const SharedCacheKey *key, int *slot);
 extern char *SharedCacheReserve(const SharedCacheKey *key, Size size, int *slot);
 extern void SharedCachePublish(int slot);
 extern void SharedCacheRelease(int slot);
+extern void SharedCacheForget(Oid dbid, int64 model_id);
 
 #endif							/* SHARED_CACHE_H */

@@ -25,6 +25,7 @@
 #include <math.h>
 
 #include "als.h"
+#include "cache.h"
 #include "catalog.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -420,9 +421,12 @@ recsys_drop_model(PG_FUNCTION_ARGS)
 	char	   *name = ModelNameArg(fcinfo, 0);
 	bool		if_exists = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
 	bool		found;
+	int64		model_id;
 
 	CatalogLockModelName(name, true);
-	found = CatalogDropModel(name);
+	found = CatalogDropModel(name, &model_id);
+	if (found)
+		CacheDropModel(model_id);
 	if (!found && !if_exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -170,6 +170,13 @@ is($shared->safe_psql('postgres', $entries), 'm ready pins=3, p2 ready pins=0, p
 cmp_ok($shared->safe_psql('postgres', 'SELECT evictions FROM recsys.shared_cache_stats()'),
 	'>=', 1, 'an eviction was counted');
 
+# A dropped model's versions leave the cache (the join above would hide
+# them: look by id)
+my $p2 = $shared->safe_psql('postgres', q{SELECT model_id FROM recsys.models WHERE name = 'p2'});
+$shared->safe_psql('postgres', q{SELECT drop_model('p2')});
+is($shared->safe_psql('postgres', "SELECT count(*) FROM recsys.shared_cache() WHERE model_id = $p2"),
+	'0', 'drop_model frees the model\'s unpinned versions at once');
+
 #
 # 5. Databases do not share entries
 #
