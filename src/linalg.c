@@ -43,6 +43,8 @@ extern void sgemm_(const char *transa, const char *transb, const int *m,
 				   const int *ldc, size_t transa_len, size_t transb_len);
 extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda,
 					int *info, size_t uplo_len);
+extern void dpotf2_(const char *uplo, const int *n, double *a, const int *lda,
+					int *info, size_t uplo_len);
 extern void dtrsv_(const char *uplo, const char *trans, const char *diag,
 				   const int *n, const double *a, const int *lda, double *x,
 				   const int *incx, size_t uplo_len, size_t trans_len,
@@ -169,6 +171,14 @@ LinalgGemvN(int m, int n, const float *a, int lda, const float *x, float *y)
  * triangular solves use BLAS-2 trsv: dpotrs would go through trsm, whose
  * blocking overhead dominates for a single right-hand side.
  */
+/*
+ * Largest order factored by the unblocked dpotf2.  Why: for the small
+ * systems of ALS (k + 1 unknowns), dpotrf's blocking spends more in its
+ * dtrsm, dsyrk and dgemm calls than in the arithmetic (its dtrsm was 16%
+ * of an exact-solver training profile at k = 64); same factor, fewer calls.
+ */
+#define LINALG_UNBLOCKED_CHOLESKY 128
+
 int
 LinalgCholeskySolve(int n, double *a, double *b)
 {
@@ -176,7 +186,10 @@ LinalgCholeskySolve(int n, double *a, double *b)
 	int			info = 0;
 
 	CheckDim(n > 0, "dpotrf");
-	dpotrf_("U", &n, a, &n, &info, 1);
+	if (n <= LINALG_UNBLOCKED_CHOLESKY)
+		dpotf2_("U", &n, a, &n, &info, 1);
+	else
+		dpotrf_("U", &n, a, &n, &info, 1);
 	if (info < 0)
 		elog(ERROR, "dpotrf rejected argument %d, please report a bug", -info);
 	if (info > 0)
