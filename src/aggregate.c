@@ -121,11 +121,7 @@ recsys_als_solve_transfn(PG_FUNCTION_ARGS)
 				 errmsg("regularization must not be null")));
 
 	regularization = PG_GETARG_FLOAT8(3);
-	if (!(regularization >= 0.0) || isinf(regularization))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("regularization must be a finite number >= 0, got %g",
-						regularization)));
+	RecsysCheckNumber("regularization", regularization, 0.0, false);
 	value = PG_GETARG_FLOAT8(2);
 	if (isnan(value) || isinf(value))
 		ereport(ERROR,

@@ -117,3 +117,14 @@ RecsysCheckMemory(Size required, const char *what)
 				 errhint("Increase maintenance_work_mem, for example SET maintenance_work_mem = '%zuMB'.",
 						 required / (1024 * 1024) + 64)));
 }
+
+/* Error unless x is finite and at least `min` (exclusive if strict) */
+void
+RecsysCheckNumber(const char *name, double x, double min, bool strict)
+{
+	if (isnan(x) || isinf(x) || x < min || (strict && x == min))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a finite number %s %g, got %g",
+						name, strict ? ">" : ">=", min, x)));
+}

@@ -134,6 +134,8 @@ extern double RecsysConfidence(RecsysScaling scaling, double alpha,
 							   double epsilon, double value);
 extern Size RecsysMemoryBudget(void);
 extern void RecsysCheckMemory(Size required, const char *what);
+extern void RecsysCheckNumber(const char *name, double x, double min,
+							  bool strict);
 
 /* array.c */
 extern float *ArrayGetFloat4(ArrayType *a, int expected, int *len);

@@ -61,17 +61,6 @@ ModelNameArg(FunctionCallInfo fcinfo, int argno)
 	return name;
 }
 
-/* Error unless x is finite and at least `min` (exclusive if strict) */
-static void
-CheckNumber(const char *name, double x, double min, bool strict)
-{
-	if (isnan(x) || isinf(x) || x < min || (strict && x == min))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a finite number %s %g, got %g",
-						name, strict ? ">" : ">=", min, x)));
-}
-
 /* Read and check the hyperparameters */
 static void
 ParamsFromArgs(FunctionCallInfo fcinfo, RecsysParams *p)
@@ -108,10 +97,10 @@ ParamsFromArgs(FunctionCallInfo fcinfo, RecsysParams *p)
 				 errmsg("iterations must be between 1 and %d, got %d",
 						RECSYS_MAX_ITERATIONS, p->iterations)));
 	p->regularization = PG_GETARG_FLOAT8(8);
-	CheckNumber("regularization", p->regularization, 0.0, false);
+	RecsysCheckNumber("regularization", p->regularization, 0.0, false);
 	p->seed = PG_GETARG_INT32(9);
 	p->alpha = PG_GETARG_FLOAT8(10);
-	CheckNumber("alpha", p->alpha, 0.0, false);
+	RecsysCheckNumber("alpha", p->alpha, 0.0, false);
 
 	/* Cholesky for explicit ALS; conjugate gradient by default for implicit */
 	if (PG_ARGISNULL(11))
@@ -151,7 +140,7 @@ ParamsFromArgs(FunctionCallInfo fcinfo, RecsysParams *p)
 				 errmsg("unknown scaling \"%s\"", scaling),
 				 errhint("Supported scalings: linear (1 + alpha * value), log (1 + alpha * log(1 + value / epsilon)).")));
 	p->epsilon = PG_GETARG_FLOAT8(14);
-	CheckNumber("epsilon", p->epsilon, 0.0, true);
+	RecsysCheckNumber("epsilon", p->epsilon, 0.0, true);
 
 	/* The popular baseline has no factors and no sweeps */
 	if (p->method == RECSYS_METHOD_POPULAR)
