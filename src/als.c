@@ -410,7 +410,7 @@ ImplicitTimes(const AlsWorkspace *ws, int k, const int32 *cols, int n,
 static inline double
 DotD(const float *x, const float *y, int k)
 {
-	return (double) AlsDot(x, y, k);
+	return (double) SimdDotGeneric(x, y, k);
 }
 
 /*
@@ -634,7 +634,7 @@ LossBody(void *arg, pg_attribute_unused() int thread, int begin, int end)
 		if (t->implicit)
 		{
 			LinalgGemvN(k, k, t->ws->yty_f, k, x, gx);
-			total += AlsDot(x, gx, k);
+			total += SimdDotGeneric(x, gx, k);
 			norms += SquaredNorm(x, k);
 		}
 		for (int64 e = by_user->indptr[u]; e < by_user->indptr[u + 1]; e++)

@@ -66,61 +66,6 @@ typedef struct AlsLoss
 	double		rmse;			/* root mean squared training error */
 } AlsLoss;
 
-/*
- * Dot product of two float vectors.
- *
- * Eight independent partial sums (lane j sums the products f = j mod 8)
- * break the serial dependency of one accumulator without -ffast-math.
- * Why vector types: GCC at -O2 turned the same loop written over an
- * array of eight floats into scalar loads and a stack round trip per
- * block (the training loss spent 27% of a 1M-row training there); two
- * 4-float vectors are two SSE registers on baseline x86-64 (a single
- * 8-float vector is lowered through memory there) and sum exactly the
- * same products in the same order.
- */
-#if defined(__GNUC__)
-typedef float AlsFloat4 __attribute__((vector_size(16)));
-#endif
-
-static inline float
-AlsDot(const float *x, const float *y, int k)
-{
-	float		sum = 0.0f;
-	int			f = 0;
-#if defined(__GNUC__)
-	AlsFloat4	lo = {0};
-	AlsFloat4	hi = {0};
-
-	for (; f + 8 <= k; f += 8)
-	{
-		AlsFloat4	a[2];
-		AlsFloat4	b[2];
-
-		memcpy(a, x + f, sizeof(a));	/* unaligned loads */
-		memcpy(b, y + f, sizeof(b));
-		lo += a[0] * b[0];
-		hi += a[1] * b[1];
-	}
-	for (int j = f; j < k; j++)
-		sum += x[j] * y[j];
-	for (int j = 0; j < 4; j++)
-		sum += lo[j];
-	for (int j = 0; j < 4; j++)
-		sum += hi[j];
-#else
-	float		acc[8] = {0};
-
-	for (; f + 8 <= k; f += 8)
-		for (int j = 0; j < 8; j++)
-			acc[j] += x[f + j] * y[f + j];
-	for (int j = f; j < k; j++)
-		sum += x[j] * y[j];
-	for (int j = 0; j < 8; j++)
-		sum += acc[j];
-#endif
-	return sum;
-}
-
 extern Size AlsModelMemory(int k, int nusers, int nitems);
 extern Size AlsWorkspaceMemory(int k, int64 rows);
 extern void AlsModelInit(AlsModel *m, int k, int nusers, int nitems,

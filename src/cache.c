@@ -44,6 +44,7 @@
 #include "cache.h"
 #include "miscadmin.h"
 #include "shared_cache.h"
+#include "simd.h"
 #include "storage/ipc.h"
 #include "utils/memutils.h"
 
@@ -162,6 +163,15 @@ LayoutItems(int n, int k, uint64 cap)
 	return l;
 }
 
+/* Euclidean norms of factor vectors, into norms (f->n floats) */
+static void
+FactorNorms(const RecsysFactors *f, float *norms)
+{
+	for (int i = 0; i < f->n; i++)
+		norms[i] = sqrtf(Max(0.0f, SimdDotGeneric(f->factors + (Size) i * f->k,
+												  f->factors + (Size) i * f->k, f->k)));
+}
+
 /* Point an entry's item data into a published blob */
 static void
 UseBlob(CacheEntry *e, char *blob)
@@ -266,7 +276,6 @@ PublishShared(CacheEntry *e, const RecsysModelInfo *info)
 	int			k = e->items.k;
 	char	   *blob;
 	SharedItems *h;
-	float	   *norms;
 	int			slot;
 
 	blob = SharedCacheReserve(&key, l.total, &slot);
@@ -284,10 +293,7 @@ PublishShared(CacheEntry *e, const RecsysModelInfo *info)
 	memcpy(blob + l.popularity, e->items.popularity, sizeof(int64) * n);
 	memcpy(blob + l.factors, e->items.factors, sizeof(float) * (Size) n * k);
 	memcpy(blob + l.bias, e->items.bias, sizeof(float) * n);
-	norms = (float *) (blob + l.norms);
-	for (int i = 0; i < n; i++)
-		norms[i] = sqrtf(Max(0.0f, AlsDot(e->items.factors + (Size) i * k,
-										  e->items.factors + (Size) i * k, k)));
+	FactorNorms(&e->items, (float *) (blob + l.norms));
 	memcpy(blob + l.index, e->index->slots, sizeof(IdMapEntry) * (e->index->mask + 1));
 	SharedCachePublish(slot);
 
@@ -380,18 +386,6 @@ CacheGetModel(const RecsysModelInfo *info)
 	return e;
 }
 
-/* Euclidean norms of factor vectors, allocated in the current context */
-static float *
-FactorNorms(const RecsysFactors *f)
-{
-	float	   *norms = palloc_extended(sizeof(float) * Max(f->n, 1), MCXT_ALLOC_HUGE);
-
-	for (int i = 0; i < f->n; i++)
-		norms[i] = sqrtf(Max(0.0f, AlsDot(f->factors + (Size) i * f->k,
-										  f->factors + (Size) i * f->k, f->k)));
-	return norms;
-}
-
 /* Item factor norms, computed once per entry */
 const float *
 CacheItemNorms(CacheEntry *e)
@@ -400,7 +394,8 @@ CacheItemNorms(CacheEntry *e)
 	{
 		MemoryContext old = MemoryContextSwitchTo(e->cxt);
 
-		e->norms = FactorNorms(&e->items);
+		e->norms = palloc_extended(sizeof(float) * Max(e->items.n, 1), MCXT_ALLOC_HUGE);
+		FactorNorms(&e->items, e->norms);
 		MemoryContextSwitchTo(old);
 	}
 	return e->norms;
@@ -436,7 +431,8 @@ CacheLoadUsers(CacheEntry *e, const RecsysModelInfo *info)
 	old = MemoryContextSwitchTo(cxt);
 	CatalogLoadFactors(info, true, &users);
 	index = IndexIds(&users, info->name, "user");
-	norms = FactorNorms(&users);
+	norms = palloc_extended(sizeof(float) * Max(users.n, 1), MCXT_ALLOC_HUGE);
+	FactorNorms(&users, norms);
 	MemoryContextSwitchTo(old);
 
 	MemoryContextSetParent(cxt, e->cxt);

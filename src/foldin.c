@@ -43,6 +43,7 @@
 #include "funcapi.h"
 #include "ratings.h"
 #include "recommend.h"
+#include "simd.h"
 #include "topk.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -372,7 +373,7 @@ recsys_explain(PG_FUNCTION_ARGS)
 	}
 
 	score = e->config.mean + user.bias + e->items.bias[item] +
-		AlsDot(user.factors, e->items.factors + (Size) item * k, k);
+		SimdDotGeneric(user.factors, e->items.factors + (Size) item * k, k);
 	n = Min(n, Max(h.n, 1));
 	chosen = palloc(sizeof(int32) * n);
 	count = TopK(contrib, h.ids, h.n, n, chosen);

@@ -32,6 +32,7 @@
 #include "miscadmin.h"
 #include "parallel.h"
 #include "recommend.h"
+#include "simd.h"
 #include "topk.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
@@ -275,7 +276,7 @@ recsys_predict(PG_FUNCTION_ARGS)
 	if (item >= 0)
 		result += e->items.bias[item];
 	if (user.found && item >= 0 && e->items.k > 0)
-		result += AlsDot(user.factors, e->items.factors + (Size) item * e->items.k,
+		result += SimdDotGeneric(user.factors, e->items.factors + (Size) item * e->items.k,
 						 e->items.k);
 	PG_RETURN_FLOAT4((float4) result);
 }

@@ -20,7 +20,7 @@
  * Results depend on the kernel (FMA rounds once, separate multiply and add
  * twice) but not on threads: each row is computed by one call, in a fixed
  * order.  recsys.vector_kernels = generic forces the baseline kernels (the
- * regression tests compare the two); SimdKernelName() says which one runs.
+ * regression tests compare the two).
  *
  * Nothing here calls PostgreSQL; the kernels run on training threads.
  *
@@ -38,66 +38,17 @@
 #define SIMD_X86_DISPATCH 1
 #endif
 
-typedef float Float4 __attribute__((vector_size(16)));
-
-/*
- * Rows ahead to prefetch.  Why: the rows are scattered through a factor
- * matrix that does not fit in L2, and each row's dot product waits for its
- * loads; asking for the rows a few items ahead overlaps those waits (the
- * hardware prefetcher cannot guess the next row).
- */
-#define SIMD_PREFETCH_ROWS 4
-
-/* Ask for the cache lines of a row of k floats */
-static inline void
-PrefetchRow(const float *row, int k)
-{
-	for (int f = 0; f < k; f += 16)
-		__builtin_prefetch(row + f);
-}
-
-/* Dot product with two 4-float vectors (8 independent partial sums) */
-static pg_attribute_always_inline float
-DotGeneric(const float *x, const float *y, int k)
-{
-	Float4		lo = {0};
-	Float4		hi = {0};
-	float		sum = 0.0f;
-	int			f = 0;
-
-	for (; f + 8 <= k; f += 8)
-	{
-		Float4		a0;
-		Float4		a1;
-		Float4		b0;
-		Float4		b1;
-
-		memcpy(&a0, x + f, sizeof(a0));
-		memcpy(&a1, x + f + 4, sizeof(a1));
-		memcpy(&b0, y + f, sizeof(b0));
-		memcpy(&b1, y + f + 4, sizeof(b1));
-		lo += a0 * b0;
-		hi += a1 * b1;
-	}
-	for (int j = f; j < k; j++)
-		sum += x[j] * y[j];
-	lo += hi;
-	for (int j = 0; j < 4; j++)
-		sum += lo[j];
-	return sum;
-}
-
 /* acc += coef * y, 4 floats at a time */
 static inline void
 AxpyGeneric(float coef, const float *y, int k, float *acc)
 {
-	Float4		c = {coef, coef, coef, coef};
+	SimdFloat4	c = {coef, coef, coef, coef};
 	int			f = 0;
 
 	for (; f + 4 <= k; f += 4)
 	{
-		Float4		a;
-		Float4		b;
+		SimdFloat4	a;
+		SimdFloat4	b;
 
 		memcpy(&a, acc + f, sizeof(a));
 		memcpy(&b, y + f, sizeof(b));
@@ -117,11 +68,7 @@ SparseUpdateGeneric(const float *Y, const int32 *cols, const float *w, int n,
 	for (int j = 0; j < n; j++)
 	{
 		const float *y = Y + (Size) cols[j] * k;
-		float		s;
-
-		if (j + SIMD_PREFETCH_ROWS < n)
-			PrefetchRow(Y + (Size) cols[j + SIMD_PREFETCH_ROWS] * k, k);
-		s = DotGeneric(y, v, k);
+		float		s = SimdDotGeneric(y, v, k);
 
 		AxpyGeneric(c0 + w[j] * (c1 + c2 * s), y, k, acc);
 	}
@@ -203,8 +150,6 @@ SparseUpdateAvx2(const float *Y, const int32 *cols, const float *w, int n,
 		Float8		c;
 		int			f = 0;
 
-		if (j + SIMD_PREFETCH_ROWS < n)
-			PrefetchRow(Y + (Size) cols[j + SIMD_PREFETCH_ROWS] * k, k);
 		coef = c0 + w[j] * (c1 + c2 * DotAvx2(y, v, k));
 		c = (Float8) {coef, coef, coef, coef, coef, coef, coef, coef};
 
@@ -227,8 +172,7 @@ SparseUpdateAvx2(const float *Y, const int32 *cols, const float *w, int n,
 #endif							/* SIMD_X86_DISPATCH */
 
 SimdSparseUpdateFn SimdSparseUpdate = SparseUpdateGeneric;
-SimdDotFn	SimdDot = DotGeneric;
-static const char *kernel_name = "generic";
+SimdDotFn	SimdDot = SimdDotGeneric;
 
 /* recsys.vector_kernels: auto (the best this CPU has) or generic */
 static int	vector_kernels = SIMD_KERNELS_AUTO;
@@ -244,15 +188,13 @@ static void
 SelectKernels(int setting)
 {
 	SimdSparseUpdate = SparseUpdateGeneric;
-	SimdDot = DotGeneric;
-	kernel_name = "generic";
+	SimdDot = SimdDotGeneric;
 #ifdef SIMD_X86_DISPATCH
 	if (setting == SIMD_KERNELS_AUTO &&
 		__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
 	{
 		SimdSparseUpdate = SparseUpdateAvx2;
 		SimdDot = DotAvx2;
-		kernel_name = "avx2";
 	}
 #endif
 }
@@ -284,11 +226,4 @@ SimdInit(void)
 							 0,
 							 NULL, AssignVectorKernels, NULL);
 	SelectKernels(vector_kernels);
-}
-
-/* Which kernels run: "avx2" or "generic" */
-const char *
-SimdKernelName(void)
-{
-	return kernel_name;
 }
