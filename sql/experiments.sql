@@ -432,15 +432,24 @@ SET ROLE regress_exp_app;
 SELECT count(*) AS served FROM recommend_experiment('homepage', 4, 2);
 SELECT log_outcome('homepage', 4, kind => 'purchase', value => 7.5) AS variant;
 SELECT variant, exposed_users FROM experiment_report('homepage') ORDER BY variant;
--- Only the owner ends, drops, grants, revokes and changes it; direct
--- writes to the tables are filtered by row-level security.
+-- Only the owner ends, drops, grants, revokes and changes it; no role but
+-- the extension's owner may write the tables directly.
 SELECT * FROM pg_temp.fails($$SELECT end_experiment('homepage')$$);
 SELECT * FROM pg_temp.fails($$SELECT drop_experiment('homepage')$$);
 SELECT * FROM pg_temp.fails($$SELECT grant_experiment('homepage', 'regress_exp_other')$$);
 SELECT * FROM pg_temp.fails($$SELECT revoke_experiment('homepage', 'regress_exp_app')$$);
-WITH d AS (DELETE FROM recsys.experiment_exposures RETURNING 1) SELECT count(*) AS deleted FROM d;
-WITH u AS (UPDATE recsys.experiments SET status = 'ended', ended_at = now(), winner = control
-           RETURNING 1) SELECT count(*) AS updated FROM u;
+SELECT * FROM pg_temp.fails($$DELETE FROM recsys.experiment_exposures$$);
+SELECT * FROM pg_temp.fails($$UPDATE recsys.experiments SET status = 'ended', ended_at = now(), winner = control$$);
+-- Its gates do no more than the functions: the app may log under the
+-- user's variant, not another, and may not end the experiment.
+SELECT * FROM pg_temp.fails($$SELECT recsys.write_experiment_end(
+    (SELECT experiment_id FROM recsys.experiments WHERE name = 'homepage'), 'als')$$);
+SELECT * FROM pg_temp.fails($$SELECT recsys.write_experiment_exposure(
+    (SELECT experiment_id FROM recsys.experiments WHERE name = 'homepage'),
+    CASE experiment_variant('homepage', 4) WHEN 'als' THEN 'ials' ELSE 'als' END, 4, '{1}', NULL)$$);
+SELECT recsys.write_experiment_exposure(
+    (SELECT experiment_id FROM recsys.experiments WHERE name = 'homepage'),
+    experiment_variant('homepage', 4), 4, '{1}', NULL) > 0 AS logged_own_variant;
 -- Any role may create its own experiments over models it can serve.
 SELECT create_experiment('mine', '[{"name": "a", "model": "fixture"}, {"name": "b", "model": "clicks"}]');
 SELECT experiment_variant('mine', 1) IS NOT NULL AS assigned;

@@ -135,6 +135,7 @@ SharedKey(const RecsysModelInfo *info)
 	key.dbid = MyDatabaseId;
 	key.model_id = info->model_id;
 	key.version = info->version;
+	key.token = info->token;
 	key.k = info->factors;
 	key.method = (int32) info->method;
 	return key;
@@ -212,6 +213,7 @@ NewEntry(const RecsysModelInfo *info)
 	MemoryContextRegisterResetCallback(cxt, cb);
 	e->model_id = info->model_id;
 	e->version = info->version;
+	e->token = info->token;
 	e->cxt = cxt;
 	e->config.method = info->method;
 	e->config.k = info->factors;
@@ -342,6 +344,7 @@ CacheGetModel(const RecsysModelInfo *info)
 			 * another k.
 			 */
 			if (entries[i]->version == info->version &&
+				entries[i]->token == info->token &&
 				entries[i]->config.k == info->factors &&
 				entries[i]->config.method == info->method)
 			{

@@ -20,6 +20,7 @@ typedef struct CacheEntry
 {
 	int64		model_id;
 	int64		version;
+	int64		token;			/* the version's random cache token */
 	MemoryContext cxt;			/* holds everything below */
 	AlsConfig	config;			/* method, k, penalty: for fold-in */
 	RecsysScaling scaling;		/* implicit confidence of fold-in values */

@@ -16,6 +16,13 @@
  * All SQL here is fully schema-qualified (tables, functions, operators and
  * types), so the caller's search_path cannot redirect it.
  *
+ * Reads run as the calling role, under the tables' row-level security.
+ * Writes run as the extension's owner (CatalogExecuteAsOwner, see
+ * catalog_write.c), after this file has checked the caller's privilege on
+ * the model: no other role can write these tables.  A model's rows are
+ * deleted children first (factors, log, grants, then the model row), so
+ * none is ever left without its model.
+ *
  * IDENTIFICATION
  *	  src/catalog.c
  *
@@ -25,6 +32,7 @@
 
 #include "access/hash.h"
 #include "catalog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -37,8 +45,12 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
-/* Second key of the advisory locks that serialize trainings of a model */
-#define CATALOG_LOCK_KEY 0x72656373	/* "recs" */
+/*
+ * The fourth field of those locks.  SQL's pg_advisory_* functions always
+ * set it to 1 (one bigint key) or 2 (two integer keys), so no session can
+ * take or block a recsys lock from SQL.
+ */
+#define CATALOG_LOCK_FIELD4 0x7273	/* "rs" */
 
 /*
  * Upper bound of array elements sent in one INSERT batch.  Why this size:
@@ -49,7 +61,15 @@
  */
 #define CATALOG_BATCH_ELEMENTS (256 * 1024)
 
-/* Saved plans, prepared on first use */
+/*
+ * Catalog versions this library reads and writes: the token column and
+ * recsys.instance came with 1.2; a database still on 1.0 or 1.1 SQL (before
+ * ALTER EXTENSION recsys UPDATE) is served without them.
+ */
+#define CATALOG_VERSION_TOKENS 102
+
+/* Saved plans, prepared on first use (for the catalog version plans_version) */
+static int	plans_version = 0;
 static SPIPlanPtr lookup_plan = NULL;
 static SPIPlanPtr only_model_plan = NULL;
 static SPIPlanPtr user_plan = NULL;
@@ -64,10 +84,34 @@ Connect(void)
 		elog(ERROR, "SPI_connect failed");
 }
 
-/* Prepare a statement once per backend and keep it */
+/* Whether the installed SQL has the cache tokens and the lock salt */
+static bool
+HasTokens(void)
+{
+	return CatalogVersion() >= CATALOG_VERSION_TOKENS;
+}
+
+/*
+ * Prepare a statement once per backend and keep it; every saved plan is
+ * dropped when the installed SQL version changes (ALTER EXTENSION UPDATE
+ * in this session), as some statements differ between versions.
+ */
 static SPIPlanPtr
 Prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
 {
+	if (plans_version != CatalogVersion())
+	{
+		SPIPlanPtr *plans[] = {&lookup_plan, &only_model_plan, &user_plan,
+		&items_plan, &users_plan};
+
+		for (int i = 0; i < (int) lengthof(plans); i++)
+		{
+			if (*plans[i] != NULL)
+				SPI_freeplan(*plans[i]);
+			*plans[i] = NULL;
+		}
+		plans_version = CatalogVersion();
+	}
 	if (*cache == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
@@ -94,21 +138,59 @@ Execute(const char *sql, int nargs, Oid *types, Datum *values, int expected)
 			 SPI_result_code_string(rc));
 }
 
+/* Execute, as the extension's owner (a write the caller was checked for) */
+static void
+ExecuteAsOwner(const char *sql, int nargs, Oid *types, Datum *values,
+			   const char *nulls, int expected)
+{
+	int			rc = CatalogExecuteAsOwner(sql, nargs, types, values, nulls,
+										   false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_with_args failed for \"%s\": %s", sql,
+			 SPI_result_code_string(rc));
+}
+
 /*
  * Serialize trainings and drops of one model name until the transaction
  * ends: a second CALL train of the same model waits for the first to
  * commit or abort instead of interleaving with it.  Refreshing users takes
  * the lock in share mode: refreshes run side by side, but not during a
  * training of the same model.
+ *
+ * The lock's key is a hash of the name seeded with the database's secret
+ * salt (recsys.instance, readable by the extension's owner only), so
+ * pg_locks does not tell other roles which names are being trained; its
+ * fourth field is one SQL cannot use (CATALOG_LOCK_FIELD4).
  */
 void
 CatalogLockModelName(const char *name, bool exclusive)
 {
 	LOCKTAG		tag;
-	uint32		key = DatumGetUInt32(hash_any((const unsigned char *) name,
-											  strlen(name)));
+	uint64		salt;
+	bool		isnull;
+	uint64		key;
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, key, CATALOG_LOCK_KEY, 2);
+	Connect();
+	salt = 0;
+	if (HasTokens())
+	{
+		ExecuteAsOwner("SELECT lock_salt FROM recsys.instance", 0, NULL, NULL, NULL,
+					   SPI_OK_SELECT);
+		if (SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("recsys catalog table recsys.instance must have exactly one row"),
+					 errhint("Reinstall the extension, or restore the row from a backup.")));
+		salt = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+
+	key = DatumGetUInt64(hash_any_extended((const unsigned char *) name,
+										   strlen(name), salt));
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key,
+						 CATALOG_LOCK_FIELD4);
 	(void) LockAcquire(&tag, exclusive ? ExclusiveLock : ShareLock, false, false);
 }
 
@@ -138,7 +220,7 @@ InfoFromTuple(MemoryContext cxt)
 	char	   *method;
 	Datum		d;
 
-	CheckShape(16, "table recsys.models");
+	CheckShape(17, "table recsys.models");
 	info->model_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	info->version = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 	info->name = MemoryContextStrdup(cxt, TextDatumGetCString(SPI_getbinval(tup, desc, 8, &isnull)));
@@ -165,6 +247,7 @@ InfoFromTuple(MemoryContext cxt)
 		RECSYS_SCALING_LOG : RECSYS_SCALING_LINEAR;
 	d = SPI_getbinval(tup, desc, 16, &isnull);
 	info->epsilon = isnull ? 1.0 : DatumGetFloat8(d);
+	info->token = DatumGetInt64(SPI_getbinval(tup, desc, 17, &isnull));
 
 	if (info->factors < (info->method == RECSYS_METHOD_POPULAR ? 0 : 1) ||
 		info->factors > RECSYS_MAX_FACTORS)
@@ -182,7 +265,7 @@ InfoFromTuple(MemoryContext cxt)
 	"(params OPERATOR(pg_catalog.->>) 'regularization')::pg_catalog.float8, " \
 	"(params OPERATOR(pg_catalog.->>) 'alpha')::pg_catalog.float8, " \
 	"params OPERATOR(pg_catalog.->>) 'scaling', " \
-	"(params OPERATOR(pg_catalog.->>) 'epsilon')::pg_catalog.float8"
+	"(params OPERATOR(pg_catalog.->>) 'epsilon')::pg_catalog.float8, "
 
 /* Look up a model by name, with a new snapshot if `latest` */
 static RecsysModelInfo *
@@ -200,7 +283,10 @@ LookupModel(const char *name, bool latest)
 		Oid			types[1] = {TEXTOID};
 		Datum		values[1] = {CStringGetTextDatum(name)};
 		SPIPlanPtr	plan = Prepare(&lookup_plan,
-								   "SELECT " MODEL_COLUMNS
+								   HasTokens() ?
+								   "SELECT " MODEL_COLUMNS "token"
+								   " FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1" :
+								   "SELECT " MODEL_COLUMNS "0::pg_catalog.int8"
 								   " FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1",
 								   1, types);
 
@@ -215,9 +301,29 @@ LookupModel(const char *name, bool latest)
 	}
 	else
 	{
+		/*
+		 * Only models the role owns or was granted by name: a model another
+		 * role granted to PUBLIC must not make every role's unqualified
+		 * calls ambiguous (or answer them).
+		 */
 		SPIPlanPtr	plan = Prepare(&only_model_plan,
-								   "SELECT " MODEL_COLUMNS
-								   " FROM recsys.models ORDER BY name LIMIT 2",
+								   HasTokens() ?
+								   "SELECT " MODEL_COLUMNS "token"
+								   " FROM recsys.models m"
+								   " WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER')"
+								   " OR EXISTS (SELECT 1 FROM recsys.model_grants g"
+								   " WHERE g.model_id OPERATOR(pg_catalog.=) m.model_id"
+								   " AND g.grantee IS NOT NULL"
+								   " AND pg_catalog.pg_has_role(g.grantee, 'MEMBER'))"
+								   " ORDER BY name LIMIT 2" :
+								   "SELECT " MODEL_COLUMNS "0::pg_catalog.int8"
+								   " FROM recsys.models m"
+								   " WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER')"
+								   " OR EXISTS (SELECT 1 FROM recsys.model_grants g"
+								   " WHERE g.model_id OPERATOR(pg_catalog.=) m.model_id"
+								   " AND g.grantee IS NOT NULL"
+								   " AND pg_catalog.pg_has_role(g.grantee, 'MEMBER'))"
+								   " ORDER BY name LIMIT 2",
 								   0, NULL);
 
 		if (SPI_execute_plan(plan, NULL, NULL, !latest, 2) != SPI_OK_SELECT)
@@ -226,7 +332,7 @@ LookupModel(const char *name, bool latest)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("no model has been trained"),
-					 errhint("Train one with CALL train('name', 'table', ...).")));
+					 errhint("Train one with CALL train('name', 'table', ...); a model granted to PUBLIC is only used when named, or with SET recsys.default_model.")));
 		if (SPI_processed > 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -301,27 +407,106 @@ CatalogRequireTrain(const RecsysModelInfo *info)
 	SPI_finish();
 }
 
+/* Whether two optional names are equal (both NULL counts as equal) */
+static bool
+SameName(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
 /*
- * Before a training does any work: if the model exists and this role can
- * see it, it must hold the train privilege.  (A name taken by a model the
- * role cannot see is only detected when the model is written.)
+ * Whether the calling role may (re)train the model `name` from `src`.
+ * Looks the name up in all models, as the extension's owner, so that a
+ * name taken by a model the role cannot see is refused before anything is
+ * read.  Returns the model's id, or 0 when the name is free.  Errors:
+ *	- the role lacks the train privilege: the owner is named only to roles
+ *	  that may see the model;
+ *	- the role has it but does not own the model, and asks for another
+ *	  source or other columns: only the owner changes what a model is
+ *	  trained from (a grantee's retrain would otherwise let it point the
+ *	  owner's next refresh_user at a view of its own, or at another of the
+ *	  owner's tables).
+ * Call inside an SPI connection.
  */
-void
-CatalogCheckTrainable(const char *name)
+static int64
+CheckTrainable(const char *name, const RatingsSource *src)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		model_id;
+	char	   *owner;
+	char	   *source;
+	char	   *user_col;
+	char	   *item_col;
+	char	   *value_col;
+	char	   *requested;
+	Datum		d;
 
-	Connect();
-	Execute("SELECT model_id FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1",
-			1, types, values, SPI_OK_SELECT);
-	if (SPI_processed > 0)
+	ExecuteAsOwner("SELECT model_id, owner::pg_catalog.text, source, "
+				   "user_col::pg_catalog.text, item_col::pg_catalog.text, "
+				   "value_col::pg_catalog.text "
+				   "FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1",
+				   1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return 0;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	model_id = SPI_getbinval(tup, desc, 1, &isnull);
+	owner = SPI_getvalue(tup, desc, 2);
+	source = SPI_getvalue(tup, desc, 3);
+	user_col = SPI_getvalue(tup, desc, 4);
+	item_col = SPI_getvalue(tup, desc, 5);
+	d = SPI_getbinval(tup, desc, 6, &isnull);
+	value_col = isnull ? NULL : TextDatumGetCString(d);
+
+	if (!HasPrivilege(model_id, "train"))
 	{
-		bool		isnull;
-
-		RequirePrivilege(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-									   1, &isnull), name, "train");
+		if (HasPrivilege(model_id, "serve"))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to train model \"%s\"", name),
+					 errdetail("Model \"%s\" belongs to role %s.", name, owner),
+					 errhint("The model's owner can allow it with grant_model('%s', <role>, 'train').",
+							 name)));
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("model name \"%s\" is taken by another role", name),
+				 errhint("Choose another model name.")));
 	}
+
+	requested = RatingsSourceName(src->relid);
+	if (!HasPrivilege(model_id, "owner") &&
+		(strcmp(requested, source) != 0 || strcmp(src->user_col, user_col) != 0 ||
+		 strcmp(src->item_col, item_col) != 0 ||
+		 !SameName(src->value_col, value_col)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the owner of model \"%s\" can change its source or columns",
+						name),
+				 errdetail("Model \"%s\" belongs to role %s and is trained from %s "
+						   "(user_col %s, item_col %s, value_col %s); this call asks for %s "
+						   "(user_col %s, item_col %s, value_col %s).",
+						   name, owner, source, user_col, item_col,
+						   value_col ? value_col : "none", requested, src->user_col,
+						   src->item_col, src->value_col ? src->value_col : "none"),
+				 errhint("Retrain it from the same source and columns, or ask its owner.")));
+	return DatumGetInt64(model_id);
+}
+
+/*
+ * Before a training reads anything: error unless the calling role may
+ * train the model `name` from `src` (see CheckTrainable).
+ */
+void
+CatalogCheckTrainable(const char *name, const RatingsSource *src)
+{
+	Connect();
+	(void) CheckTrainable(name, src);
 	SPI_finish();
 }
 
@@ -331,12 +516,31 @@ DeleteModelRows(Datum model_id)
 {
 	Oid			type = INT8OID;
 
-	Execute("DELETE FROM recsys.user_factors WHERE model_id OPERATOR(pg_catalog.=) $1",
-			1, &type, &model_id, SPI_OK_DELETE);
-	Execute("DELETE FROM recsys.item_factors WHERE model_id OPERATOR(pg_catalog.=) $1",
-			1, &type, &model_id, SPI_OK_DELETE);
-	Execute("DELETE FROM recsys.training_log WHERE model_id OPERATOR(pg_catalog.=) $1",
-			1, &type, &model_id, SPI_OK_DELETE);
+	ExecuteAsOwner("DELETE FROM recsys.user_factors WHERE model_id OPERATOR(pg_catalog.=) $1",
+				   1, &type, &model_id, NULL, SPI_OK_DELETE);
+	ExecuteAsOwner("DELETE FROM recsys.item_factors WHERE model_id OPERATOR(pg_catalog.=) $1",
+				   1, &type, &model_id, NULL, SPI_OK_DELETE);
+	ExecuteAsOwner("DELETE FROM recsys.training_log WHERE model_id OPERATOR(pg_catalog.=) $1",
+				   1, &type, &model_id, NULL, SPI_OK_DELETE);
+}
+
+/*
+ * A new cache token: a random number drawn for every new version of a
+ * model.  The shared and backend caches key on (database, model, version,
+ * token): ids and versions come from sequences only recsys advances, and
+ * the token also tells apart versions of the same number in a database
+ * whose extension was dropped and created again, or restored.
+ */
+static int64
+NewToken(void)
+{
+	int64		token;
+
+	if (!pg_strong_random(&token, sizeof(token)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random cache token")));
+	return token;
 }
 
 /* Hyperparameters as jsonb text */
@@ -369,20 +573,26 @@ ParamsJson(const RecsysParams *p, bool has_values)
 	return s.data;
 }
 
-/* Create or update the model row; returns its model_id */
+/*
+ * Create or update the model row, as the extension's owner, after checking
+ * (again, under the model's lock) that the caller may; returns its
+ * model_id.  A new model belongs to the calling role; a retrain keeps the
+ * owner.
+ */
 static int64
 UpsertModelRow(const RecsysTrained *t)
 {
 	const RecsysRatings *r = t->ratings;
 	const RecsysIteration *last = t->iterations > 0 ? &t->log[t->iterations - 1] : NULL;
-	Oid			types[18] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
+	Oid			types[19] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
 		NAMEOID, NAMEOID, NAMEOID, INT4OID, INT4OID, INT8OID, FLOAT8OID,
-	FLOAT8OID, FLOAT8OID, FLOAT8OID, INT8OID, INT8OID, INT8OID};
-	Datum		values[18];
-	char		nulls[18];
-	int64		model_id = 0;
+		FLOAT8OID, FLOAT8OID, FLOAT8OID, INT8OID, INT8OID, INT8OID,
+	INT8OID};
+	Datum		values[19];
+	char		nulls[19];
+	bool		tokens = HasTokens();
+	int64		model_id;
 	bool		isnull;
-	int			rc;
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(t->name);
@@ -408,6 +618,7 @@ UpsertModelRow(const RecsysTrained *t)
 		nulls[14] = 'n';
 	values[15] = Int64GetDatum(r->null_values);
 	values[16] = Int64GetDatum(r->duplicates);
+	values[18] = Int64GetDatum(NewToken());
 
 	/* NAME parameters must be NAMEDATALEN-padded Name data */
 	for (int i = 5; i <= 7; i++)
@@ -421,53 +632,58 @@ UpsertModelRow(const RecsysTrained *t)
 		}
 	}
 
-	rc = SPI_execute_with_args("SELECT model_id FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1",
-							   1, types, values, nulls, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "model lookup failed: %s", SPI_result_code_string(rc));
-
-	if (SPI_processed > 0)
+	model_id = CheckTrainable(t->name, t->source);
+	if (model_id != 0)
 	{
-		model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 1, &isnull));
 		values[17] = Int64GetDatum(model_id);
-		RequirePrivilege(values[17], t->name, "train");
-		rc = SPI_execute_with_args(
-								   "UPDATE recsys.models SET method = $2, factors = $3, "
-								   "params = $4::pg_catalog.jsonb, source = $5, user_col = $6, "
-								   "item_col = $7, value_col = $8, num_users = $9, num_items = $10, "
-								   "num_interactions = $11, global_mean = $12, "
-								   "version = DEFAULT, trained_at = pg_catalog.clock_timestamp(), "
-								   "train_seconds = $13, final_loss = $14, final_rmse = $15, "
-								   "null_values = $16, duplicates = $17 "
-								   "WHERE model_id OPERATOR(pg_catalog.=) $18 AND name OPERATOR(pg_catalog.=) $1",
-								   18, types, values, nulls, false, 0);
-		if (rc != SPI_OK_UPDATE || SPI_processed != 1)
-			elog(ERROR, "model row update failed: %s", SPI_result_code_string(rc));
+		/* Catalogs before 1.2 have no token column ($19 unused) */
+		ExecuteAsOwner(tokens ?
+					   "UPDATE recsys.models SET method = $2, factors = $3, "
+					   "params = $4::pg_catalog.jsonb, source = $5, user_col = $6, "
+					   "item_col = $7, value_col = $8, num_users = $9, num_items = $10, "
+					   "num_interactions = $11, global_mean = $12, "
+					   "version = DEFAULT, token = $19, "
+					   "trained_at = pg_catalog.clock_timestamp(), "
+					   "train_seconds = $13, final_loss = $14, final_rmse = $15, "
+					   "null_values = $16, duplicates = $17 "
+					   "WHERE model_id OPERATOR(pg_catalog.=) $18 AND name OPERATOR(pg_catalog.=) $1" :
+					   "UPDATE recsys.models SET method = $2, factors = $3, "
+					   "params = $4::pg_catalog.jsonb, source = $5, user_col = $6, "
+					   "item_col = $7, value_col = $8, num_users = $9, num_items = $10, "
+					   "num_interactions = $11, global_mean = $12, "
+					   "version = DEFAULT, "
+					   "trained_at = pg_catalog.clock_timestamp(), "
+					   "train_seconds = $13, final_loss = $14, final_rmse = $15, "
+					   "null_values = $16, duplicates = $17 "
+					   "WHERE model_id OPERATOR(pg_catalog.=) $18 AND name OPERATOR(pg_catalog.=) $1",
+					   tokens ? 19 : 18, types, values, nulls, SPI_OK_UPDATE);
+		if (SPI_processed != 1)
+			elog(ERROR, "model row of \"%s\" vanished under its lock", t->name);
 
 		/* The previous version's rows stay visible to others until commit */
 		DeleteModelRows(values[17]);
 	}
 	else
 	{
-		rc = SPI_execute_with_args(
-								   "INSERT INTO recsys.models (name, method, factors, params, "
-								   "source, user_col, item_col, value_col, num_users, num_items, "
-								   "num_interactions, global_mean, trained_at, train_seconds, "
-								   "final_loss, final_rmse, null_values, duplicates) VALUES ($1, $2, $3, "
-								   "$4::pg_catalog.jsonb, $5, $6, $7, $8, $9, $10, $11, $12, "
-								   "pg_catalog.clock_timestamp(), $13, $14, $15, $16, $17) "
-								   "ON CONFLICT (name) DO NOTHING RETURNING model_id",
-								   17, types, values, nulls, false, 0);
-		if (rc != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "model row insert failed: %s", SPI_result_code_string(rc));
-
-		/* The name is taken by a model this role may not see */
-		if (SPI_processed != 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("model \"%s\" belongs to another role", t->name),
-					 errhint("Choose another model name.")));
+		/* $18: the calling role owns the new model */
+		types[17] = OIDOID;
+		values[17] = ObjectIdGetDatum(GetUserId());
+		ExecuteAsOwner(tokens ?
+					   "INSERT INTO recsys.models (name, method, factors, params, "
+					   "source, user_col, item_col, value_col, num_users, num_items, "
+					   "num_interactions, global_mean, trained_at, train_seconds, "
+					   "final_loss, final_rmse, null_values, duplicates, owner, token) "
+					   "VALUES ($1, $2, $3, $4::pg_catalog.jsonb, $5, $6, $7, $8, $9, $10, "
+					   "$11, $12, pg_catalog.clock_timestamp(), $13, $14, $15, $16, $17, "
+					   "$18::pg_catalog.regrole, $19) RETURNING model_id" :
+					   "INSERT INTO recsys.models (name, method, factors, params, "
+					   "source, user_col, item_col, value_col, num_users, num_items, "
+					   "num_interactions, global_mean, trained_at, train_seconds, "
+					   "final_loss, final_rmse, null_values, duplicates, owner) "
+					   "VALUES ($1, $2, $3, $4::pg_catalog.jsonb, $5, $6, $7, $8, $9, $10, "
+					   "$11, $12, pg_catalog.clock_timestamp(), $13, $14, $15, $16, $17, "
+					   "$18::pg_catalog.regrole) RETURNING model_id",
+					   tokens ? 19 : 18, types, values, nulls, SPI_OK_INSERT_RETURNING);
 		model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 1, &isnull));
 	}
@@ -570,7 +786,7 @@ InsertFactors(int64 model_id, bool users, const RecsysRatings *r,
 				extra[j] = sp->indptr[start + j + 1] - sp->indptr[start + j];
 			values[6] = PointerGetDatum(ArrayFromInt8(extra, count));
 		}
-		Execute(sql, nargs, types, values, SPI_OK_INSERT);
+		ExecuteAsOwner(sql, nargs, types, values, NULL, SPI_OK_INSERT);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(batch_cxt);
 		start += count;
@@ -603,13 +819,13 @@ InsertLog(int64 model_id, const RecsysTrained *t)
 	values[2] = PointerGetDatum(ArrayFromFloat8(loss, n));
 	values[3] = PointerGetDatum(ArrayFromFloat8(rmse, n));
 	values[4] = PointerGetDatum(ArrayFromFloat8(secs, n));
-	Execute("INSERT INTO recsys.training_log (model_id, version, iteration, loss, rmse, seconds) "
+	ExecuteAsOwner("INSERT INTO recsys.training_log (model_id, version, iteration, loss, rmse, seconds) "
 			"SELECT $1, m.version, u.it, u.loss, "
 			"CASE WHEN pg_catalog.float8eq(u.rmse, 'NaN') THEN NULL ELSE u.rmse END, u.secs "
 			"FROM recsys.models m, ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), "
 			"pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(it, loss, rmse, secs) "
 			"WHERE m.model_id OPERATOR(pg_catalog.=) $1",
-			5, types, values, SPI_OK_INSERT);
+			5, types, values, NULL, SPI_OK_INSERT);
 }
 
 /*
@@ -650,11 +866,12 @@ CatalogDropModel(const char *name, int64 *dropped_id)
 		model_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 								 &isnull);
 		RequirePrivilege(model_id, name, "owner");
-		Execute("DELETE FROM recsys.models WHERE model_id OPERATOR(pg_catalog.=) $1",
-				1, (Oid[]) {INT8OID}, &model_id, SPI_OK_DELETE);
+		/* Children first: no row is ever left without its model */
 		DeleteModelRows(model_id);
-		Execute("DELETE FROM recsys.model_grants WHERE model_id OPERATOR(pg_catalog.=) $1",
-				1, (Oid[]) {INT8OID}, &model_id, SPI_OK_DELETE);
+		ExecuteAsOwner("DELETE FROM recsys.model_grants WHERE model_id OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {INT8OID}, &model_id, NULL, SPI_OK_DELETE);
+		ExecuteAsOwner("DELETE FROM recsys.models WHERE model_id OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {INT8OID}, &model_id, NULL, SPI_OK_DELETE);
 		*dropped_id = DatumGetInt64(model_id);
 	}
 	SPI_finish();
@@ -830,13 +1047,13 @@ CatalogStoreUser(const RecsysModelInfo *info, int64 user_id,
 	values[5] = PointerGetDatum(ArrayFromFloat4(row->seen_values, row->nseen));
 
 	Connect();
-	Execute("INSERT INTO recsys.user_factors AS u "
+	ExecuteAsOwner("INSERT INTO recsys.user_factors AS u "
 			"(model_id, user_id, bias, factors, seen, seen_values) "
 			"VALUES ($1, $2, $3, $4, $5, $6) "
 			"ON CONFLICT (model_id, user_id) DO UPDATE SET bias = EXCLUDED.bias, "
 			"factors = EXCLUDED.factors, seen = EXCLUDED.seen, "
 			"seen_values = EXCLUDED.seen_values",
-			6, types, values, SPI_OK_INSERT);
+			6, types, values, NULL, SPI_OK_INSERT);
 	SPI_finish();
 }
 
@@ -849,9 +1066,9 @@ CatalogDeleteUser(const RecsysModelInfo *info, int64 user_id)
 	bool		found;
 
 	Connect();
-	Execute("DELETE FROM recsys.user_factors WHERE model_id OPERATOR(pg_catalog.=) $1 "
-			"AND user_id OPERATOR(pg_catalog.=) $2",
-			2, types, values, SPI_OK_DELETE);
+	ExecuteAsOwner("DELETE FROM recsys.user_factors WHERE model_id OPERATOR(pg_catalog.=) $1 "
+				   "AND user_id OPERATOR(pg_catalog.=) $2",
+				   2, types, values, NULL, SPI_OK_DELETE);
 	found = SPI_processed > 0;
 	SPI_finish();
 	return found;
@@ -935,21 +1152,21 @@ CatalogUpdateItems(const RecsysModelInfo *info, const RecsysFactors *upd,
 		values[3] = PointerGetDatum(ArrayFromFloat4(upd->factors, upd->n * upd->k));
 		values[4] = Int32GetDatum(upd->k);
 		values[5] = PointerGetDatum(ArrayFromInt8(upd->popularity, upd->n));
-		Execute("UPDATE recsys.item_factors AS f SET bias = u.bias, "
+		ExecuteAsOwner("UPDATE recsys.item_factors AS f SET bias = u.bias, "
 				"factors = $4[(u.ord OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog.*) $5 OPERATOR(pg_catalog.+) 1 : "
 				"u.ord OPERATOR(pg_catalog.*) $5], popularity = u.pop "
 				"FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), "
 				"pg_catalog.unnest($6)) WITH ORDINALITY AS u(id, bias, pop, ord) "
 				"WHERE f.model_id OPERATOR(pg_catalog.=) $1 AND f.item_id OPERATOR(pg_catalog.=) u.id",
-				6, types, values, SPI_OK_UPDATE);
+				6, types, values, NULL, SPI_OK_UPDATE);
 	}
 	if (ngone > 0)
 	{
 		values[0] = Int64GetDatum(info->model_id);
 		values[1] = PointerGetDatum(ArrayFromInt8(gone, ngone));
-		Execute("DELETE FROM recsys.item_factors WHERE model_id OPERATOR(pg_catalog.=) $1 "
-				"AND item_id OPERATOR(pg_catalog.=) ANY ($2)",
-				2, types, values, SPI_OK_DELETE);
+		ExecuteAsOwner("DELETE FROM recsys.item_factors WHERE model_id OPERATOR(pg_catalog.=) $1 "
+					   "AND item_id OPERATOR(pg_catalog.=) ANY ($2)",
+					   2, types, values, NULL, SPI_OK_DELETE);
 	}
 	SPI_finish();
 }
@@ -962,19 +1179,27 @@ void
 CatalogBumpVersion(const RecsysModelInfo *info, int64 users, int64 items,
 				   int64 interactions)
 {
-	Oid			types[4] = {INT8OID, INT4OID, INT4OID, INT8OID};
-	Datum		values[4];
+	Oid			types[5] = {INT8OID, INT4OID, INT4OID, INT8OID, INT8OID};
+	Datum		values[5];
 
 	values[0] = Int64GetDatum(info->model_id);
 	values[1] = Int32GetDatum((int32) users);
 	values[2] = Int32GetDatum((int32) items);
 	values[3] = Int64GetDatum(interactions);
+	values[4] = Int64GetDatum(NewToken());
 	Connect();
-	Execute("UPDATE recsys.models SET version = DEFAULT, "
-			"num_users = num_users OPERATOR(pg_catalog.-) $2, "
-			"num_items = num_items OPERATOR(pg_catalog.-) $3, "
-			"num_interactions = num_interactions OPERATOR(pg_catalog.-) $4 "
-			"WHERE model_id OPERATOR(pg_catalog.=) $1",
-			4, types, values, SPI_OK_UPDATE);
+	/* Catalogs before 1.2 have no token column */
+	ExecuteAsOwner(HasTokens() ?
+				   "UPDATE recsys.models SET version = DEFAULT, token = $5, "
+				   "num_users = num_users OPERATOR(pg_catalog.-) $2, "
+				   "num_items = num_items OPERATOR(pg_catalog.-) $3, "
+				   "num_interactions = num_interactions OPERATOR(pg_catalog.-) $4 "
+				   "WHERE model_id OPERATOR(pg_catalog.=) $1" :
+				   "UPDATE recsys.models SET version = DEFAULT, "
+				   "num_users = num_users OPERATOR(pg_catalog.-) $2, "
+				   "num_items = num_items OPERATOR(pg_catalog.-) $3, "
+				   "num_interactions = num_interactions OPERATOR(pg_catalog.-) $4 "
+				   "WHERE model_id OPERATOR(pg_catalog.=) $1",
+				   HasTokens() ? 5 : 4, types, values, NULL, SPI_OK_UPDATE);
 	SPI_finish();
 }

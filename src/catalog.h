@@ -61,7 +61,7 @@ extern RecsysModelInfo *CatalogLookupModelLatest(const char *name);
 extern void CatalogStoreModel(const RecsysTrained *t);
 extern bool CatalogDropModel(const char *name, int64 *dropped_id);
 extern void CatalogRequireTrain(const RecsysModelInfo *info);
-extern void CatalogCheckTrainable(const char *name);
+extern void CatalogCheckTrainable(const char *name, const RatingsSource *src);
 extern void CatalogLoadFactors(const RecsysModelInfo *info, bool users,
 							   RecsysFactors *out);
 extern void CatalogLoadUser(const RecsysModelInfo *info, int64 user_id,
@@ -74,5 +74,11 @@ extern void CatalogUpdateItems(const RecsysModelInfo *info,
 							   int ngone);
 extern void CatalogBumpVersion(const RecsysModelInfo *info, int64 users,
 							   int64 items, int64 interactions);
+
+/* catalog_write.c: the only code that writes recsys's tables */
+extern int	CatalogVersion(void);
+extern int	CatalogExecuteAsOwner(const char *sql, int nargs, Oid *types,
+								  Datum *values, const char *nulls,
+								  bool read_only, long count);
 
 #endif							/* CATALOG_H */

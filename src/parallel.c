@@ -69,26 +69,32 @@ ParallelInit(void)
 	DefineCustomIntVariable("recsys.training_threads",
 							"Threads one training uses.",
 							"-1 means max_parallel_maintenance_workers + 1, "
-							"capped by the number of CPUs.",
+							"capped by the number of CPUs; other values are "
+							"capped the same way except for superusers.",
 							&recsys_training_threads,
 							-1, -1, PARALLEL_MAX_THREADS,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 }
 
-/* The number of threads a training should use now */
+/*
+ * The number of threads a training should use now.  -1 (the default) is
+ * max_parallel_maintenance_workers + 1; for roles other than superusers,
+ * any value is capped by the number of CPUs and by that same bound, so
+ * that an ordinary login cannot make one training take every core of a
+ * shared server (superusers may go up to PARALLEL_MAX_THREADS).
+ */
 int
 ParallelThreads(void)
 {
 	long		cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	int			n = recsys_training_threads;
+	int			cap = max_parallel_maintenance_workers + 1;
 
-	if (n < 0)
-	{
-		n = max_parallel_maintenance_workers + 1;
-		if (cpus > 0)
-			n = Min(n, (int) cpus);
-	}
+	if (cpus > 0)
+		cap = Min(cap, (int) cpus);
+	if (n < 0 || (n > cap && !superuser()))
+		n = cap;
 	return Max(1, Min(n, PARALLEL_MAX_THREADS));
 }
 

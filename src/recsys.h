@@ -99,6 +99,7 @@ typedef struct RecsysModelInfo
 {
 	int64		model_id;
 	int64		version;
+	int64		token;			/* random per version: part of the cache key */
 	char	   *name;
 	RecsysMethod method;
 	int			factors;		/* 0 for the popular method */

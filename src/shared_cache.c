@@ -175,7 +175,8 @@ static bool
 KeyEqual(const SharedCacheKey *a, const SharedCacheKey *b)
 {
 	return a->dbid == b->dbid && a->model_id == b->model_id &&
-		a->version == b->version && a->k == b->k && a->method == b->method;
+		a->version == b->version && a->token == b->token && a->k == b->k &&
+		a->method == b->method;
 }
 
 /* Mark a slot free; its bytes are free once no slot covers them */

@@ -19,6 +19,7 @@ typedef struct SharedCacheKey
 	Oid			dbid;
 	int64		model_id;
 	int64		version;
+	int64		token;			/* random per version, written only by recsys */
 	int32		k;
 	int32		method;
 } SharedCacheKey;

@@ -338,7 +338,7 @@ recsys_train(PG_FUNCTION_ARGS)
 				 errhint("Pass value_col => 'rating' (the column with the explicit ratings), or use method => 'ials' for implicit feedback.")));
 
 	CatalogLockModelName(name, true);
-	CatalogCheckTrainable(name);
+	CatalogCheckTrainable(name, &source);
 
 	/* All training memory goes away at once, also on error */
 	train_cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys training",

@@ -29,9 +29,11 @@ CREATE TABLE recsys.models (
     train_seconds     double precision NOT NULL,
     final_loss        double precision,
     final_rmse        double precision,
-    owner             regrole NOT NULL DEFAULT pg_catalog.to_regrole(CURRENT_USER)
+    owner             regrole NOT NULL,
+    token             bigint NOT NULL
 );
 COMMENT ON TABLE recsys.models IS 'one row per trained model; version changes on every retrain';
+COMMENT ON COLUMN recsys.models.token IS 'random number drawn with every version: with model_id and version, the key of the serving caches';
 
 CREATE TABLE recsys.training_log (
     model_id          bigint NOT NULL,
@@ -69,6 +71,18 @@ CREATE TABLE recsys.item_factors (
     PRIMARY KEY (model_id, item_id)
 );
 COMMENT ON TABLE recsys.item_factors IS 'item factors and bias per model; popularity is the item''s number of training interactions';
+
+-- The database's secret salt of recsys's lock keys (catalog.c), so that
+-- pg_locks does not tell other roles which model names are being trained.
+-- One row, readable by the extension's owner only; not dumped: a restored
+-- database draws its own.
+CREATE TABLE recsys.instance (
+    lock_salt         bigint NOT NULL
+);
+COMMENT ON TABLE recsys.instance IS 'secret salt of the keys of recsys''s locks (one row)';
+INSERT INTO recsys.instance (lock_salt)
+SELECT ('x' || pg_catalog.substr(pg_catalog.md5(pg_catalog.gen_random_uuid()::pg_catalog.text), 1, 16))::pg_catalog.bit(64)::pg_catalog.int8;
+REVOKE ALL ON recsys.instance FROM PUBLIC;
 
 -- Trained models are user data: pg_dump must keep them.
 SELECT pg_catalog.pg_extension_config_dump('recsys.models', '');

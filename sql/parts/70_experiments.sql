@@ -18,7 +18,7 @@ CREATE TABLE recsys.experiments (
     winner         text,
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
     ended_at       timestamptz,
-    owner          regrole NOT NULL DEFAULT pg_catalog.to_regrole(CURRENT_USER),
+    owner          regrole NOT NULL,
     CHECK ((status = 'ended') = (ended_at IS NOT NULL)),
     CHECK ((status = 'ended') = (winner IS NOT NULL))
 );
@@ -85,11 +85,13 @@ SELECT pg_catalog.pg_extension_config_dump('recsys.outcome_id_seq', '');
 -- roles see it only through grant_experiment(), which lets them serve
 -- through it, log exposures and outcomes, and read its logs and report.
 -- Serving through a variant still needs the serve privilege on the
--- variant's model.  Nothing here is SECURITY DEFINER.
+-- variant's model.  Nothing here is SECURITY DEFINER.  As for models, the
+-- tables are readable under row-level security and written only by recsys
+-- (the recsys.write_experiment_* gates, 80_catalog_writes.sql).
 CREATE TABLE recsys.experiment_grants (
     experiment_id  bigint NOT NULL REFERENCES recsys.experiments ON DELETE CASCADE,
     grantee        regrole,              -- NULL: PUBLIC
-    granted_by     regrole NOT NULL DEFAULT pg_catalog.to_regrole(CURRENT_USER),
+    granted_by     regrole NOT NULL,
     UNIQUE NULLS NOT DISTINCT (experiment_id, grantee)
 );
 COMMENT ON TABLE recsys.experiment_grants IS 'who may serve through, log to and read the report of an experiment besides its owner';
@@ -126,42 +128,21 @@ CREATE POLICY experiments_serve ON recsys.experiments FOR SELECT
         SELECT 1 FROM recsys.experiment_grants g
         WHERE g.experiment_id OPERATOR(pg_catalog.=) experiments.experiment_id
           AND (g.grantee IS NULL OR pg_catalog.pg_has_role(g.grantee, 'MEMBER'))));
-CREATE POLICY experiments_owner ON recsys.experiments FOR ALL
-    USING (pg_catalog.pg_has_role(owner, 'MEMBER'))
-    WITH CHECK (pg_catalog.pg_has_role(owner, 'MEMBER'));
 CREATE POLICY experiment_variants_serve ON recsys.experiment_variants FOR SELECT
     USING (recsys.experiment_privilege(experiment_id, 'serve'));
-CREATE POLICY experiment_variants_owner ON recsys.experiment_variants FOR ALL
-    USING (recsys.experiment_privilege(experiment_id, 'owner'))
-    WITH CHECK (recsys.experiment_privilege(experiment_id, 'owner'));
--- Logging and reading the logs: serve; deleting them: the owner.
 CREATE POLICY experiment_exposures_read ON recsys.experiment_exposures FOR SELECT
     USING (recsys.experiment_privilege(experiment_id, 'serve'));
-CREATE POLICY experiment_exposures_log ON recsys.experiment_exposures FOR INSERT
-    WITH CHECK (recsys.experiment_privilege(experiment_id, 'serve'));
-CREATE POLICY experiment_exposures_delete ON recsys.experiment_exposures FOR DELETE
-    USING (recsys.experiment_privilege(experiment_id, 'owner'));
 CREATE POLICY experiment_outcomes_read ON recsys.experiment_outcomes FOR SELECT
     USING (recsys.experiment_privilege(experiment_id, 'serve'));
-CREATE POLICY experiment_outcomes_log ON recsys.experiment_outcomes FOR INSERT
-    WITH CHECK (recsys.experiment_privilege(experiment_id, 'serve'));
-CREATE POLICY experiment_outcomes_delete ON recsys.experiment_outcomes FOR DELETE
-    USING (recsys.experiment_privilege(experiment_id, 'owner'));
--- Grants are public knowledge; only an experiment's owner adds or removes them.
+-- Grants are public knowledge.
 CREATE POLICY experiment_grants_read ON recsys.experiment_grants FOR SELECT USING (true);
-CREATE POLICY experiment_grants_owner_add ON recsys.experiment_grants FOR INSERT
-    WITH CHECK (recsys.experiment_privilege(experiment_id, 'owner'));
-CREATE POLICY experiment_grants_owner_remove ON recsys.experiment_grants FOR DELETE
-    USING (recsys.experiment_privilege(experiment_id, 'owner'));
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON recsys.experiments, recsys.experiment_variants TO PUBLIC;
-GRANT SELECT, INSERT, DELETE ON recsys.experiment_exposures, recsys.experiment_outcomes,
-    recsys.experiment_grants TO PUBLIC;
-GRANT USAGE ON SEQUENCE recsys.experiment_id_seq, recsys.exposure_id_seq,
-    recsys.outcome_id_seq TO PUBLIC;
+GRANT SELECT ON recsys.experiments, recsys.experiment_variants, recsys.experiment_exposures,
+    recsys.experiment_outcomes, recsys.experiment_grants TO PUBLIC;
 
--- The experiment named experiment, locked, if the current role owns it;
--- errors otherwise (action names what was refused).
+-- The experiment named experiment if the current role owns it; errors
+-- otherwise (action names what was refused).  The write that follows
+-- (recsys.write_experiment_*) locks the row and checks its state again.
 CREATE FUNCTION recsys.owned_experiment(experiment text, action text)
 RETURNS recsys.experiments
 LANGUAGE plpgsql
@@ -174,8 +155,6 @@ BEGIN
     IF experiment IS NULL THEN
         RAISE EXCEPTION 'experiment must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    -- Read, check, then lock: FOR UPDATE alone would hide the rows the
-    -- caller may see but not change, and report them as missing.
     SELECT * INTO e FROM recsys.experiments x WHERE x.name = experiment;
     IF NOT FOUND THEN
         RETURN NULL;
@@ -186,12 +165,11 @@ BEGIN
                   DETAIL = format('Experiment "%s" belongs to role %s.', experiment, e.owner),
                   HINT = 'Ask its owner, or a member of the owner role.';
     END IF;
-    SELECT * INTO e FROM recsys.experiments x WHERE x.experiment_id = e.experiment_id FOR UPDATE;
     RETURN e;
 END
 $$;
 COMMENT ON FUNCTION recsys.owned_experiment(text, text)
-    IS 'the named experiment, row-locked, when the current role owns it (NULL if not visible); insufficient_privilege otherwise';
+    IS 'the named experiment when the current role owns it (NULL if not visible); insufficient_privilege otherwise';
 
 -- Assignment and statistics, in C (src/experiment.c)
 
@@ -482,17 +460,13 @@ BEGIN
     -- The name may also be taken by an experiment of another role, which
     -- the caller cannot see: the unique index is the final word.
     BEGIN
-        INSERT INTO recsys.experiments (name, salt, control)
-        VALUES (exp_name, exp_salt, exp_ctl)
-        RETURNING experiment_id INTO exp_id;
+        exp_id := recsys.write_experiment_create(exp_name, exp_salt, exp_ctl);
     EXCEPTION WHEN unique_violation THEN
         RAISE EXCEPTION 'experiment "%" already exists', exp_name
             USING ERRCODE = 'duplicate_object',
                   HINT = 'Choose another name, or drop it first with drop_experiment(...).';
     END;
-    INSERT INTO recsys.experiment_variants (experiment_id, variant, position, model, weight, options)
-    SELECT exp_id, u.n, u.p, u.m, u.w, u.o
-    FROM unnest(names, models, weights, opts) WITH ORDINALITY AS u(n, m, w, o, p);
+    PERFORM recsys.write_experiment_variants(exp_id, names, models, weights, opts);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.create_experiment(text, jsonb, text, text)
@@ -528,9 +502,10 @@ BEGIN
                                 (SELECT string_agg(v.variant, ', ' ORDER BY v.position)
                                  FROM recsys.experiment_variants v WHERE v.experiment_id = e.experiment_id));
     END IF;
-    UPDATE recsys.experiments x
-    SET status = 'ended', ended_at = clock_timestamp(), winner = coalesce(end_experiment.winner, e.control)
-    WHERE x.experiment_id = e.experiment_id;
+    IF NOT recsys.write_experiment_end(e.experiment_id, coalesce(end_experiment.winner, e.control)) THEN
+        RAISE EXCEPTION 'experiment "%" has already ended', experiment
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.end_experiment(text, text)
@@ -557,11 +532,9 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'See SELECT name FROM recsys.experiments.';
     END IF;
-    DELETE FROM recsys.experiment_outcomes o WHERE o.experiment_id = exp_id;
-    DELETE FROM recsys.experiment_exposures x WHERE x.experiment_id = exp_id;
-    -- The variants go with the experiment (ON DELETE CASCADE).
-    DELETE FROM recsys.experiments x WHERE x.experiment_id = exp_id;
-    RETURN true;
+    -- Outcomes, exposures, then the experiment; variants and grants go
+    -- with it (ON DELETE CASCADE).  False: dropped meanwhile.
+    RETURN recsys.write_experiment_drop(exp_id);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.drop_experiment(text, boolean)
@@ -582,8 +555,7 @@ BEGIN
     IF exp_id IS NULL THEN
         RAISE EXCEPTION 'experiment "%" does not exist', experiment USING ERRCODE = 'undefined_object';
     END IF;
-    INSERT INTO recsys.experiment_grants (experiment_id, grantee)
-    VALUES (exp_id, grantee) ON CONFLICT DO NOTHING;
+    PERFORM recsys.write_experiment_grant(exp_id, grantee);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.grant_experiment(text, regrole)
@@ -598,16 +570,12 @@ AS $$
 #variable_conflict error
 DECLARE
     exp_id  bigint;
-    n       bigint;
 BEGIN
     exp_id := (recsys.owned_experiment(experiment, 'revoke it')).experiment_id;
     IF exp_id IS NULL THEN
         RAISE EXCEPTION 'experiment "%" does not exist', experiment USING ERRCODE = 'undefined_object';
     END IF;
-    DELETE FROM recsys.experiment_grants g
-    WHERE g.experiment_id = exp_id AND g.grantee IS NOT DISTINCT FROM revoke_experiment.grantee;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n > 0;
+    RETURN recsys.write_experiment_revoke(exp_id, grantee);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.revoke_experiment(text, regrole)
@@ -733,8 +701,7 @@ BEGIN
 
     -- An exposure is a list that was shown: nothing shown, nothing logged.
     IF log_exposure AND e_status = 'running' AND shown IS NOT NULL THEN
-        INSERT INTO recsys.experiment_exposures (experiment_id, variant, user_id, items, model_version, shown_at)
-        VALUES (e_id, names[idx], user_id, shown, v_version, clock_timestamp());
+        PERFORM recsys.write_experiment_exposure(e_id, names[idx], user_id, shown, v_version);
     END IF;
 
     RETURN QUERY
@@ -786,8 +753,7 @@ BEGIN
         RETURN NULL;
     END IF;
     v_name := names[@extschema@.assign_variant(e_salt, user_id, weights)];
-    INSERT INTO recsys.experiment_exposures (experiment_id, variant, user_id, items, shown_at)
-    VALUES (e_id, v_name, user_id, coalesce(items, '{}'), clock_timestamp());
+    PERFORM recsys.write_experiment_exposure(e_id, v_name, user_id, coalesce(items, '{}'), NULL);
     RETURN v_name;
 END
 $$;
@@ -869,8 +835,7 @@ BEGIN
         LIMIT 1;
     END IF;
 
-    INSERT INTO recsys.experiment_outcomes (experiment_id, variant, user_id, item_id, kind, value, exposure_id, logged_at)
-    VALUES (e_id, v_name, user_id, item_id, kind, value, x_id, clock_timestamp());
+    PERFORM recsys.write_experiment_outcome(e_id, v_name, user_id, item_id, kind, value, x_id);
     RETURN v_name;
 END
 $$;
