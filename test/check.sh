@@ -30,7 +30,11 @@ TEST_TIMEOUT=${RECSYS_TEST_TIMEOUT:-75m}
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGSERVICE PGSYSCONFDIR \
       PGPASSWORD PGPASSFILE PGDATA PGOPTIONS PG_CLUSTER_CONF_ROOT
 
-# PostgreSQL refuses to run as root: servers and tests run as postgres.
+# PostgreSQL refuses to run as root: servers and tests run as postgres, in
+# the copy of the tree under /tmp ($WORK/src), never in this one: runuser
+# keeps the current directory, and postgres cannot enter a clone under
+# /root (mode 0700) nor read its files.  The same holds in test/memcheck.sh
+# and test/demo.sh; .ci/run runs them from such a directory.
 if [ "$(id -u)" -eq 0 ]; then
     PGOSUSER=postgres
     as_pg() { (cd "$WORK/src" && runuser -u postgres -- env "$@"); }

@@ -44,9 +44,12 @@ cleanup() {
             as_pg "${PGENV[@]}" "$PG_BINDIR/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null \
                 || as_pg "${PGENV[@]}" "$PG_BINDIR/pg_ctl" -D "$WORK/data" -m immediate -w stop
         fi
+        # On stderr: when set -e ends the script at a failing as_pg call
+        # whose output is redirected, bash runs this trap with that
+        # redirection still in place (as_pg is a function with a subshell).
         if [ "$rc" -ne 0 ] && [ -f "$WORK/server.log" ]; then
-            echo "--- server log (last 50 lines) ---"
-            tail -n 50 "$WORK/server.log"
+            echo "--- server log (last 50 lines) ---" >&2
+            tail -n 50 "$WORK/server.log" >&2
         fi
         rm -rf "$WORK"
     fi
@@ -84,12 +87,13 @@ fi
 echo "==> starting a throwaway PostgreSQL 15 server in $WORK (as $PGOSUSER)"
 as_pg "${PGENV[@]}" "$PG_BINDIR/initdb" -D "$WORK/data" -U postgres -A trust \
     -E UTF8 --locale=C.UTF-8 --no-sync >"$WORK/initdb.log" 2>&1 \
-    || { cat "$WORK/initdb.log"; exit 1; }
+    || { echo "==> initdb failed:" >&2; cat "$WORK/initdb.log" >&2; exit 1; }
 # Unix socket in our own directory only: no TCP, so the port cannot clash
-# with other servers on this machine.
+# with other servers on this machine. The explicit exit (not set -e) leaves
+# the >/dev/null behind, so that cleanup's server log tail is seen.
 as_pg "${PGENV[@]}" "$PG_BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w -t 120 \
     -o "-c listen_addresses='' -c unix_socket_directories='$WORK' -p $PORT -c fsync=off" \
-    start >/dev/null
+    start >/dev/null || { echo "==> the server did not start" >&2; exit 1; }
 
 echo "==> running test/demo.sql"
 "$ROOT/test/data/generate" "${GEN_ARGS[@]}" \

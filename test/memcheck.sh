@@ -74,11 +74,18 @@ done
 # Connection settings of the caller must not leak into the tests.
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGSERVICE PGOPTIONS PGDATA
 
+# Everything run as the server's user runs in the copy of the tree under
+# $WORK (runuser keeps the caller's current directory: initdb, pg_ctl and
+# valgrind as postgres fail in a clone postgres cannot enter, such as one
+# under /root, mode 0700), and with a TMPDIR of ours (valgrind writes its
+# temporary files there, and the caller's may not be writable by postgres).
+# Nothing the server's user reads is in the caller's tree either: the
+# suppressions, the tests and the generator are those of the copy.
 if [ "$(id -u)" -eq 0 ]; then
-    as_pg() { runuser -u postgres -- env "$@"; }
+    as_pg() { (cd "$WORK/src" && runuser -u postgres -- env TMPDIR="$WORK/tmp" "$@"); }
     owner=postgres
 else
-    as_pg() { env "$@"; }
+    as_pg() { (cd "$WORK/src" && env TMPDIR="$WORK/tmp" "$@"); }
     owner=$(id -un)
 fi
 
@@ -98,9 +105,59 @@ WORK=$(mktemp -d /tmp/recsys-memcheck.XXXXXX)
 DATA=$WORK/data
 REPORTS=$WORK/reports
 PRIV_BIN=
+
+# The cause of a failure, printed before cleanup deletes it: the tail of the
+# server log, of the tool's reports, and of the TAP tests' logs.  Once per
+# run.  Valgrind writes a log per process: those that do not end with a
+# clean "ERROR SUMMARY: 0 errors" (a process that died, or had errors; the
+# postmaster's, when the server did not start) come first, newest first;
+# the clean ones are only counted.  Sanitizer reports are all errors.
+LOG_LINES=60
+MAX_TOOL_LOGS=8
+logs_shown=
+show_logs() {
+    local f n=0 clean=0 total more
+    [ -z "$logs_shown" ] || return 0
+    logs_shown=1
+    if [ -f "$WORK/server.log" ]; then
+        echo "--- server log (last $LOG_LINES lines) ---"
+        tail -n "$LOG_LINES" "$WORK/server.log"
+    fi
+    total=$(find "$REPORTS" -type f 2>/dev/null | wc -l)
+    while IFS= read -r f; do
+        if grep -q '== ERROR SUMMARY: 0 errors from 0 contexts' "$f"; then
+            clean=$((clean + 1))
+            continue
+        fi
+        n=$((n + 1))
+        [ "$n" -le "$MAX_TOOL_LOGS" ] || continue
+        echo "--- ${f#"$WORK/"} (last $LOG_LINES lines) ---"
+        tail -n "$LOG_LINES" "$f"
+    done < <(ls -1t -- "$REPORTS"/* 2>/dev/null)
+    if [ "$total" -gt 0 ]; then
+        more=
+        [ "$n" -le "$MAX_TOOL_LOGS" ] || more=", $((n - MAX_TOOL_LOGS)) older ones with errors"
+        echo "--- $total reports; not shown: $clean of processes that ended without errors$more (RECSYS_MEMCHECK_KEEP=dir keeps them all)"
+    fi
+    for f in "$WORK/src/tmp_check/log"/*; do
+        [ -f "$f" ] || continue
+        echo "--- ${f#"$WORK/src/"} (last $LOG_LINES lines) ---"
+        tail -n "$LOG_LINES" "$f"
+    done
+    echo "--- end of logs ---"
+}
+
 cleanup() {
     local rc=$?
     set +e
+    # A failure other than memory errors in recsys (exit 1, printed in
+    # full) that has not shown its logs yet: a timeout, a signal.  On
+    # stderr: when set -e ends the script at a failing as_pg call whose
+    # output is redirected, bash runs this trap with that redirection still
+    # in place (as_pg is a function with a subshell).
+    if [ "$rc" -ge 2 ]; then
+        show_logs >&2
+    fi
     if [ -n "$PRIV_BIN" ] && [ -f "$DATA/postmaster.pid" ]; then
         as_pg "$PRIV_BIN/pg_ctl" -D "$DATA" -m immediate -w stop >/dev/null 2>&1
     fi
@@ -122,7 +179,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 echo "==> $mode: building the extension in $WORK/src (PG_CFLAGS=$BUILD_CFLAGS)"
-mkdir -p "$WORK/src" "$REPORTS" "$WORK/sock"
+mkdir -p "$WORK/src" "$REPORTS" "$WORK/sock" "$WORK/tmp"
 tar -C "$ROOT" --exclude=./.git --exclude=./tmp_check --exclude=./results \
     --exclude=./regression.diffs --exclude=./regression.out -cf - . | tar -C "$WORK/src" -xf -
 make -C "$WORK/src" -s clean PG_CONFIG="$PG_CONFIG"
@@ -153,7 +210,7 @@ case "\$1" in
 esac
 exec valgrind --tool=memcheck --trace-children=yes --track-origins=yes \\
     --num-callers=40 --error-limit=no --fullpath-after= \\
-    --suppressions="$ROOT/test/valgrind.supp" \\
+    --suppressions="$WORK/src/test/valgrind.supp" \\
     --log-file="$REPORTS/valgrind.%p.log" "\$0.bin" "\$@"
 EOF
         ;;
@@ -193,7 +250,8 @@ test_rc=0
 start=$(date +%s)
 if [ ${#tests[@]} -gt 0 ]; then
     echo "==> pg_regress tests: ${tests[*]}"
-    as_pg "$PRIV_BIN/initdb" -D "$DATA" -A trust --no-sync >/dev/null
+    as_pg "$PRIV_BIN/initdb" -D "$DATA" -A trust --no-sync >/dev/null ||
+        { echo "initdb failed (above)" >&2; exit 3; }
     cat >> "$DATA/postgresql.conf" <<EOF
 listen_addresses = ''
 unix_socket_directories = '$WORK/sock'
@@ -205,11 +263,11 @@ maintenance_work_mem = 256MB
 EOF
     echo "==> starting the server under $mode"
     as_pg "$PRIV_BIN/pg_ctl" -D "$DATA" -l "$WORK/server.log" -w -t 600 start >/dev/null ||
-        { echo "the server did not start:" >&2; cat "$WORK/server.log" >&2; exit 3; }
+        { echo "==> the server did not start (pg_ctl's messages above, logs below)" >&2; show_logs; exit 3; }
     echo "==> running pg_regress ($(date +%T))"
-    (cd "$WORK/src" && as_pg OPENBLAS_NUM_THREADS=1 PGHOST="$WORK/sock" PGPORT=5432 \
+    as_pg OPENBLAS_NUM_THREADS=1 PGHOST="$WORK/sock" PGPORT=5432 \
         timeout "$TIMEOUT" make -s installcheck PG_CONFIG="$PG_CONFIG" TAP_TESTS= \
-        REGRESS="${tests[*]}") || test_rc=$?
+        REGRESS="${tests[*]}" || test_rc=$?
     as_pg "$PRIV_BIN/pg_ctl" -D "$DATA" -m fast -w -t 600 stop >/dev/null || true
     # Crashes (a sanitizer abort, a signal) show in the server log
     if grep -E "server process \(PID [0-9]+\) (was terminated by signal|exited with exit code)|TRAP: |PANIC: " "$WORK/server.log"; then
@@ -222,11 +280,14 @@ EOF
 fi
 if [ ${#tap[@]} -gt 0 ]; then
     echo "==> TAP tests: ${tap[*]} ($(date +%T))"
-    (cd "$WORK/src" && as_pg OPENBLAS_NUM_THREADS=1 \
+    as_pg OPENBLAS_NUM_THREADS=1 \
         timeout "$TIMEOUT" make -s installcheck PG_CONFIG="$PRIV_BIN/pg_config" REGRESS= \
-        PROVE_TESTS="${tap[*]}") || test_rc=$?
+        PROVE_TESTS="${tap[*]}" || test_rc=$?
 fi
 echo "==> tests finished in $(( $(date +%s) - start ))s (exit $test_rc)"
+if [ "$test_rc" -ne 0 ]; then
+    show_logs
+fi
 
 rc=0
 case "$mode" in
