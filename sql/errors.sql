@@ -53,7 +53,7 @@ CALL train('bad', 'ratings', value_col => 'rating', regularization => 'NaN');
 CALL train('bad', 'ratings', value_col => 'rating', regularization => 'Infinity');
 CALL train('bad', 'ratings', value_col => 'rating', method => 'svd');
 CALL train('bad', 'ratings', value_col => 'rating', method => NULL);
-CALL train('bad', 'ratings', value_col => 'rating', factors => NULL);
+CALL train('bad', 'ratings', value_col => 'rating', options => NULL);
 CALL train('bad', 'ratings');
 CALL train(NULL, 'ratings', value_col => 'rating');
 CALL train('', 'ratings', value_col => 'rating');
@@ -70,7 +70,7 @@ CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', cg_steps =
 CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', cg_steps => 101);
 CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', scaling => 'sqrt');
 CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', scaling => 'log', epsilon => 0);
-CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', alpha => NULL);
+CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', options => '[1, 2]');
 TRUNCATE bad_rows;
 INSERT INTO bad_rows VALUES (1, 1, 5), (2, 7, -1);
 CALL train('bad', 'bad_rows', value_col => 'rating', method => 'ials');

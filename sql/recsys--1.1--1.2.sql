@@ -732,3 +732,118 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.log_outcome(text, bigint, bigint, text, double precision)
     IS 'log an outcome (click, purchase, rating, ...) of a user, attributed to their variant and latest exposure; returns the variant, or NULL if the experiment has ended (nothing logged)';
+
+--
+-- Methods behind one interface (src/method.h): train() takes the method's
+-- options as jsonb; the named arguments default to NULL (the method's
+-- default).  The 1.1 signature is replaced (its C function stays for
+-- libraries serving 1.1 databases).
+--
+DROP PROCEDURE @extschema@.train(text, regclass, name, name, name, text, integer, integer,
+    double precision, integer, double precision, text, integer, text, double precision);
+CREATE PROCEDURE @extschema@.train(
+    model           text,
+    source          regclass,
+    user_col        name DEFAULT 'user_id',
+    item_col        name DEFAULT 'item_id',
+    value_col       name DEFAULT NULL,
+    method          text DEFAULT 'als',
+    factors         integer DEFAULT NULL,
+    iterations      integer DEFAULT NULL,
+    regularization  double precision DEFAULT NULL,
+    seed            integer DEFAULT NULL,
+    alpha           double precision DEFAULT NULL,
+    solver          text DEFAULT NULL,
+    cg_steps        integer DEFAULT NULL,
+    scaling         text DEFAULT NULL,
+    epsilon         double precision DEFAULT NULL,
+    options         jsonb DEFAULT '{}')
+AS 'MODULE_PATHNAME', 'recsys_train_1_2'
+LANGUAGE C;
+COMMENT ON PROCEDURE @extschema@.train(text, regclass, name, name, name, text, integer, integer, double precision, integer, double precision, text, integer, text, double precision, jsonb)
+    IS 'train (or retrain) a model from a table of (user, item, value) interactions: method als, ials, item_knn, ease or popular; the named arguments (NULL: the method''s default) and options set the method''s options';
+
+-- Item-neighbour models (item_knn, ease) store their lists here.
+CREATE TABLE recsys.item_neighbors (
+    model_id          bigint NOT NULL,
+    item_id           bigint NOT NULL,
+    neighbors         bigint[] NOT NULL,
+    weights           real[] NOT NULL,
+    PRIMARY KEY (model_id, item_id)
+);
+ALTER TABLE recsys.item_neighbors
+    ALTER COLUMN neighbors SET STORAGE EXTERNAL,
+    ALTER COLUMN weights SET STORAGE EXTERNAL;
+COMMENT ON TABLE recsys.item_neighbors IS 'item-neighbour models (item_knn, ease): the items each item recommends, best first, and their weights';
+SELECT pg_catalog.pg_extension_config_dump('recsys.item_neighbors', '');
+ALTER TABLE recsys.item_neighbors ENABLE ROW LEVEL SECURITY;
+CREATE POLICY item_neighbors_serve ON recsys.item_neighbors FOR SELECT
+    USING (recsys.model_privilege(model_id, 'serve'));
+GRANT SELECT ON recsys.item_neighbors TO PUBLIC;
+
+-- Tuning passes the method's options to train, which checks them.
+CREATE OR REPLACE FUNCTION recsys.eval_train(
+    model      text,
+    source     regclass,
+    params     jsonb,
+    user_col   name,
+    item_col   name,
+    value_col  name)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    old_level text := pg_catalog.current_setting('client_min_messages');
+BEGIN
+    IF params IS NULL OR pg_catalog.jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('training parameters must be a jsonb object, got %s', coalesce(params::text, 'NULL')),
+            HINT = 'For example ''{"method": "ials", "factors": 16, "alpha": 2}''.';
+    END IF;
+    IF params ? 'method' AND pg_catalog.jsonb_typeof(params -> 'method') <> 'string' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('training parameter "method" must be a string, got %s', params -> 'method'),
+            HINT = 'For example ''{"method": "item_knn", "neighbors": 50}''.';
+    END IF;
+
+    IF old_level IN ('debug5', 'debug4', 'debug3', 'debug2', 'debug1', 'log', 'notice') THEN
+        PERFORM pg_catalog.set_config('client_min_messages', 'warning', true);
+    END IF;
+    CALL @extschema@.train(model, source, user_col => user_col, item_col => item_col,
+                           value_col => value_col,
+                           method => coalesce(params ->> 'method', 'als'),
+                           options => params OPERATOR(pg_catalog.-) 'method');
+    PERFORM pg_catalog.set_config('client_min_messages', old_level, true);
+END
+$$;
+COMMENT ON FUNCTION recsys.eval_train(text, regclass, jsonb, name, name, name)
+    IS 'internal: CALL train with hyperparameters from a jsonb object, without its NOTICEs';
+
+-- The method table and each method's options
+CREATE FUNCTION recsys.methods(
+    OUT method          text,
+    OUT description     text,
+    OUT learns_from     text,
+    OUT stores          text,
+    OUT similar_items   boolean,
+    OUT similar_users   boolean,
+    OUT explain         boolean)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'recsys_methods'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.methods()
+    IS 'the training methods: what each learns from (ratings or feedback), what it stores, and which serving functions it supports';
+
+CREATE FUNCTION recsys.method_options(
+    method              text,
+    OUT option          text,
+    OUT type            text,
+    OUT default_value   text,
+    OUT allowed         text,
+    OUT description     text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'recsys_method_options'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.method_options(text)
+    IS 'the options train() accepts for a method (as named arguments or in options), with their type, default and allowed values';

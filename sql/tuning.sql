@@ -91,9 +91,11 @@ SELECT count(*) FROM tn_grid;
 
 -- Early stopping: train with 5, 10, ... iterations (each run from the same
 -- seeded start) and stop after `patience` checkpoints without
--- improvement.  A popular model ignores iterations, so its metric is flat:
--- stopped after 5, 10, 15, keeping 5.
-SELECT trial, params FROM grid_search('ratings', '{"method": "popular", "iterations": 40}', 'tn_early', k => 2,
+-- improvement.  With an enormous regularization every factor and bias is
+-- (numerically) zero, every prediction is the mean and the test error is
+-- flat: stopped after 5, 10, 15, keeping 5.
+SELECT trial, params FROM grid_search('ratings', '{"factors": 2, "iterations": 40, "regularization": 1e30}',
+                                      'tn_early', metric => 'rmse', value_col => 'rating',
                                       early_stopping => true, patience => 2, iterations_step => 5);
 SELECT params ->> 'iterations' AS iterations,
        (SELECT array_agg(k::int ORDER BY k::int) FROM jsonb_object_keys(checkpoints) k) AS checkpoints
@@ -156,6 +158,7 @@ SELECT * FROM cross_validate('ratings', '{"method": "popular"}', folds => NULL);
 SELECT * FROM cross_validate('ratings', '{"method": "popular"}', k => 0);
 SELECT * FROM cross_validate('ratings', '{"method": "popular"}', value_col => 'nothing');
 SELECT * FROM grid_search('events', '{"method": "popular"}', 'tn_bad', metric => 'accuracy');
+SELECT * FROM grid_search('events', '{"method": "popular", "iterations": 10}', 'tn_bad', early_stopping => true);
 SELECT * FROM grid_search('events', '[1]', 'tn_bad');
 SELECT * FROM grid_search('events', '{"factors": []}', 'tn_bad');
 SELECT * FROM grid_search('events', '{"method": "popular"}', 'tn_bad', folds => 1);

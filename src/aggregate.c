@@ -252,6 +252,7 @@ Datum
 recsys_als_solve_finalfn(PG_FUNCTION_ARGS)
 {
 	AlsSolveState *s;
+	int			info;
 	double	   *a;
 	double	   *b;
 	float	   *w;
@@ -268,7 +269,10 @@ recsys_als_solve_finalfn(PG_FUNCTION_ARGS)
 	b = palloc(sizeof(double) * d);
 	AlsUnpack(s->a, a, d);
 	memcpy(b, s->b, sizeof(double) * d);
-	if (AlsSolve(a, b, d, s->regularization * (double) s->count) != 0)
+	info = AlsSolve(a, b, d, s->regularization * (double) s->count);
+	if (info < 0)
+		elog(ERROR, "dpotrf refused the order %d, please report a bug", d);
+	if (info > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("normal equations of a group of %lld rows are not positive definite",

@@ -248,7 +248,7 @@ AddBlock(const AlsWorkspace *ws, int d, double *a, double *b)
  * and X^T t (BLAS-2) come in float and are summed in double across blocks,
  * so rows with many entries do not lose precision.
  */
-void
+bool
 AlsExplicitNormal(const int32 *cols, const float *vals, int64 n, double mean,
 				  const float *other_factors, const float *other_bias, int k,
 				  AlsWorkspace *ws)
@@ -271,10 +271,12 @@ AlsExplicitNormal(const int32 *cols, const float *vals, int64 n, double mean,
 			x[k] = 1.0f;
 			ws->targets[j] = (float) (vals[start + j] - mean - other_bias[col]);
 		}
-		LinalgSyrk(d, m, ws->gather, d, ws->gram, d);
-		LinalgGemvN(d, m, ws->gather, d, ws->targets, ws->rhs);
+		if (!LinalgSyrk(d, m, ws->gather, d, ws->gram, d) ||
+			!LinalgGemvN(d, m, ws->gather, d, ws->targets, ws->rhs))
+			return false;
 		AddBlock(ws, d, ws->a, ws->b);
 	}
+	return true;
 }
 
 /*
@@ -295,7 +297,8 @@ AlsGram(const float *factors, int n, int k, AlsWorkspace *ws)
 		int			m = Min(ALS_GATHER_ROWS, n - start);
 
 		/* Rows are contiguous: the block is k x m column-major already */
-		LinalgSyrk(k, m, factors + (Size) start * k, k, ws->gram, k);
+		if (!LinalgSyrk(k, m, factors + (Size) start * k, k, ws->gram, k))
+			elog(ERROR, "invalid dimensions of a Gram matrix (k = %d), please report a bug", k);
 		AddBlock(ws, k, g, NULL);
 	}
 	for (int j = 0; j < k; j++)
@@ -313,7 +316,7 @@ AlsGram(const float *factors, int n, int k, AlsWorkspace *ws)
  * where w_j = c_j - 1 is the extra confidence of observed entry j and Y^T Y
  * (AlsGram) covers every item with confidence 1 and preference 0.
  */
-void
+bool
 AlsImplicitNormal(const int32 *cols, const float *w, int64 n,
 				  const float *other_factors, int k, AlsWorkspace *ws)
 {
@@ -352,17 +355,19 @@ AlsImplicitNormal(const int32 *cols, const float *w, int64 n,
 					ws->b[f] += y[f];
 			}
 		}
-		LinalgSyrk(k, m, ws->gather, k, ws->gram, k);
-		LinalgGemvN(k, m, ws->gather, k, ws->targets, ws->rhs);
+		if (!LinalgSyrk(k, m, ws->gather, k, ws->gram, k) ||
+			!LinalgGemvN(k, m, ws->gather, k, ws->targets, ws->rhs))
+			return false;
 		AddBlock(ws, k, ws->a, ws->b);
 	}
+	return true;
 }
 
 /* The penalty of a row with n entries: ALS-WR for explicit, plain implicit */
 double
 AlsRowPenalty(const AlsConfig *c, int64 n)
 {
-	return c->method == RECSYS_METHOD_ALS ? c->regularization * (double) n
+	return c->is_explicit ? c->regularization * (double) n
 		: c->regularization;
 }
 
@@ -371,14 +376,15 @@ AlsRowPenalty(const AlsConfig *c, int64 n)
  * AlsImplicitNormal for a row of n entries) with the method's penalty and
  * write the row's factors, and for explicit ALS its bias.
  *
- * Returns 0 on success, > 0 if the system is not positive definite.
+ * Returns 0 on success, > 0 if the system is not positive definite, < 0
+ * on a bug (LINALG_BAD_ARGUMENT), which the caller reports.
  */
 int
 AlsSolveRow(const AlsConfig *c, int64 n, AlsWorkspace *ws, float *factors_out,
 			float *bias_out)
 {
 	int			k = c->k;
-	bool		explicit = c->method == RECSYS_METHOD_ALS;
+	bool		explicit = c->is_explicit;
 	int			info = AlsSolve(ws->a, ws->b, explicit ? k + 1 : k,
 								AlsRowPenalty(c, n));
 
@@ -395,15 +401,17 @@ AlsSolveRow(const AlsConfig *c, int64 n, AlsWorkspace *ws, float *factors_out,
  * out = (Y^T Y + lambda I) v + Y_u^T diag(w) Y_u v: the implicit normal
  * matrix times v, the row's item vectors Y_u read in place (SimdSparseUpdate)
  */
-static void
+static bool
 ImplicitTimes(const AlsWorkspace *ws, int k, const int32 *cols, int n,
 			  const float *w, const float *other_factors, double lambda,
 			  const float *v, float *out)
 {
-	LinalgGemvN(k, k, ws->yty_f, k, v, out);
+	if (!LinalgGemvN(k, k, ws->yty_f, k, v, out))
+		return false;
 	for (int f = 0; f < k; f++)
 		out[f] += (float) lambda * v[f];
 	SimdSparseUpdate(other_factors, cols, w, n, k, 0.0f, 0.0f, 1.0f, v, out);
+	return true;
 }
 
 /* Dot product of two float vectors accumulated in double */
@@ -422,7 +430,7 @@ DotD(const float *x, const float *y, int k)
  * row's item vectors are read where they are, each once per step, by the
  * fused dot-and-axpy kernel of simd.c.
  */
-static void
+static bool
 AlsImplicitRowCG(const AlsConfig *c, const int32 *cols, const float *w,
 				 int64 n64, const float *other_factors, AlsWorkspace *ws,
 				 float *x)
@@ -439,7 +447,8 @@ AlsImplicitRowCG(const AlsConfig *c, const int32 *cols, const float *w,
 	 * r = b - A x = sum_j (1 + w_j - w_j (y_j . x)) y_j - (Y^T Y + lambda I) x,
 	 * with b = sum_j (1 + w_j) y_j
 	 */
-	LinalgGemvN(k, k, ws->yty_f, k, x, ap);
+	if (!LinalgGemvN(k, k, ws->yty_f, k, x, ap))
+		return false;
 	for (int f = 0; f < k; f++)
 		r[f] = -(ap[f] + (float) lambda * x[f]);
 	SimdSparseUpdate(other_factors, cols, w, n, k, 1.0f, 1.0f, -1.0f, x, r);
@@ -456,7 +465,8 @@ AlsImplicitRowCG(const AlsConfig *c, const int32 *cols, const float *w,
 		/* Converged (also guards the divisions below) */
 		if (rsold < 1e-20)
 			break;
-		ImplicitTimes(ws, k, cols, n, w, other_factors, lambda, p, ap);
+		if (!ImplicitTimes(ws, k, cols, n, w, other_factors, lambda, p, ap))
+			return false;
 		pap = DotD(p, ap, k);
 		if (pap <= 0.0)
 			break;
@@ -472,6 +482,7 @@ AlsImplicitRowCG(const AlsConfig *c, const int32 *cols, const float *w,
 			p[f] = r[f] + beta * p[f];
 		rsold = rsnew;
 	}
+	return true;
 }
 
 /* What the threads of one half-step share */
@@ -485,9 +496,13 @@ typedef struct HalfStepTask
 	float	   *bias;
 	AlsWorkspace *ws;			/* one per thread */
 	int		   *failed;			/* per thread: first failing row, or -1 */
+	bool	   *bug;			/* per thread: a kernel refused its arguments */
 } HalfStepTask;
 
-/* Solve rows [begin, end) of a half-step on one thread (no PostgreSQL calls) */
+/*
+ * Solve rows [begin, end) of a half-step on one thread (no PostgreSQL
+ * calls: failures are recorded for the backend's thread to report)
+ */
 static bool
 HalfStepBody(void *arg, int thread, int begin, int end)
 {
@@ -503,21 +518,34 @@ HalfStepBody(void *arg, int thread, int begin, int end)
 		const int32 *cols = t->rows->indices + first;
 		const float *vals = t->rows->values + first;
 		float	   *out = t->factors + (Size) r * k;
+		bool		ok;
+		int			info;
 
-		if (c->method == RECSYS_METHOD_ALS)
-			AlsExplicitNormal(cols, vals, n, c->mean, t->other_factors,
-							  t->other_bias, k, ws);
+		if (c->is_explicit)
+			ok = AlsExplicitNormal(cols, vals, n, c->mean, t->other_factors,
+								   t->other_bias, k, ws);
 		else if (c->cg)
 		{
-			AlsImplicitRowCG(c, cols, vals, n, t->other_factors, ws, out);
+			if (!AlsImplicitRowCG(c, cols, vals, n, t->other_factors, ws, out))
+			{
+				t->bug[thread] = true;
+				return false;
+			}
 			continue;
 		}
 		else
-			AlsImplicitNormal(cols, vals, n, t->other_factors, k, ws);
+			ok = AlsImplicitNormal(cols, vals, n, t->other_factors, k, ws);
+		if (!ok)
+		{
+			t->bug[thread] = true;
+			return false;
+		}
 
-		if (AlsSolveRow(c, n, ws, out, t->bias + r) != 0)
+		info = AlsSolveRow(c, n, ws, out, t->bias + r);
+		if (info != 0)
 		{
 			t->failed[thread] = r;
+			t->bug[thread] = info < 0;
 			return false;
 		}
 	}
@@ -532,7 +560,8 @@ HalfStepBody(void *arg, int thread, int begin, int end)
  *
  * Returns -1 on success, or the index of a row whose normal equations were
  * not positive definite (only possible with zero regularization), which
- * the caller reports.
+ * the caller reports.  A kernel that refused its arguments (a bug) is
+ * reported here, from the backend's thread, once the workers are joined.
  */
 int
 AlsHalfStep(const AlsConfig *c, const RecsysSparse *rows,
@@ -541,13 +570,22 @@ AlsHalfStep(const AlsConfig *c, const RecsysSparse *rows,
 {
 	HalfStepTask task;
 	int			failed[PARALLEL_MAX_THREADS];
+	bool		bug[PARALLEL_MAX_THREADS];
+
+	/* Checked here, not in the threads: the kernels' dimensions follow */
+	if (c->k < 1 || c->k > RECSYS_MAX_FACTORS || ws[0].d < c->k + (c->is_explicit ? 1 : 0))
+		elog(ERROR, "invalid half-step dimensions (k = %d, workspace %d), please report a bug",
+			 c->k, ws[0].d);
 
 	/* Y^T Y is shared by every row: once per half-step, before the threads */
-	if (c->method != RECSYS_METHOD_ALS)
+	if (!c->is_explicit)
 		AlsGram(other_factors, nother, c->k, &ws[0]);
 
 	for (int t = 0; t < nthreads; t++)
+	{
 		failed[t] = -1;
+		bug[t] = false;
+	}
 	task.c = c;
 	task.rows = rows;
 	task.other_factors = other_factors;
@@ -556,9 +594,13 @@ AlsHalfStep(const AlsConfig *c, const RecsysSparse *rows,
 	task.bias = bias;
 	task.ws = ws;
 	task.failed = failed;
+	task.bug = bug;
 	/* Blocks of 32 rows: fine-grained balance, prompt cancel */
 	if (!ParallelFor(rows->nrows, 32, nthreads, HalfStepBody, &task))
 	{
+		for (int t = 0; t < nthreads; t++)
+			if (bug[t])
+				elog(ERROR, "a BLAS or LAPACK call of an ALS half-step refused its arguments, please report a bug");
 		for (int t = 0; t < nthreads; t++)
 			if (failed[t] >= 0)
 				return failed[t];
@@ -633,7 +675,8 @@ LossBody(void *arg, pg_attribute_unused() int thread, int begin, int end)
 
 		if (t->implicit)
 		{
-			LinalgGemvN(k, k, t->ws->yty_f, k, x, gx);
+			if (!LinalgGemvN(k, k, t->ws->yty_f, k, x, gx))
+				return false;
 			total += SimdDotGeneric(x, gx, k);
 			norms += SquaredNorm(x, k);
 		}
@@ -675,7 +718,8 @@ LossSum(LossTask *t, int nthreads, double *norms)
 	t->norms = palloc0(sizeof(double) * Max(nblocks, 1));
 
 	/* Threads take whole blocks, so each partial sum is computed alike */
-	(void) ParallelFor(nusers, LOSS_BLOCK_USERS, nthreads, LossBody, t);
+	if (!ParallelFor(nusers, LOSS_BLOCK_USERS, nthreads, LossBody, t))
+		elog(ERROR, "a BLAS call of the training loss refused its arguments, please report a bug");
 
 	/* Summed in block order: the same result whatever the threads did */
 	for (int b = 0; b < nblocks; b++)

@@ -51,7 +51,7 @@ typedef struct AlsWorkspace
 /* What a half-step needs to know about the model being trained */
 typedef struct AlsConfig
 {
-	RecsysMethod method;		/* RECSYS_METHOD_ALS or RECSYS_METHOD_IALS */
+	bool		is_explicit;	/* explicit ALS (biases, ALS-WR), else implicit */
 	int			k;
 	double		regularization;
 	double		mean;			/* explicit: global mean */
@@ -76,12 +76,12 @@ extern void AlsAccumulateRow(double *a, double *b, int d, const float *x,
 							 double y);
 extern void AlsUnpack(const double *packed, double *a, int d);
 extern int	AlsSolve(double *a, double *b, int d, double lambda);
-extern void AlsExplicitNormal(const int32 *cols, const float *vals, int64 n,
+extern bool AlsExplicitNormal(const int32 *cols, const float *vals, int64 n,
 							  double mean, const float *other_factors,
 							  const float *other_bias, int k,
 							  AlsWorkspace *ws);
 extern void AlsGram(const float *factors, int n, int k, AlsWorkspace *ws);
-extern void AlsImplicitNormal(const int32 *cols, const float *w, int64 n,
+extern bool AlsImplicitNormal(const int32 *cols, const float *w, int64 n,
 							  const float *other_factors, int k,
 							  AlsWorkspace *ws);
 extern double AlsRowPenalty(const AlsConfig *c, int64 n);

@@ -42,9 +42,10 @@
 #include <math.h>
 
 #include "cache.h"
+#include "method.h"
 #include "miscadmin.h"
+#include "score.h"
 #include "shared_cache.h"
-#include "simd.h"
 #include "storage/ipc.h"
 #include "utils/memutils.h"
 
@@ -64,6 +65,7 @@ typedef struct SharedItems
 	int32		k;
 	uint64		index_mask;
 	int32		index_count;
+	int64		nedges;			/* entries of the neighbour lists (or 0) */
 } SharedItems;
 
 /* Where each array of a blob starts, and its size */
@@ -75,6 +77,9 @@ typedef struct ItemsLayout
 	Size		bias;
 	Size		norms;
 	Size		index;
+	Size		nbr_indptr;		/* neighbour lists, when nedges > 0 */
+	Size		nbr_indices;
+	Size		nbr_values;
 	Size		total;
 } ItemsLayout;
 
@@ -137,13 +142,16 @@ SharedKey(const RecsysModelInfo *info)
 	key.version = info->version;
 	key.token = info->token;
 	key.k = info->factors;
-	key.method = (int32) info->method;
+	key.method = info->method->code;
 	return key;
 }
 
-/* The layout of a blob for n items of k factors, index of cap slots */
+/*
+ * The layout of a blob for n items of k factors, an index of cap slots and
+ * nedges neighbour-list entries
+ */
 static ItemsLayout
-LayoutItems(int n, int k, uint64 cap)
+LayoutItems(int n, int k, uint64 cap, int64 nedges)
 {
 	ItemsLayout l;
 	Size		off = TYPEALIGN(64, sizeof(SharedItems));
@@ -160,17 +168,14 @@ LayoutItems(int n, int k, uint64 cap)
 	l.norms = off;
 	off = TYPEALIGN(64, off + sizeof(float) * (Size) n);
 	l.index = off;
-	l.total = off + sizeof(IdMapEntry) * cap;
+	off = TYPEALIGN(64, off + sizeof(IdMapEntry) * cap);
+	l.nbr_indptr = off;
+	off = TYPEALIGN(64, off + (nedges > 0 ? sizeof(int64) * ((Size) n + 1) : 0));
+	l.nbr_indices = off;
+	off = TYPEALIGN(64, off + sizeof(int32) * (Size) nedges);
+	l.nbr_values = off;
+	l.total = off + sizeof(float) * (Size) nedges;
 	return l;
-}
-
-/* Euclidean norms of factor vectors, into norms (f->n floats) */
-static void
-FactorNorms(const RecsysFactors *f, float *norms)
-{
-	for (int i = 0; i < f->n; i++)
-		norms[i] = sqrtf(Max(0.0f, SimdDotGeneric(f->factors + (Size) i * f->k,
-												  f->factors + (Size) i * f->k, f->k)));
 }
 
 /* Point an entry's item data into a published blob */
@@ -178,7 +183,7 @@ static void
 UseBlob(CacheEntry *e, char *blob)
 {
 	SharedItems *h = (SharedItems *) blob;
-	ItemsLayout l = LayoutItems(h->n, h->k, h->index_mask + 1);
+	ItemsLayout l = LayoutItems(h->n, h->k, h->index_mask + 1, h->nedges);
 	IdMap	   *index = MemoryContextAlloc(e->cxt, sizeof(IdMap));
 
 	e->items.n = h->n;
@@ -194,6 +199,14 @@ UseBlob(CacheEntry *e, char *blob)
 	index->count = h->index_count;
 	index->cxt = NULL;
 	e->index = index;
+	if (h->nedges > 0)
+	{
+		e->neighbors.nrows = e->neighbors.ncols = h->n;
+		e->neighbors.nnz = h->nedges;
+		e->neighbors.indptr = (int64 *) (blob + l.nbr_indptr);
+		e->neighbors.indices = (int32 *) (blob + l.nbr_indices);
+		e->neighbors.values = (float *) (blob + l.nbr_values);
+	}
 }
 
 /* An empty entry for a model version, in its own context */
@@ -215,13 +228,14 @@ NewEntry(const RecsysModelInfo *info)
 	e->version = info->version;
 	e->token = info->token;
 	e->cxt = cxt;
-	e->config.method = info->method;
+	e->method = info->method;
+	e->params = info->params;
+	e->config.is_explicit = info->method->explicit_values;
 	e->config.k = info->factors;
-	e->config.regularization = info->regularization;
-	e->config.mean = info->global_mean;
-	e->scaling = info->scaling;
-	e->alpha = info->alpha;
-	e->epsilon = info->epsilon;
+	e->config.regularization = info->params.regularization;
+	e->config.mean = info->method->explicit_values ? info->global_mean : 0.0;
+	e->config.cg = false;		/* serving solves exactly */
+	e->config.cg_steps = 0;
 	return e;
 }
 
@@ -273,7 +287,8 @@ static void
 PublishShared(CacheEntry *e, const RecsysModelInfo *info)
 {
 	SharedCacheKey key = SharedKey(info);
-	ItemsLayout l = LayoutItems(e->items.n, e->items.k, e->index->mask + 1);
+	ItemsLayout l = LayoutItems(e->items.n, e->items.k, e->index->mask + 1,
+								e->neighbors.nnz);
 	int			n = e->items.n;
 	int			k = e->items.k;
 	char	   *blob;
@@ -291,12 +306,19 @@ PublishShared(CacheEntry *e, const RecsysModelInfo *info)
 	h->k = k;
 	h->index_mask = e->index->mask;
 	h->index_count = e->index->count;
+	h->nedges = e->neighbors.nnz;
 	memcpy(blob + l.ids, e->items.ids, sizeof(int64) * n);
 	memcpy(blob + l.popularity, e->items.popularity, sizeof(int64) * n);
 	memcpy(blob + l.factors, e->items.factors, sizeof(float) * (Size) n * k);
 	memcpy(blob + l.bias, e->items.bias, sizeof(float) * n);
-	FactorNorms(&e->items, (float *) (blob + l.norms));
+	ScoreNorms(&e->items, (float *) (blob + l.norms));
 	memcpy(blob + l.index, e->index->slots, sizeof(IdMapEntry) * (e->index->mask + 1));
+	if (h->nedges > 0)
+	{
+		memcpy(blob + l.nbr_indptr, e->neighbors.indptr, sizeof(int64) * ((Size) n + 1));
+		memcpy(blob + l.nbr_indices, e->neighbors.indices, sizeof(int32) * (Size) h->nedges);
+		memcpy(blob + l.nbr_values, e->neighbors.values, sizeof(float) * (Size) h->nedges);
+	}
 	SharedCachePublish(slot);
 
 	/* The private copy goes; the entry reads the blob from now on */
@@ -308,6 +330,12 @@ PublishShared(CacheEntry *e, const RecsysModelInfo *info)
 	pfree(e->index);
 	if (e->norms != NULL)
 		pfree(e->norms);
+	if (e->neighbors.nnz > 0)
+	{
+		pfree(e->neighbors.indptr);
+		pfree(e->neighbors.indices);
+		pfree(e->neighbors.values);
+	}
 	UseBlob(e, blob);
 }
 
@@ -320,6 +348,8 @@ CacheLoad(const RecsysModelInfo *info)
 
 	CatalogLoadFactors(info, false, &e->items);
 	e->index = IndexIds(&e->items, info->name, "item");
+	if (info->method->neighbors)
+		CatalogLoadNeighbors(info, e->index, &e->neighbors);
 	MemoryContextSwitchTo(old);
 	AllocScratch(e);
 	return e;
@@ -346,7 +376,7 @@ CacheGetModel(const RecsysModelInfo *info)
 			if (entries[i]->version == info->version &&
 				entries[i]->token == info->token &&
 				entries[i]->config.k == info->factors &&
-				entries[i]->config.method == info->method)
+				entries[i]->method == info->method)
 			{
 				entries[i]->last_used = ++use_counter;
 				return entries[i];
@@ -398,7 +428,7 @@ CacheItemNorms(CacheEntry *e)
 		MemoryContext old = MemoryContextSwitchTo(e->cxt);
 
 		e->norms = palloc_extended(sizeof(float) * Max(e->items.n, 1), MCXT_ALLOC_HUGE);
-		FactorNorms(&e->items, e->norms);
+		ScoreNorms(&e->items, e->norms);
 		MemoryContextSwitchTo(old);
 	}
 	return e->norms;
@@ -435,7 +465,7 @@ CacheLoadUsers(CacheEntry *e, const RecsysModelInfo *info)
 	CatalogLoadFactors(info, true, &users);
 	index = IndexIds(&users, info->name, "user");
 	norms = palloc_extended(sizeof(float) * Max(users.n, 1), MCXT_ALLOC_HUGE);
-	FactorNorms(&users, norms);
+	ScoreNorms(&users, norms);
 	MemoryContextSwitchTo(old);
 
 	MemoryContextSetParent(cxt, e->cxt);

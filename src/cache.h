@@ -22,12 +22,12 @@ typedef struct CacheEntry
 	int64		version;
 	int64		token;			/* the version's random cache token */
 	MemoryContext cxt;			/* holds everything below */
-	AlsConfig	config;			/* method, k, penalty: for fold-in */
-	RecsysScaling scaling;		/* implicit confidence of fold-in values */
-	double		alpha;
-	double		epsilon;
+	const struct RecsysMethod *method;
+	RecsysParams params;		/* the options the model was trained with */
+	AlsConfig	config;			/* k, penalty, mean: for fold-in */
 	RecsysFactors items;
 	IdMap	   *index;			/* item id -> row of items */
+	RecsysSparse neighbors;		/* item-neighbour models: items x items */
 	float	   *norms;			/* item factor norms, on first use */
 	bool		zero_bias;		/* every item bias is 0 (implicit models) */
 	bool		has_gram;		/* ws.yty holds the items' Gram, on first use */

@@ -34,6 +34,7 @@
 #include "catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "method.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -217,18 +218,21 @@ InfoFromTuple(MemoryContext cxt)
 	TupleDesc	desc = SPI_tuptable->tupdesc;
 	bool		isnull;
 	RecsysModelInfo *info = MemoryContextAllocZero(cxt, sizeof(RecsysModelInfo));
+	MemoryContext old;
 	char	   *method;
 	Datum		d;
 
-	CheckShape(17, "table recsys.models");
+	CheckShape(14, "table recsys.models");
 	info->model_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	info->version = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 	info->name = MemoryContextStrdup(cxt, TextDatumGetCString(SPI_getbinval(tup, desc, 8, &isnull)));
 	method = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
-	if (!RecsysParseMethod(method, &info->method))
+	info->method = MethodByName(method);
+	if (info->method == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("model \"%s\" has unknown method \"%s\"", info->name, method)));
+				 errmsg("model \"%s\" has unknown method \"%s\"", info->name, method),
+				 errhint("Install the version of recsys that trained it, or retrain the model.")));
 	info->factors = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
 	info->num_users = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 	info->num_items = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
@@ -238,19 +242,21 @@ InfoFromTuple(MemoryContext cxt)
 	info->item_col = MemoryContextStrdup(cxt, TextDatumGetCString(SPI_getbinval(tup, desc, 11, &isnull)));
 	d = SPI_getbinval(tup, desc, 12, &isnull);
 	info->value_col = isnull ? NULL : MemoryContextStrdup(cxt, TextDatumGetCString(d));
-	d = SPI_getbinval(tup, desc, 13, &isnull);
-	info->regularization = isnull ? 0.0 : DatumGetFloat8(d);
-	d = SPI_getbinval(tup, desc, 14, &isnull);
-	info->alpha = isnull ? 1.0 : DatumGetFloat8(d);
-	d = SPI_getbinval(tup, desc, 15, &isnull);
-	info->scaling = (!isnull && strcmp(TextDatumGetCString(d), "log") == 0) ?
-		RECSYS_SCALING_LOG : RECSYS_SCALING_LINEAR;
-	d = SPI_getbinval(tup, desc, 16, &isnull);
-	info->epsilon = isnull ? 1.0 : DatumGetFloat8(d);
-	info->token = DatumGetInt64(SPI_getbinval(tup, desc, 17, &isnull));
 
-	if (info->factors < (info->method == RECSYS_METHOD_POPULAR ? 0 : 1) ||
-		info->factors > RECSYS_MAX_FACTORS)
+	/* The options it was trained with (older keys ignored, missing ones default) */
+	MethodDefaults(info->method, &info->params);
+	d = SPI_getbinval(tup, desc, 13, &isnull);
+	if (!isnull)
+	{
+		old = MemoryContextSwitchTo(cxt);
+		MethodParseOptions(info->method, &info->params, DatumGetJsonbP(d), true, NULL);
+		MemoryContextSwitchTo(old);
+	}
+	info->token = DatumGetInt64(SPI_getbinval(tup, desc, 14, &isnull));
+
+	if (info->factors < (info->method->factors ? 1 : 0) ||
+		info->factors > RECSYS_MAX_FACTORS ||
+		(info->method->factors && info->factors != info->params.factors))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("model \"%s\" has invalid number of factors %d",
@@ -261,11 +267,7 @@ InfoFromTuple(MemoryContext cxt)
 #define MODEL_COLUMNS \
 	"model_id, version, method, factors, num_users, num_items, global_mean, name, " \
 	"source, user_col::pg_catalog.text, item_col::pg_catalog.text, " \
-	"value_col::pg_catalog.text, " \
-	"(params OPERATOR(pg_catalog.->>) 'regularization')::pg_catalog.float8, " \
-	"(params OPERATOR(pg_catalog.->>) 'alpha')::pg_catalog.float8, " \
-	"params OPERATOR(pg_catalog.->>) 'scaling', " \
-	"(params OPERATOR(pg_catalog.->>) 'epsilon')::pg_catalog.float8, "
+	"value_col::pg_catalog.text, params, "
 
 /* Look up a model by name, with a new snapshot if `latest` */
 static RecsysModelInfo *
@@ -522,6 +524,9 @@ DeleteModelRows(Datum model_id)
 				   1, &type, &model_id, NULL, SPI_OK_DELETE);
 	ExecuteAsOwner("DELETE FROM recsys.training_log WHERE model_id OPERATOR(pg_catalog.=) $1",
 				   1, &type, &model_id, NULL, SPI_OK_DELETE);
+	if (HasTokens())
+		ExecuteAsOwner("DELETE FROM recsys.item_neighbors WHERE model_id OPERATOR(pg_catalog.=) $1",
+					   1, &type, &model_id, NULL, SPI_OK_DELETE);
 }
 
 /*
@@ -541,36 +546,6 @@ NewToken(void)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not generate a random cache token")));
 	return token;
-}
-
-/* Hyperparameters as jsonb text */
-static char *
-ParamsJson(const RecsysParams *p, bool has_values)
-{
-	StringInfoData s;
-
-	initStringInfo(&s);
-	appendStringInfo(&s, "{\"method\": \"%s\"", RecsysMethodName(p->method));
-	if (p->method == RECSYS_METHOD_POPULAR)
-	{
-		appendStringInfo(&s, ", \"score\": \"%s\"}", has_values ? "sum" : "count");
-		return s.data;
-	}
-
-	/* float8out_internal gives the shortest text that reads back exactly */
-	appendStringInfo(&s, ", \"factors\": %d, \"iterations\": %d, "
-					 "\"regularization\": %s, \"seed\": %d",
-					 p->factors, p->iterations,
-					 float8out_internal(p->regularization), p->seed);
-	if (p->method == RECSYS_METHOD_IALS)
-		appendStringInfo(&s, ", \"alpha\": %s, \"scaling\": \"%s\", \"epsilon\": %s, "
-						 "\"solver\": \"%s\", \"cg_steps\": %d",
-						 float8out_internal(p->alpha),
-						 p->scaling == RECSYS_SCALING_LOG ? "log" : "linear",
-						 float8out_internal(p->epsilon),
-						 p->cg ? "cg" : "cholesky", p->cg_steps);
-	appendStringInfoChar(&s, '}');
-	return s.data;
 }
 
 /*
@@ -596,9 +571,9 @@ UpsertModelRow(const RecsysTrained *t)
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(t->name);
-	values[1] = CStringGetTextDatum(RecsysMethodName(t->params->method));
-	values[2] = Int32GetDatum(t->params->factors);
-	values[3] = CStringGetTextDatum(ParamsJson(t->params, t->source->value_col != NULL));
+	values[1] = CStringGetTextDatum(t->params->method->name);
+	values[2] = Int32GetDatum(t->params->method->factors ? t->params->factors : 0);
+	values[3] = CStringGetTextDatum(MethodParamsJson(t->params));
 	values[4] = CStringGetTextDatum(RatingsSourceName(t->source->relid));
 	values[5] = CStringGetDatum(t->source->user_col);
 	values[6] = CStringGetDatum(t->source->item_col);
@@ -794,6 +769,66 @@ InsertFactors(int64 model_id, bool users, const RecsysRatings *r,
 	MemoryContextDelete(batch_cxt);
 }
 
+/*
+ * Insert each item's neighbour list (ids and weights, best first) in
+ * batches of about CATALOG_BATCH_ELEMENTS entries.
+ */
+static void
+InsertNeighbors(int64 model_id, const RecsysRatings *r, const KnnGraph *g)
+{
+	Oid			types[6] = {INT8OID, INT8ARRAYOID, INT8ARRAYOID, FLOAT4ARRAYOID,
+	INT4ARRAYOID, INT4ARRAYOID};
+	int			max_rows = Max(1, CATALOG_BATCH_ELEMENTS / Max(g->neighbors, 1));
+	int64	   *ids = palloc(sizeof(int64) * max_rows);
+	int32	   *lo = palloc(sizeof(int32) * max_rows);
+	int32	   *hi = palloc(sizeof(int32) * max_rows);
+	int64	   *nbr = palloc(sizeof(int64) * (Size) max_rows * Max(g->neighbors, 1));
+	float	   *w = palloc(sizeof(float) * (Size) max_rows * Max(g->neighbors, 1));
+	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
+													"recsys neighbour batch",
+													ALLOCSET_DEFAULT_SIZES);
+
+	for (int start = 0; start < g->nitems; start += max_rows)
+	{
+		int			count = Min(max_rows, g->nitems - start);
+		int			pos = 0;
+		Datum		values[6];
+		MemoryContext old;
+
+		CHECK_FOR_INTERRUPTS();
+		for (int j = 0; j < count; j++)
+		{
+			int			i = start + j;
+			const int32 *rows = g->rows + (Size) i * g->neighbors;
+			const float *ws = g->weights + (Size) i * g->neighbors;
+
+			ids[j] = r->item_ids[i];
+			lo[j] = pos + 1;
+			for (int x = 0; x < g->count[i]; x++, pos++)
+			{
+				nbr[pos] = r->item_ids[rows[x]];
+				w[pos] = ws[x];
+			}
+			hi[j] = pos;
+		}
+		old = MemoryContextSwitchTo(batch_cxt);
+		values[0] = Int64GetDatum(model_id);
+		values[1] = PointerGetDatum(ArrayFromInt8(ids, count));
+		values[2] = PointerGetDatum(ArrayFromInt8(nbr, pos));
+		values[3] = PointerGetDatum(ArrayFromFloat4(w, pos));
+		values[4] = PointerGetDatum(ArrayFromInt4(lo, count));
+		values[5] = PointerGetDatum(ArrayFromInt4(hi, count));
+		ExecuteAsOwner("INSERT INTO recsys.item_neighbors (model_id, item_id, neighbors, weights) "
+					   "SELECT $1, u.id, $3[u.lo:u.hi], $4[u.lo:u.hi] "
+					   "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($5), "
+					   "pg_catalog.unnest($6)) AS u(id, lo, hi)",
+					   6, types, values, NULL, SPI_OK_INSERT);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(batch_cxt);
+	}
+	MemoryContextDelete(batch_cxt);
+}
+
 /* Insert the training log rows */
 static void
 InsertLog(int64 model_id, const RecsysTrained *t)
@@ -842,8 +877,34 @@ CatalogStoreModel(const RecsysTrained *t)
 	model_id = UpsertModelRow(t);
 	InsertFactors(model_id, true, t->ratings, t->model, t->seen_values);
 	InsertFactors(model_id, false, t->ratings, t->model, NULL);
+	if (t->graph != NULL)
+		InsertNeighbors(model_id, t->ratings, t->graph);
 	if (t->iterations > 0)
 		InsertLog(model_id, t);
+	SPI_finish();
+}
+
+/*
+ * Replace every item row of a model (factors, popularity, neighbour lists)
+ * by those of a new training of its item side (forget_user); user rows are
+ * left alone.
+ */
+void
+CatalogReplaceItems(const RecsysModelInfo *info, const RecsysRatings *r,
+					const AlsModel *m, const KnnGraph *g)
+{
+	Oid			type = INT8OID;
+	Datum		model_id = Int64GetDatum(info->model_id);
+
+	Connect();
+	ExecuteAsOwner("DELETE FROM recsys.item_factors WHERE model_id OPERATOR(pg_catalog.=) $1",
+				   1, &type, &model_id, NULL, SPI_OK_DELETE);
+	if (HasTokens())
+		ExecuteAsOwner("DELETE FROM recsys.item_neighbors WHERE model_id OPERATOR(pg_catalog.=) $1",
+					   1, &type, &model_id, NULL, SPI_OK_DELETE);
+	InsertFactors(info->model_id, false, r, m, NULL);
+	if (g != NULL)
+		InsertNeighbors(info->model_id, r, g);
 	SPI_finish();
 }
 
@@ -950,6 +1011,122 @@ CatalogLoadFactors(const RecsysModelInfo *info, bool users, RecsysFactors *out)
 		memcpy(out->factors + row * k, f, sizeof(float) * k);
 		out->popularity[row] = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 	}
+	SPI_finish();
+}
+
+/*
+ * Load the neighbour lists of a model into `out`, an items x items sparse
+ * matrix over the rows of `index` (each row in its stored order, best
+ * first), allocated in the current memory context.  Neighbours the model
+ * no longer has (forget_user removed them) are skipped.  Each row's arrays
+ * are detoasted once: the rows are read, then copied into place.
+ */
+void
+CatalogLoadNeighbors(const RecsysModelInfo *info, const IdMap *index,
+					 RecsysSparse *out)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(info->model_id)};
+	int			n = index->count;
+	uint64		nrows;
+	int32	   *row_of;
+	int64	  **nbr;
+	float	  **w;
+	int		   *len;
+	int64		total = 0;
+
+	Connect();
+	if (SPI_execute_with_args("SELECT item_id, neighbors, weights FROM recsys.item_neighbors "
+							  "WHERE model_id OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "loading item neighbours failed");
+	CheckShape(3, "table recsys.item_neighbors");
+	nrows = SPI_processed;
+	row_of = palloc(sizeof(int32) * Max(nrows, 1));
+	nbr = palloc(sizeof(int64 *) * Max(nrows, 1));
+	w = palloc(sizeof(float *) * Max(nrows, 1));
+	len = palloc(sizeof(int) * Max(nrows, 1));
+
+	out->nrows = out->ncols = n;
+	out->indptr = MemoryContextAllocExtended(outer, sizeof(int64) * ((Size) n + 1),
+											 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	for (uint64 r = 0; r < nrows; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		int			nw;
+
+		row_of[r] = IdMapLookup(index, id);
+		if (row_of[r] < 0)
+			continue;
+		if (out->indptr[row_of[r] + 1] != 0)
+			CorruptRow(info, "item", id, "its neighbours are stored twice");
+		nbr[r] = ArrayGetInt8(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)), &len[r]);
+		w[r] = ArrayGetFloat4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)), 0, &nw);
+		if (nw != len[r] || len[r] > n)
+			CorruptRow(info, "item", id, "neighbors and weights differ in length");
+		out->indptr[row_of[r] + 1] = Max(len[r], 1);	/* nonzero: seen */
+		total += len[r];
+	}
+
+	/* Offsets by row; rows without stored neighbours are empty */
+	out->indices = MemoryContextAllocExtended(outer, sizeof(int32) * Max(total, 1),
+											  MCXT_ALLOC_HUGE);
+	out->values = MemoryContextAllocExtended(outer, sizeof(float) * Max(total, 1),
+											 MCXT_ALLOC_HUGE);
+	memset(out->indptr, 0, sizeof(int64) * ((Size) n + 1));
+	for (uint64 r = 0; r < nrows; r++)
+		if (row_of[r] >= 0)
+			out->indptr[row_of[r] + 1] = len[r];
+	for (int i = 0; i < n; i++)
+		out->indptr[i + 1] += out->indptr[i];
+
+	/* Copy each row, mapping ids to rows; dropped items leave room unused */
+	for (uint64 r = 0; r < nrows; r++)
+	{
+		int64		at;
+		int			kept = 0;
+
+		if (row_of[r] < 0)
+			continue;
+		at = out->indptr[row_of[r]];
+		for (int x = 0; x < len[r]; x++)
+		{
+			int32		col = IdMapLookup(index, nbr[r][x]);
+
+			if (col < 0)
+				continue;
+			out->indices[at + kept] = col;
+			out->values[at + kept] = w[r][x];
+			kept++;
+		}
+		len[r] = kept;
+	}
+
+	/* Close the gaps of skipped neighbours: rows only move left */
+	total = 0;
+	{
+		int		   *kept = palloc0(sizeof(int) * Max(n, 1));
+
+		for (uint64 r = 0; r < nrows; r++)
+			if (row_of[r] >= 0)
+				kept[row_of[r]] = len[r];
+		for (int i = 0; i < n; i++)
+		{
+			int64		from = out->indptr[i];
+
+			memmove(out->indices + total, out->indices + from, sizeof(int32) * kept[i]);
+			memmove(out->values + total, out->values + from, sizeof(float) * kept[i]);
+			out->indptr[i] = total;
+			total += kept[i];
+		}
+		pfree(kept);
+	}
+	out->indptr[n] = total;
+	out->nnz = total;
 	SPI_finish();
 }
 

@@ -12,19 +12,10 @@
 #define CATALOG_H
 
 #include "als.h"
+#include "idmap.h"
+#include "knn.h"
 #include "ratings.h"
 #include "recsys.h"
-
-/* One side (items or users) of a stored model, as the cache holds it */
-typedef struct RecsysFactors
-{
-	int			n;
-	int			k;
-	int64	   *ids;
-	float	   *factors;		/* nitems x k, row-major */
-	float	   *bias;
-	int64	   *popularity;		/* items: training interactions; users: seen */
-} RecsysFactors;
 
 /* One iteration of a training run */
 typedef struct RecsysIteration
@@ -42,6 +33,7 @@ typedef struct RecsysTrained
 	const RatingsSource *source;
 	const RecsysRatings *ratings;
 	const AlsModel *model;
+	const KnnGraph *graph;		/* item neighbour lists, or NULL */
 	const RecsysIteration *log;
 	const float *seen_values;	/* raw values in by_user order */
 	int			iterations;		/* 0 for the popular method */
@@ -64,6 +56,8 @@ extern void CatalogRequireTrain(const RecsysModelInfo *info);
 extern void CatalogCheckTrainable(const char *name, const RatingsSource *src);
 extern void CatalogLoadFactors(const RecsysModelInfo *info, bool users,
 							   RecsysFactors *out);
+extern void CatalogLoadNeighbors(const RecsysModelInfo *info,
+								 const IdMap *index, RecsysSparse *out);
 extern void CatalogLoadUser(const RecsysModelInfo *info, int64 user_id,
 							bool latest, RecsysUserRow *row);
 extern void CatalogStoreUser(const RecsysModelInfo *info, int64 user_id,
@@ -72,6 +66,9 @@ extern bool CatalogDeleteUser(const RecsysModelInfo *info, int64 user_id);
 extern void CatalogUpdateItems(const RecsysModelInfo *info,
 							   const RecsysFactors *upd, const int64 *gone,
 							   int ngone);
+extern void CatalogReplaceItems(const RecsysModelInfo *info,
+								const RecsysRatings *r, const AlsModel *m,
+								const KnnGraph *g);
 extern void CatalogBumpVersion(const RecsysModelInfo *info, int64 users,
 							   int64 items, int64 interactions);
 

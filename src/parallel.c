@@ -139,6 +139,13 @@ WorkerMain(void *arg)
  * exactly one block, aligned to a multiple of `block`; keep blocks small
  * enough for a prompt cancel).  Returns false if a body failed.  A pending
  * cancel stops the loop and is raised once every thread has finished.
+ *
+ * An interrupt that does not raise an error (a ProcSignalBarrier, a
+ * request to log memory contexts, a client connection check) stops the
+ * threads too: it is served once they are joined, and then the loop goes
+ * on with the blocks not yet handed out.  Every block below the counter
+ * `next` has been run (a thread takes a block only after checking `stop`,
+ * and runs every block it takes), so nothing runs twice or not at all.
  */
 bool
 ParallelFor(int nrows, int block, int nthreads, ParallelBody body, void *arg)
@@ -159,35 +166,47 @@ ParallelFor(int nrows, int block, int nthreads, ParallelBody body, void *arg)
 	if (nrows <= loop.block)
 		nthreads = 1;
 
-	/* Threads inherit the creator's mask: create them with all blocked */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &saved);
-	for (int t = 1; t < nthreads; t++)
-	{
-		workers[t].loop = &loop;
-		workers[t].thread = t;
-		workers[t].started =
-			pthread_create(&workers[t].handle, NULL, WorkerMain, &workers[t]) == 0;
-	}
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-
-	/* The backend's thread works too, and watches for a cancel */
 	for (;;)
 	{
-		if (InterruptPending)
+		/* Threads inherit the creator's mask: create them with all blocked */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &saved);
+		for (int t = 1; t < nthreads; t++)
 		{
-			pg_atomic_write_u32(&loop.stop, 1);
-			break;
+			workers[t].loop = &loop;
+			workers[t].thread = t;
+			workers[t].started =
+				pthread_create(&workers[t].handle, NULL, WorkerMain, &workers[t]) == 0;
 		}
-		if (!RunBlock(&loop, 0))
-			break;
+		pthread_sigmask(SIG_SETMASK, &saved, NULL);
+
+		/*
+		 * The backend's thread works too, and watches for interrupts (that it
+		 * can serve: while they are held off, it just works on)
+		 */
+		for (;;)
+		{
+			if (InterruptPending && INTERRUPTS_CAN_BE_PROCESSED())
+			{
+				pg_atomic_write_u32(&loop.stop, 1);
+				break;
+			}
+			if (!RunBlock(&loop, 0))
+				break;
+		}
+
+		for (int t = 1; t < nthreads; t++)
+			if (workers[t].started)
+				pthread_join(workers[t].handle, NULL);
+
+		/* Every thread is gone: now a cancel may throw */
+		CHECK_FOR_INTERRUPTS();
+		if (pg_atomic_read_u32(&loop.failed) != 0)
+			return false;
+		if (pg_atomic_read_u32(&loop.next) >= (uint32) nrows)
+			return true;
+
+		/* Stopped by an interrupt that raised no error: the rest of the rows */
+		pg_atomic_write_u32(&loop.stop, 0);
 	}
-
-	for (int t = 1; t < nthreads; t++)
-		if (workers[t].started)
-			pthread_join(workers[t].handle, NULL);
-
-	/* Every thread is gone: now a cancel may throw */
-	CHECK_FOR_INTERRUPTS();
-	return pg_atomic_read_u32(&loop.failed) == 0;
 }

@@ -11,7 +11,7 @@
  * user's row build the matrix by user (items ascending within a user, which
  * makes duplicates adjacent), and a counting sort builds it by item.
  *
- * Rules for bad rows (also in the README):
+ * Rules for bad rows (also in doc/training.md):
  *	- NULL user or item id: error.
  *	- NULL value: the row is skipped and counted (a NOTICE reports them).
  *	- NaN or infinite value, or one outside the range of real: error.
@@ -525,6 +525,19 @@ RowId(Datum d, bool isnull, Oid type, const char *relname, const char *col,
 	return IdFromDatum(d, type);
 }
 
+/* Interactions collected one at a time, before they become CSR */
+struct RatingsBuilder
+{
+	RecsysRatings *r;
+	IdMap	   *users;
+	IdMap	   *items;
+	int64	   *user_first;		/* dense index -> id, in first-seen order */
+	int64	   *item_first;
+	int64		user_cap;
+	int64		item_cap;
+	Triplets	t;
+};
+
 /* Everything the scan of the source builds, as the DestReceiver sees it */
 typedef struct LoadState
 {
@@ -535,13 +548,7 @@ typedef struct LoadState
 	RecsysRatings *r;
 	MemoryContext outer;		/* where the results live */
 	MemoryContext batch_cxt;	/* per-row garbage, reset now and then */
-	IdMap	   *users;
-	IdMap	   *items;
-	int64	   *user_first;		/* dense index -> id, in first-seen order */
-	int64	   *item_first;
-	int64		user_cap;
-	int64		item_cap;
-	Triplets	t;
+	RatingsBuilder b;
 } LoadState;
 
 /* Record one id, growing the first-seen array as needed */
@@ -598,11 +605,7 @@ LoadReceiveSlot(TupleTableSlot *slot, DestReceiver *self)
 
 	/* The maps and triplets live in the outer context */
 	MemoryContextSwitchTo(st->outer);
-	TripletsReserve(&st->t);
-	st->t.users[st->t.count] = MapId(st->users, uid, &st->user_first, &st->user_cap);
-	st->t.items[st->t.count] = MapId(st->items, iid, &st->item_first, &st->item_cap);
-	st->t.values[st->t.count] = (float) v;
-	st->t.count++;
+	RatingsBuilderAdd(&st->b, uid, iid, (float) v);
 	MemoryContextSwitchTo(old);
 	return true;
 }
@@ -627,6 +630,101 @@ LoadDestroy(pg_attribute_unused() DestReceiver *self)
 {
 }
 
+/* Initialize a builder (in the current memory context) */
+static void
+BuilderInit(RatingsBuilder *b, RecsysRatings *r, int64 estimate)
+{
+	memset(b, 0, sizeof(RatingsBuilder));
+	b->r = r;
+	/* Start at the estimate, so a fresh table needs no growth */
+	if (estimate > 0)
+		TripletsGrow(&b->t, estimate + estimate / 16);
+
+	/*
+	 * The maps start small and grow with the distinct ids: sized by rows
+	 * they would be far larger than the ids and miss the cache on every
+	 * probe.
+	 */
+	b->users = IdMapCreate(1024);
+	b->items = IdMapCreate(1024);
+	b->user_cap = b->item_cap = 1024;
+	b->user_first = palloc(sizeof(int64) * b->user_cap);
+	b->item_first = palloc(sizeof(int64) * b->item_cap);
+}
+
+/*
+ * A builder for interactions given one at a time (forget_user trains again
+ * on a model's stored rows), in the current memory context.
+ */
+RatingsBuilder *
+RatingsBuilderCreate(int64 estimate)
+{
+	RatingsBuilder *b = palloc(sizeof(RatingsBuilder));
+
+	BuilderInit(b, palloc0(sizeof(RecsysRatings)), estimate);
+	return b;
+}
+
+/* Add one interaction (in the builder's memory context) */
+void
+RatingsBuilderAdd(RatingsBuilder *b, int64 user, int64 item, float value)
+{
+	TripletsReserve(&b->t);
+	b->t.users[b->t.count] = MapId(b->users, user, &b->user_first, &b->user_cap);
+	b->t.items[b->t.count] = MapId(b->items, item, &b->item_first, &b->item_cap);
+	b->t.values[b->t.count] = value;
+	b->t.count++;
+}
+
+/* The number of interactions added so far */
+int64
+RatingsBuilderCount(const RatingsBuilder *b)
+{
+	return b->t.count;
+}
+
+/*
+ * Turn the interactions into sorted CSR matrices (ids ascending, so that
+ * their order does not matter), merging duplicates by sum or mean.  The
+ * builder is used up.
+ */
+RecsysRatings *
+RatingsBuilderFinish(RatingsBuilder *b, bool sum_duplicates)
+{
+	RecsysRatings *r = b->r;
+	Triplets	t = b->t;
+	int32	   *remap;
+	double		sum = 0.0;
+
+	r->nusers = b->users->count;
+	r->nitems = b->items->count;
+	RecsysCheckMemory(add_size(RatingsMemory(t.count, r->nusers, r->nitems),
+							   mul_size(t.capacity, 3 * sizeof(int32))),
+					  "Sorting the interactions needs this much.");
+
+	/* Renumber ids in ascending order, so that row order does not matter */
+	remap = RenumberIds(b->user_first, r->nusers);
+	for (int64 e = 0; e < t.count; e++)
+		t.users[e] = remap[t.users[e]];
+	pfree(remap);
+	remap = RenumberIds(b->item_first, r->nitems);
+	for (int64 e = 0; e < t.count; e++)
+		t.items[e] = remap[t.items[e]];
+	pfree(remap);
+	pfree(b->users->slots);
+	pfree(b->items->slots);
+	r->user_ids = b->user_first;
+	r->item_ids = b->item_first;
+
+	BuildByUser(r, &t, sum_duplicates);
+	BuildByItem(r);
+
+	for (int64 e = 0; e < r->nnz; e++)
+		sum += r->by_user.values[e];
+	r->mean = sum / (double) Max(r->nnz, 1);
+	return r;
+}
+
 /*
  * Read the source relation into a RecsysRatings allocated in the current
  * memory context.
@@ -638,13 +736,7 @@ RatingsLoad(const RatingsSource *src)
 	RecsysRatings *r = palloc0(sizeof(RecsysRatings));
 	StringInfoData sql;
 	SPIExecuteOptions options;
-	Triplets	t;
-	IdMap	   *users;
-	IdMap	   *items;
-	int32	   *remap;
-	int64		estimate = EstimatedRows(src->relid);
 	const char *relname;
-	double		sum = 0.0;
 	int			rc;
 
 	memset(&st, 0, sizeof(st));
@@ -659,19 +751,8 @@ RatingsLoad(const RatingsSource *src)
 	st.outer = CurrentMemoryContext;
 	ValidateSource(src, relname, st.types);
 
-	/* Start at the planner's estimate, so a fresh table needs no growth */
-	if (estimate > 0)
-		TripletsGrow(&st.t, estimate + estimate / 16);
-	/*
-	 * The maps start small and grow with the distinct ids: sized by rows
-	 * they would be far larger than the ids and miss the cache on every
-	 * probe.
-	 */
-	st.users = IdMapCreate(1024);
-	st.items = IdMapCreate(1024);
-	st.user_cap = st.item_cap = 1024;
-	st.user_first = palloc(sizeof(int64) * st.user_cap);
-	st.item_first = palloc(sizeof(int64) * st.item_cap);
+	/* Start at the planner's estimate */
+	BuilderInit(&st.b, r, EstimatedRows(src->relid));
 	st.batch_cxt = AllocSetContextCreate(st.outer, "recsys load batch",
 										 ALLOCSET_DEFAULT_SIZES);
 
@@ -689,44 +770,14 @@ RatingsLoad(const RatingsSource *src)
 	SPI_finish();
 	MemoryContextDelete(st.batch_cxt);
 
-	t = st.t;
-	users = st.users;
-	items = st.items;
-	if (t.count == 0)
+	if (st.b.t.count == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA),
 				 errmsg("source relation %s has no usable interactions", relname),
 				 r->null_values > 0 ?
 				 errdetail("All %lld rows have a null value.", (long long) r->null_values) :
 				 errdetail("The relation is empty, or row-level security hides every row.")));
-
-	r->nusers = users->count;
-	r->nitems = items->count;
-	RecsysCheckMemory(add_size(RatingsMemory(t.count, r->nusers, r->nitems),
-							   mul_size(t.capacity, 3 * sizeof(int32))),
-					  "Sorting the interactions needs this much.");
-
-	/* Renumber ids in ascending order, so that row order does not matter */
-	remap = RenumberIds(st.user_first, r->nusers);
-	for (int64 e = 0; e < t.count; e++)
-		t.users[e] = remap[t.users[e]];
-	pfree(remap);
-	remap = RenumberIds(st.item_first, r->nitems);
-	for (int64 e = 0; e < t.count; e++)
-		t.items[e] = remap[t.items[e]];
-	pfree(remap);
-	pfree(users->slots);
-	pfree(items->slots);
-	r->user_ids = st.user_first;
-	r->item_ids = st.item_first;
-
-	BuildByUser(r, &t, src->sum_duplicates);
-	BuildByItem(r);
-
-	for (int64 e = 0; e < r->nnz; e++)
-		sum += r->by_user.values[e];
-	r->mean = sum / (double) r->nnz;
-	return r;
+	return RatingsBuilderFinish(&st.b, src->sum_duplicates);
 }
 
 /* The OID of a relation given by its stored, qualified and quoted name */

@@ -38,7 +38,16 @@ typedef struct RatingsUser
 	float	   *values;
 } RatingsUser;
 
+/* Interactions collected one at a time (ratings.c) */
+typedef struct RatingsBuilder RatingsBuilder;
+
 extern char *RatingsSourceName(Oid relid);
+extern RatingsBuilder *RatingsBuilderCreate(int64 estimate);
+extern void RatingsBuilderAdd(RatingsBuilder *b, int64 user, int64 item,
+							  float value);
+extern int64 RatingsBuilderCount(const RatingsBuilder *b);
+extern RecsysRatings *RatingsBuilderFinish(RatingsBuilder *b,
+										   bool sum_duplicates);
 extern RecsysRatings *RatingsLoad(const RatingsSource *source);
 extern Size RatingsMemory(int64 nnz, int nusers, int nitems);
 extern void RatingsReleaseForStore(RecsysRatings *r, bool keep_user_values);

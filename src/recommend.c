@@ -3,16 +3,20 @@
  * recommend.c
  *	  Serving: recommend(), predict(), similar_items() and similar_users().
  *
- * Each call resolves the model (one catalog probe), takes the factors from
- * the backend cache, and scores all items with one matrix-vector product
- * into a reused buffer; excluded items get a sentinel score and a bounded
- * heap picks the best n.  Nothing is allocated per call in proportion to
- * the catalog.
+ * Each call resolves the model (one catalog probe), takes its item data
+ * from the backend cache, and has the model's method score every item into
+ * a reused buffer (its score slot: one matrix-vector product for factor
+ * models, a sum over neighbour lists for item-neighbour models; the
+ * arithmetic is in score.c); excluded items get a sentinel score and a
+ * bounded heap picks the best n.  Nothing is allocated per call in
+ * proportion to the catalog.
  *
- * Answers for ids the model does not know (documented in the README):
+ * Answers for ids the model does not know (documented in doc/serving.md):
  *	- recommend() for an unknown user: the most popular training items,
- *	  scored by their number of training interactions.
- *	- predict(): global mean plus whichever biases are known.
+ *	  scored by their number of training interactions (a method whose
+ *	  scores are not personal, like popular, scores them as anyone).
+ *	- predict(): the method's prediction for a user with no history (for
+ *	  explicit ALS the global mean plus whichever biases are known).
  *	- similar_items(), similar_users() for an unknown id: no rows.
  *
  * IDENTIFICATION
@@ -28,11 +32,11 @@
 #include "catalog.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "linalg.h"
+#include "method.h"
 #include "miscadmin.h"
 #include "parallel.h"
 #include "recommend.h"
-#include "simd.h"
+#include "score.h"
 #include "topk.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
@@ -64,18 +68,6 @@ ServeCountArg(FunctionCallInfo fcinfo, int argno)
 	return n;
 }
 
-/* Error for a function that needs factors, on a popular model */
-void
-ServeRequireFactors(const RecsysModelInfo *info, const char *function)
-{
-	if (info->method == RECSYS_METHOD_POPULAR)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s needs factors, but model \"%s\" is a popular model",
-						function, info->name),
-				 errhint("Use a model trained with method als or ials.")));
-}
-
 /* Emit the best `count` rows (ids[chosen[j]], scores[chosen[j]]) */
 void
 ServeEmit(FunctionCallInfo fcinfo, const int64 *ids, const float *scores,
@@ -95,37 +87,47 @@ ServeEmit(FunctionCallInfo fcinfo, const int64 *ids, const float *scores,
 }
 
 /*
- * Score every item for a user vector: mu + b_u + b_i + p_u . q_i, the
- * predicted value (mu and the biases are 0 for implicit models; for the
- * popular model, k = 0 and b_i is the item's popularity score).
+ * Map (item id, value) pairs onto the cached items, dropping ids the model
+ * does not know.
  */
 void
-ServeScoreAll(const CacheEntry *e, const float *factors, float user_bias,
-			  float *scores)
+ServeMapHistory(const CacheEntry *e, const int64 *items, const float *values,
+				int n, ServeHistory *h)
 {
-	const RecsysFactors *it = &e->items;
-	float		base = (float) (e->config.mean + user_bias);
+	h->rows = palloc(sizeof(int32) * Max(n, 1));
+	h->values = palloc(sizeof(float) * Max(n, 1));
+	h->ids = palloc(sizeof(int64) * Max(n, 1));
+	h->n = 0;
+	for (int j = 0; j < n; j++)
+	{
+		int32		i = IdMapLookup(e->index, items[j]);
 
-	if (it->k > 0)
-		LinalgGemvT(it->k, it->n, it->factors, it->k, factors, scores);
-	else
-		memset(scores, 0, sizeof(float) * it->n);
-
-	/*
-	 * Auto-vectorized; skipped when it would add zeros (implicit models):
-	 * a pass over the scores is 8% of a recommend call at 10k items.
-	 */
-	if (base != 0.0f || !e->zero_bias)
-		for (int i = 0; i < it->n; i++)
-			scores[i] += base + it->bias[i];
+		if (i < 0)
+			continue;
+		h->rows[h->n] = i;
+		h->ids[h->n] = items[j];
+		h->values[h->n] = values[j];
+		h->n++;
+	}
 }
 
-/* Scores for a user the model does not know: training popularity */
+/*
+ * Score every item into e->scores for a user row (found or not): through
+ * the method, or by popularity for a user a personal method does not know.
+ */
 void
-ServeScorePopular(const CacheEntry *e, float *scores)
+ServeScoreUser(CacheEntry *e, const RecsysUserRow *user)
 {
-	for (int i = 0; i < e->items.n; i++)
-		scores[i] = (float) e->items.popularity[i];
+	const RecsysMethod *m = e->method;
+	ServeHistory h;
+
+	if (!user->found && m->personal)
+	{
+		ScorePopularity(&e->items, e->scores);
+		return;
+	}
+	ServeMapHistory(e, user->seen, user->seen_values, user->nseen, &h);
+	m->score(e, user, &h, e->scores);
 }
 
 /* Give the listed item ids (unknown ones ignored) the excluded score */
@@ -229,11 +231,7 @@ recsys_recommend(PG_FUNCTION_ARGS)
 	e = CacheGetModel(info);
 	CatalogLoadUser(info, PG_GETARG_INT64(0), false, &user);
 
-	/* A popular model scores everyone alike, known or not */
-	if (user.found || info->method == RECSYS_METHOD_POPULAR)
-		ServeScoreAll(e, user.factors, user.found ? user.bias : 0.0f, e->scores);
-	else
-		ServeScorePopular(e, e->scores);
+	ServeScoreUser(e, &user);
 
 	if (ncandidates >= 0)
 		KeepCandidates(e, candidates, ncandidates, e->scores);
@@ -259,6 +257,7 @@ recsys_predict(PG_FUNCTION_ARGS)
 	RecsysModelInfo *info;
 	CacheEntry *e;
 	RecsysUserRow user;
+	ServeHistory h;
 	int32		item;
 	double		result;
 
@@ -269,48 +268,31 @@ recsys_predict(PG_FUNCTION_ARGS)
 	e = CacheGetModel(info);
 	CatalogLoadUser(info, PG_GETARG_INT64(0), false, &user);
 	item = IdMapLookup(e->index, PG_GETARG_INT64(1));
-
-	result = e->config.mean;
-	if (user.found)
-		result += user.bias;
-	if (item >= 0)
-		result += e->items.bias[item];
-	if (user.found && item >= 0 && e->items.k > 0)
-		result += SimdDotGeneric(user.factors, e->items.factors + (Size) item * e->items.k,
-						 e->items.k);
-	PG_RETURN_FLOAT4((float4) result);
-}
-
-/*
- * Cosine similarity of row `row` of f to every row, into scores, with the
- * row itself excluded.
- */
-static void
-CosineScores(const RecsysFactors *f, const float *norms, int32 row,
-			 float *scores)
-{
-	float		qnorm = norms[row];
-
-	LinalgGemvT(f->k, f->n, f->factors, f->k, f->factors + (Size) row * f->k,
-				scores);
-	for (int i = 0; i < f->n; i++)
+	if (!user.found)
 	{
-		/* Zero vectors have no direction: similarity 0, not NaN */
-		float		denom = norms[i] * qnorm;
-		float		cosine = denom > 0.0f ? scores[i] / denom : 0.0f;
-
-		/* Rounding can push |cosine| just past 1 */
-		scores[i] = Max(-1.0f, Min(1.0f, cosine));
+		/* A user with no history: no bias, zero factors */
+		user.factors = palloc0(sizeof(float) * Max(e->items.k, 1));
+		user.bias = 0.0f;
 	}
-	scores[row] = TOPK_EXCLUDED;
+
+	/* An item the model does not know: the mean and the user's bias */
+	if (item < 0)
+		result = e->config.mean + user.bias;
+	else
+	{
+		ServeMapHistory(e, user.seen, user.seen_values, user.nseen, &h);
+		result = info->method->predict(e, &user, &h, item);
+	}
+	PG_RETURN_FLOAT4((float4) result);
 }
 
 PG_FUNCTION_INFO_V1(recsys_similar_items);
 
 /*
- * similar_items(item_id, n, model): the n items with the highest cosine
- * similarity of factors, the item itself excluded; no rows for an item the
- * model does not know.
+ * similar_items(item_id, n, model): the n items most similar to the item,
+ * by the method (cosine similarity of factors, or the item's neighbour
+ * list), the item itself excluded; no rows for an item the model does not
+ * know.
  */
 Datum
 recsys_similar_items(PG_FUNCTION_ARGS)
@@ -326,13 +308,14 @@ recsys_similar_items(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 
 	info = CatalogLookupModel(model);
-	ServeRequireFactors(info, "similar_items");
+	if (info->method->similar_items == NULL)
+		MethodNotSupported(info->method, info->name, "similar_items");
 	e = CacheGetModel(info);
 	item = IdMapLookup(e->index, PG_GETARG_INT64(0));
 	if (item < 0)
 		return (Datum) 0;
 
-	CosineScores(&e->items, CacheItemNorms(e), item, e->scores);
+	info->method->similar_items(e, item, e->scores);
 	ServeTopK(fcinfo, e, n);
 	return (Datum) 0;
 }
@@ -360,7 +343,8 @@ recsys_similar_users(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 
 	info = CatalogLookupModel(model);
-	ServeRequireFactors(info, "similar_users");
+	if (!info->method->factors)
+		MethodNotSupported(info->method, info->name, "similar_users");
 	e = CacheGetModel(info);
 	CacheLoadUsers(e, info);
 	user = IdMapLookup(e->user_index, PG_GETARG_INT64(0));
@@ -371,7 +355,7 @@ recsys_similar_users(PG_FUNCTION_ARGS)
 	scores = palloc_extended(sizeof(float) * e->users.n, MCXT_ALLOC_HUGE);
 	n = Min(n, e->users.n);
 	chosen = palloc(sizeof(int32) * n);
-	CosineScores(&e->users, e->user_norms, user, scores);
+	ScoreCosine(&e->users, e->user_norms, user, scores);
 	count = TopK(scores, e->users.ids, e->users.n, n, chosen);
 	ServeEmit(fcinfo, e->users.ids, scores, chosen, count);
 	return (Datum) 0;
@@ -394,6 +378,7 @@ typedef struct BatchState
 	const int64 *ids;			/* the current batch */
 	const RecsysUserRow *rows;
 	float	   *users;			/* batch x k user factors */
+	float	   *base;			/* batch: mu + b_u */
 	float	   *scores;			/* nitems x batch, column per user */
 	int32	   *chosen;			/* batch x n best item rows */
 	int		   *counts;			/* per user: rows chosen */
@@ -401,8 +386,8 @@ typedef struct BatchState
 
 /*
  * Score users [begin, end) of the current batch against every item (one
- * sgemm) and pick each one's best n (no PostgreSQL calls: runs on worker
- * threads).
+ * matrix product) and pick each one's best n (no PostgreSQL calls: runs on
+ * worker threads; false on a failure, reported by the caller).
  */
 static bool
 BatchBody(void *arg, pg_attribute_unused() int thread, int begin, int end)
@@ -410,23 +395,15 @@ BatchBody(void *arg, pg_attribute_unused() int thread, int begin, int end)
 	BatchState *b = (BatchState *) arg;
 	const RecsysFactors *it = &b->e->items;
 	int			nitems = it->n;
-	int			k = it->k;
-	float	   *block = b->scores + (Size) begin * nitems;
 
-	if (k > 0)
-		LinalgGemmTN(nitems, end - begin, k, it->factors,
-					 b->users + (Size) begin * k, block, nitems);
-	else
-		memset(block, 0, sizeof(float) * nitems * (end - begin));
-
+	if (!ScoreFactorsBlock(it, b->e->zero_bias, b->users + (Size) begin * it->k,
+						   b->base + begin, end - begin,
+						   b->scores + (Size) begin * nitems))
+		return false;
 	for (int j = begin; j < end; j++)
 	{
 		float	   *s = b->scores + (Size) j * nitems;
-		float		base = (float) (b->e->config.mean + b->rows[j].bias);
 
-		/* Auto-vectorized */
-		for (int i = 0; i < nitems; i++)
-			s[i] += base + it->bias[i];
 		if (b->exclude_seen)
 			ServeExcludeIds(b->e, b->rows[j].seen, b->rows[j].nseen, s);
 		b->counts[j] = TopK(s, it->ids, nitems, b->n, b->chosen + (Size) j * b->n);
@@ -434,23 +411,50 @@ BatchBody(void *arg, pg_attribute_unused() int thread, int begin, int end)
 	return true;
 }
 
-/* Score one batch of users and emit their rows */
+/*
+ * Score one batch of users and emit their rows: factor models a block of
+ * users per matrix product on the training threads, other methods one user
+ * at a time through their score slot.
+ */
 static void
 BatchUsers(void *arg, const int64 *ids, const RecsysUserRow *rows, int nrows)
 {
 	BatchState *b = (BatchState *) arg;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) b->fcinfo->resultinfo;
-	int			k = b->e->items.k;
+	CacheEntry *e = b->e;
+	int			k = e->items.k;
+	int			nitems = e->items.n;
 
-	for (int j = 0; j < nrows; j++)
-		memcpy(b->users + (Size) j * k, rows[j].factors, sizeof(float) * k);
 	b->ids = ids;
 	b->rows = rows;
-	(void) ParallelFor(nrows, BATCH_TASK_USERS, b->nthreads, BatchBody, b);
+	if (e->method->factors)
+	{
+		for (int j = 0; j < nrows; j++)
+		{
+			memcpy(b->users + (Size) j * k, rows[j].factors, sizeof(float) * k);
+			b->base[j] = (float) (e->config.mean + rows[j].bias);
+		}
+		if (!ParallelFor(nrows, BATCH_TASK_USERS, b->nthreads, BatchBody, b))
+			elog(ERROR, "scoring a block of users failed, please report a bug");
+	}
+	else
+	{
+		for (int j = 0; j < nrows; j++)
+		{
+			float	   *s = b->scores + (Size) j * nitems;
+
+			CHECK_FOR_INTERRUPTS();
+			ServeScoreUser(e, &rows[j]);
+			memcpy(s, e->scores, sizeof(float) * nitems);
+			if (b->exclude_seen)
+				ServeExcludeIds(e, rows[j].seen, rows[j].nseen, s);
+			b->counts[j] = TopK(s, e->items.ids, nitems, b->n, b->chosen + (Size) j * b->n);
+		}
+	}
 
 	for (int j = 0; j < nrows; j++)
 	{
-		const float *s = b->scores + (Size) j * b->e->items.n;
+		const float *s = b->scores + (Size) j * nitems;
 		const int32 *chosen = b->chosen + (Size) j * b->n;
 
 		for (int r = 0; r < b->counts[j]; r++)
@@ -459,7 +463,7 @@ BatchUsers(void *arg, const int64 *ids, const RecsysUserRow *rows, int nrows)
 			bool		nulls[3] = {false, false, false};
 
 			values[0] = Int64GetDatum(ids[j]);
-			values[1] = Int64GetDatum(b->e->items.ids[chosen[r]]);
+			values[1] = Int64GetDatum(e->items.ids[chosen[r]]);
 			values[2] = Float4GetDatum(s[chosen[r]]);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
@@ -470,8 +474,8 @@ PG_FUNCTION_INFO_V1(recsys_recommend_all);
 
 /*
  * recommend_all(n, model, exclude_seen): the n best items for every user of
- * the model, scored a block of users at a time with one matrix product per
- * block (BLAS-3) on the training threads.
+ * the model; factor models score a block of users at a time with one
+ * matrix product per block (BLAS-3) on the training threads.
  */
 Datum
 recsys_recommend_all(PG_FUNCTION_ARGS)
@@ -498,8 +502,9 @@ recsys_recommend_all(PG_FUNCTION_ARGS)
 	/* A score block of at most about 64 MB, whatever the catalog size */
 	batch = (int) Max(1, Min(BATCH_USERS, (64 * 1024 * 1024 / sizeof(float)) / b.e->items.n));
 	b.users = palloc(sizeof(float) * Max(batch * b.e->items.k, 1));
+	b.base = palloc(sizeof(float) * batch);
 	b.scores = palloc_extended(sizeof(float) * batch * b.e->items.n, MCXT_ALLOC_HUGE);
-	b.chosen = palloc(sizeof(int32) * batch * b.n);
+	b.chosen = palloc(sizeof(int32) * batch * Max(b.n, 1));
 	b.counts = palloc(sizeof(int) * batch);
 
 	CatalogForEachUserBatch(info, batch, false, BatchUsers, &b);

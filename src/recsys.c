@@ -45,37 +45,6 @@ _PG_init(void)
 	MarkGUCPrefixReserved("recsys");
 }
 
-/* SQL name of a method */
-const char *
-RecsysMethodName(RecsysMethod method)
-{
-	switch (method)
-	{
-		case RECSYS_METHOD_ALS:
-			return "als";
-		case RECSYS_METHOD_IALS:
-			return "ials";
-		case RECSYS_METHOD_POPULAR:
-			return "popular";
-	}
-	return "unknown";
-}
-
-/* Parse a method name; false if unknown */
-bool
-RecsysParseMethod(const char *name, RecsysMethod *method)
-{
-	if (strcmp(name, "als") == 0)
-		*method = RECSYS_METHOD_ALS;
-	else if (strcmp(name, "ials") == 0)
-		*method = RECSYS_METHOD_IALS;
-	else if (strcmp(name, "popular") == 0)
-		*method = RECSYS_METHOD_POPULAR;
-	else
-		return false;
-	return true;
-}
-
 /*
  * The extra confidence w = c - 1 of an implicit interaction with value v:
  * alpha * v (linear) or alpha * log(1 + v / epsilon) (log scaling, which
@@ -94,7 +63,7 @@ RecsysConfidence(RecsysScaling scaling, double alpha, double epsilon,
  * Memory a training run may use, in bytes.
  *
  * Training is a maintenance operation, so it follows maintenance_work_mem,
- * as CREATE INDEX does; the README documents how much a model needs.
+ * as CREATE INDEX does; doc/training.md documents how much a model needs.
  */
 Size
 RecsysMemoryBudget(void)
@@ -116,6 +85,17 @@ RecsysCheckMemory(Size required, const char *what)
 				 errdetail("%s", what),
 				 errhint("Increase maintenance_work_mem, for example SET maintenance_work_mem = '%zuMB'.",
 						 required / (1024 * 1024) + 64)));
+}
+
+/* Seconds since `start` */
+double
+RecsysSecondsSince(instr_time start)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, start);
+	return INSTR_TIME_GET_DOUBLE(now);
 }
 
 /* Error unless x is finite and at least `min` (exclusive if strict) */

@@ -18,6 +18,7 @@
 #define RECSYS_H
 
 #include "common/pg_prng.h"
+#include "portability/instr_time.h"
 #include "utils/array.h"
 
 /* Largest number of latent factors a model may have */
@@ -32,13 +33,7 @@
 /* Longest model name, in bytes */
 #define RECSYS_MAX_NAME_LEN		128
 
-/* Training methods */
-typedef enum RecsysMethod
-{
-	RECSYS_METHOD_ALS,			/* explicit ALS with biases, ALS-WR weighting */
-	RECSYS_METHOD_IALS,			/* implicit-feedback ALS (Hu, Koren, Volinsky) */
-	RECSYS_METHOD_POPULAR		/* items ranked by popularity, no factors */
-} RecsysMethod;
+struct RecsysMethod;				/* method.h */
 
 /* How implicit values become confidences */
 typedef enum RecsysScaling
@@ -47,19 +42,40 @@ typedef enum RecsysScaling
 	RECSYS_SCALING_LOG			/* c = 1 + alpha * log(1 + v / epsilon) */
 } RecsysScaling;
 
-/* Hyperparameters of one training run, frozen into the model row */
+/* How factor models solve a row's normal equations */
+typedef enum RecsysSolver
+{
+	RECSYS_SOLVER_CHOLESKY,		/* exact */
+	RECSYS_SOLVER_CG			/* a few conjugate-gradient steps (ials) */
+} RecsysSolver;
+
+/*
+ * The options of one training run, frozen into the model row as
+ * recsys.models.params.  Every method uses the fields its option table
+ * names (method.h) and leaves the others at zero.
+ */
 typedef struct RecsysParams
 {
-	RecsysMethod method;
+	const struct RecsysMethod *method;
+	/* factor models (als, ials) */
 	int			factors;
 	int			iterations;
-	double		regularization;
+	double		regularization; /* also ease's lambda */
 	int			seed;
-	double		alpha;			/* implicit: confidence scale */
-	RecsysScaling scaling;		/* implicit: linear or log confidence */
-	double		epsilon;		/* implicit: log scaling's value unit */
-	bool		cg;				/* implicit: conjugate gradient solver */
-	int			cg_steps;		/* implicit: CG steps per row and half-step */
+	int			solver;			/* RecsysSolver */
+	int			cg_steps;
+	/* implicit feedback (ials) */
+	double		alpha;			/* confidence scale */
+	int			scaling;		/* RecsysScaling */
+	double		epsilon;		/* log scaling's value unit */
+	/* item neighbour models (item_knn, ease) */
+	int			neighbors;		/* most neighbours kept per item */
+	int			weighting;		/* KnnWeighting */
+	double		k1;				/* bm25 */
+	double		b;				/* bm25 */
+	int			similarity;		/* KnnSimilarity */
+	double		shrink;
+	bool		binary;			/* every interaction counts 1 */
 } RecsysParams;
 
 /*
@@ -101,20 +117,28 @@ typedef struct RecsysModelInfo
 	int64		version;
 	int64		token;			/* random per version: part of the cache key */
 	char	   *name;
-	RecsysMethod method;
-	int			factors;		/* 0 for the popular method */
+	const struct RecsysMethod *method;
+	RecsysParams params;		/* the options it was trained with */
+	int			factors;		/* 0 for methods without factors */
 	int			num_users;
 	int			num_items;
 	double		global_mean;
-	double		regularization;
-	double		alpha;
-	RecsysScaling scaling;
-	double		epsilon;
 	char	   *source;			/* qualified source relation, as trained */
 	char	   *user_col;
 	char	   *item_col;
 	char	   *value_col;		/* NULL when trained without values */
 } RecsysModelInfo;
+
+/* One side (items or users) of a stored model, as the cache holds it */
+typedef struct RecsysFactors
+{
+	int			n;
+	int			k;
+	int64	   *ids;
+	float	   *factors;		/* nitems x k, row-major */
+	float	   *bias;
+	int64	   *popularity;		/* items: training interactions; users: seen */
+} RecsysFactors;
 
 /* One user's stored row */
 typedef struct RecsysUserRow
@@ -129,12 +153,11 @@ typedef struct RecsysUserRow
 
 /* recsys.c */
 extern char *recsys_default_model;
-extern const char *RecsysMethodName(RecsysMethod method);
-extern bool RecsysParseMethod(const char *name, RecsysMethod *method);
 extern double RecsysConfidence(RecsysScaling scaling, double alpha,
 							   double epsilon, double value);
 extern Size RecsysMemoryBudget(void);
 extern void RecsysCheckMemory(Size required, const char *what);
+extern double RecsysSecondsSince(instr_time start);
 extern void RecsysCheckNumber(const char *name, double x, double min,
 							  bool strict);
 

@@ -72,6 +72,19 @@ CREATE TABLE recsys.item_factors (
 );
 COMMENT ON TABLE recsys.item_factors IS 'item factors and bias per model; popularity is the item''s number of training interactions';
 
+CREATE TABLE recsys.item_neighbors (
+    model_id          bigint NOT NULL,
+    item_id           bigint NOT NULL,
+    neighbors         bigint[] NOT NULL,
+    weights           real[] NOT NULL,
+    PRIMARY KEY (model_id, item_id)
+);
+-- Ids and weights barely compress: out of line, uncompressed, when long.
+ALTER TABLE recsys.item_neighbors
+    ALTER COLUMN neighbors SET STORAGE EXTERNAL,
+    ALTER COLUMN weights SET STORAGE EXTERNAL;
+COMMENT ON TABLE recsys.item_neighbors IS 'item-neighbour models (item_knn, ease): the items each item recommends, best first, and their weights';
+
 -- The database's secret salt of recsys's lock keys (catalog.c), so that
 -- pg_locks does not tell other roles which model names are being trained.
 -- One row, readable by the extension's owner only; not dumped: a restored
@@ -89,5 +102,6 @@ SELECT pg_catalog.pg_extension_config_dump('recsys.models', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.training_log', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.user_factors', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.item_factors', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.item_neighbors', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.model_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.version_seq', '');

@@ -51,6 +51,7 @@ ALTER TABLE recsys.models ENABLE ROW LEVEL SECURITY;
 ALTER TABLE recsys.training_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE recsys.user_factors ENABLE ROW LEVEL SECURITY;
 ALTER TABLE recsys.item_factors ENABLE ROW LEVEL SECURITY;
+ALTER TABLE recsys.item_neighbors ENABLE ROW LEVEL SECURITY;
 ALTER TABLE recsys.model_grants ENABLE ROW LEVEL SECURITY;
 
 -- The models policy reads model_grants directly (not model_privilege,
@@ -66,13 +67,15 @@ CREATE POLICY user_factors_serve ON recsys.user_factors FOR SELECT
     USING (recsys.model_privilege(model_id, 'serve'));
 CREATE POLICY item_factors_serve ON recsys.item_factors FOR SELECT
     USING (recsys.model_privilege(model_id, 'serve'));
+CREATE POLICY item_neighbors_serve ON recsys.item_neighbors FOR SELECT
+    USING (recsys.model_privilege(model_id, 'serve'));
 
 -- Grants are public knowledge, like the ACLs in pg_class.
 CREATE POLICY model_grants_read ON recsys.model_grants FOR SELECT USING (true);
 
 GRANT USAGE ON SCHEMA recsys TO PUBLIC;
 GRANT SELECT ON recsys.models, recsys.training_log, recsys.user_factors,
-    recsys.item_factors, recsys.model_grants TO PUBLIC;
+    recsys.item_factors, recsys.item_neighbors, recsys.model_grants TO PUBLIC;
 
 -- Let another role (NULL: every role) serve or also train a model
 CREATE FUNCTION @extschema@.grant_model(model text, grantee regrole, privilege text DEFAULT 'serve')

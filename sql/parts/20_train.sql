@@ -8,19 +8,20 @@ CREATE PROCEDURE @extschema@.train(
     item_col        name DEFAULT 'item_id',
     value_col       name DEFAULT NULL,
     method          text DEFAULT 'als',
-    factors         integer DEFAULT 64,
-    iterations      integer DEFAULT 15,
-    regularization  double precision DEFAULT 0.1,
-    seed            integer DEFAULT 42,
-    alpha           double precision DEFAULT 1.0,
+    factors         integer DEFAULT NULL,
+    iterations      integer DEFAULT NULL,
+    regularization  double precision DEFAULT NULL,
+    seed            integer DEFAULT NULL,
+    alpha           double precision DEFAULT NULL,
     solver          text DEFAULT NULL,
-    cg_steps        integer DEFAULT 3,
-    scaling         text DEFAULT 'linear',
-    epsilon         double precision DEFAULT 1.0)
-AS 'MODULE_PATHNAME', 'recsys_train'
+    cg_steps        integer DEFAULT NULL,
+    scaling         text DEFAULT NULL,
+    epsilon         double precision DEFAULT NULL,
+    options         jsonb DEFAULT '{}')
+AS 'MODULE_PATHNAME', 'recsys_train_1_2'
 LANGUAGE C;
-COMMENT ON PROCEDURE @extschema@.train(text, regclass, name, name, name, text, integer, integer, double precision, integer, double precision, text, integer, text, double precision)
-    IS 'train (or retrain) a model from a table of (user, item, value) interactions: method als, ials or popular';
+COMMENT ON PROCEDURE @extschema@.train(text, regclass, name, name, name, text, integer, integer, double precision, integer, double precision, text, integer, text, double precision, jsonb)
+    IS 'train (or retrain) a model from a table of (user, item, value) interactions: method als, ials, item_knn, ease or popular; the named arguments (NULL: the method''s default) and options set the method''s options';
 
 CREATE FUNCTION @extschema@.drop_model(model text, if_exists boolean DEFAULT false)
 RETURNS boolean
@@ -28,3 +29,31 @@ AS 'MODULE_PATHNAME', 'recsys_drop_model'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.drop_model(text, boolean)
     IS 'delete a model with its factors and training log; returns whether it existed';
+
+-- The method table, for people and programs choosing a method
+CREATE FUNCTION recsys.methods(
+    OUT method          text,
+    OUT description     text,
+    OUT learns_from     text,
+    OUT stores          text,
+    OUT similar_items   boolean,
+    OUT similar_users   boolean,
+    OUT explain         boolean)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'recsys_methods'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.methods()
+    IS 'the training methods: what each learns from (ratings or feedback), what it stores, and which serving functions it supports';
+
+CREATE FUNCTION recsys.method_options(
+    method              text,
+    OUT option          text,
+    OUT type            text,
+    OUT default_value   text,
+    OUT allowed         text,
+    OUT description     text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'recsys_method_options'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.method_options(text)
+    IS 'the options train() accepts for a method (as named arguments or in options), with their type, default and allowed values';

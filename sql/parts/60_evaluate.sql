@@ -828,8 +828,9 @@ COMMENT ON FUNCTION @extschema@.evaluate(text, regclass, integer, name, name, na
 -- transaction's rollback removes them with everything else.
 --
 
--- CALL train with hyperparameters from a jsonb object; train's NOTICEs are
--- held back (tuning reports its own progress).
+-- CALL train with hyperparameters from a jsonb object ("method" and the
+-- method's options, checked by train); train's NOTICEs are held back
+-- (tuning reports its own progress).
 CREATE FUNCTION recsys.eval_train(
     model      text,
     source     regclass,
@@ -842,9 +843,6 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    allowed text[];
-    bad text;
-    args text;
     old_level text := pg_catalog.current_setting('client_min_messages');
 BEGIN
     IF params IS NULL OR pg_catalog.jsonb_typeof(params) <> 'object' THEN
@@ -852,33 +850,19 @@ BEGIN
             MESSAGE = format('training parameters must be a jsonb object, got %s', coalesce(params::text, 'NULL')),
             HINT = 'For example ''{"method": "ials", "factors": 16, "alpha": 2}''.';
     END IF;
-    -- The hyperparameters are train's own parameters, except the ones that
-    -- name the model and describe the source.
-    SELECT pg_catalog.array_agg(a.n ORDER BY a.o) INTO allowed
-    FROM (SELECT pr.proargnames FROM pg_catalog.pg_proc pr
-          WHERE pr.proname = 'train' AND pr.prokind = 'p'
-            AND pr.pronamespace = '@extschema@'::regnamespace
-          ORDER BY pr.pronargs DESC LIMIT 1) t,
-         pg_catalog.unnest(t.proargnames) WITH ORDINALITY AS a(n, o)
-    WHERE a.n NOT IN ('model', 'source', 'user_col', 'item_col', 'value_col');
-    SELECT e.key INTO bad FROM pg_catalog.jsonb_each(params) e
-    WHERE e.key <> ALL (allowed) OR pg_catalog.jsonb_typeof(e.value) IN ('object', 'array')
-    ORDER BY e.key COLLATE "C" LIMIT 1;
-    IF bad IS NOT NULL THEN
+    IF params ? 'method' AND pg_catalog.jsonb_typeof(params -> 'method') <> 'string' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = CASE WHEN bad = ANY (allowed)
-                           THEN format('training parameter "%s" must be a single value, got %s', bad, params -> bad)
-                           ELSE format('unknown training parameter "%s"', bad) END,
-            HINT = format('Training parameters are %s.', pg_catalog.array_to_string(allowed, ', '));
+            MESSAGE = format('training parameter "method" must be a string, got %s', params -> 'method'),
+            HINT = 'For example ''{"method": "item_knn", "neighbors": 50}''.';
     END IF;
-    SELECT pg_catalog.string_agg(format(', %I => %L', e.key, e.value #>> '{}'), '' ORDER BY e.key COLLATE "C")
-    INTO args FROM pg_catalog.jsonb_each(params) e;
 
     IF old_level IN ('debug5', 'debug4', 'debug3', 'debug2', 'debug1', 'log', 'notice') THEN
         PERFORM pg_catalog.set_config('client_min_messages', 'warning', true);
     END IF;
-    EXECUTE format('CALL @extschema@.train(%L, %L, user_col => %L, item_col => %L, value_col => %L%s)',
-                   model, source, user_col, item_col, value_col, coalesce(args, ''));
+    CALL @extschema@.train(model, source, user_col => user_col, item_col => item_col,
+                           value_col => value_col,
+                           method => coalesce(params ->> 'method', 'als'),
+                           options => params OPERATOR(pg_catalog.-) 'method');
     PERFORM pg_catalog.set_config('client_min_messages', old_level, true);
 END
 $$;

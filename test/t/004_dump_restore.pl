@@ -45,6 +45,7 @@ $node->safe_psql(
 CALL train('m', 'ratings', value_col => 'rating', factors => 16, iterations => 5, seed => 1);
 CALL train('m2', 'ratings', value_col => 'rating', factors => 4, iterations => 3);
 CALL train('m', 'ratings', value_col => 'rating', factors => 16, iterations => 8, seed => 2);
+CALL train('knn', 'ratings', method => 'item_knn', value_col => 'rating', options => '{"neighbors": 20}');
 });
 
 # Everything stored, as one comparable string per table
@@ -56,6 +57,8 @@ my %contents = (
                       FROM recsys.user_factors t},
 	item_factors_rows => q{SELECT md5(string_agg(t::text, ',' ORDER BY model_id, item_id)) || ' ' || count(*)
                       FROM recsys.item_factors t},
+	item_neighbors_rows => q{SELECT md5(string_agg(t::text, ',' ORDER BY model_id, item_id)) || ' ' || count(*)
+                      FROM recsys.item_neighbors t},
 	per_model_row_counts => q{SELECT m.name, m.version,
                        (SELECT count(*) FROM recsys.user_factors u WHERE u.model_id = m.model_id),
                        (SELECT count(*) FROM recsys.item_factors i WHERE i.model_id = m.model_id),
@@ -67,7 +70,8 @@ my %answers = (
 	recommend_m2 => q{SELECT array_agg(item_id ORDER BY score DESC, item_id) FROM recommend(2, 10, 'm2')},
 	recommend_unknown => q{SELECT array_agg(item_id ORDER BY score DESC, item_id) FROM recommend(-1, 5, 'm')},
 	predict => q{SELECT array_agg(predict(1, i, 'm') ORDER BY i) FROM generate_series(1, 20) i},
-	similar => q{SELECT array_agg(item_id ORDER BY score DESC, item_id) FROM similar_items(1, 5, 'm')},);
+	similar => q{SELECT array_agg(item_id ORDER BY score DESC, item_id) FROM similar_items(1, 5, 'm')},
+	recommend_knn => q{SELECT array_agg(item_id || ':' || score ORDER BY score DESC, item_id) FROM recommend(1, 10, 'knn')},);
 
 my (%before, %after);
 for my $k (keys %contents, keys %answers)

@@ -399,7 +399,11 @@ my %train = (
 	ials => q{method => 'ials'},
 	cholesky => q{method => 'ials', solver => 'cholesky', value_col => 'rating'},
 	popular => q{method => 'popular'},
+	item_knn => q{method => 'item_knn', value_col => 'rating'},
+	ease => q{method => 'ease', regularization => 10},
 );
+# Factor methods also get these
+my $small_factors = q{, factors => 4, iterations => 3};
 
 # factors 1024 (the maximum) on 8 users and 6 items
 for my $method (qw(als ials cholesky))
@@ -421,15 +425,21 @@ FROM recsys.models m WHERE m.name = 'k1024_$method'}),
 }
 
 # One item, one user, lonely items, for each method
-for my $method (qw(als ials cholesky popular))
+for my $method (qw(als ials cholesky popular item_knn ease))
 {
+	my $has_factors = $method =~ /^(als|ials|cholesky)$/;
+	my $neighbors = $method =~ /^(item_knn|ease)$/;
+	my $extra = $has_factors ? $small_factors : '';
 	$node->safe_psql('postgres', qq{
 SET client_min_messages = warning;
-CALL train('one_item_$method', 'one_item', $train{$method}, factors => 4, iterations => 3);
-CALL train('one_user_$method', 'one_user', $train{$method}, factors => 4, iterations => 3);
-CALL train('lonely_$method', 'lonely', $train{$method}, factors => 4, iterations => 5);
+CALL train('one_item_$method', 'one_item', $train{$method}$extra);
+CALL train('one_user_$method', 'one_user', $train{$method}$extra);
+CALL train('lonely_$method', 'lonely', $train{$method}$extra);
 });
+	# similar_items and recommend_for_items: factor and neighbour models;
+	# similar_users: factor models
 	my $factors = $method eq 'popular' ? 'false' : 'true';
+	my $users = $has_factors ? 'true' : 'false';
 	is( $node->safe_psql(
 			'postgres', qq{
 SELECT (SELECT num_users || 'x' || num_items FROM recsys.models WHERE name = 'one_item_$method'),
@@ -438,10 +448,10 @@ SELECT (SELECT num_users || 'x' || num_items FROM recsys.models WHERE name = 'on
        (SELECT string_agg(item_id::text, ',') FROM recommend(99, 10, 'one_item_$method')),
        (SELECT count(*) FROM recommend_all(10, 'one_item_$method')),
        CASE WHEN $factors THEN (SELECT count(*) FROM similar_items(1, 10, 'one_item_$method')) END,
-       CASE WHEN $factors THEN (SELECT count(*) FROM similar_users(1, 10, 'one_item_$method')) END,
+       CASE WHEN $users THEN (SELECT count(*) FROM similar_users(1, 10, 'one_item_$method')) END,
        CASE WHEN $factors THEN (SELECT count(*) FROM recommend_for_items(ARRAY[1], 10, 'one_item_$method', ARRAY[3])) END,
        predict(1, 1, 'one_item_$method') BETWEEN -1e30 AND 1e30}),
-		($method eq 'popular' ? '10x1|0|1|1|0||||t' : '10x1|0|1|1|0|0|9|0|t'),
+		($method eq 'popular' ? '10x1|0|1|1|0||||t' : $neighbors ? '10x1|0|1|1|0|0||0|t' : '10x1|0|1|1|0|0|9|0|t'),
 		"one item ($method): defined answers");
 	is( $node->safe_psql(
 			'postgres', qq{
@@ -450,9 +460,9 @@ SELECT (SELECT num_users || 'x' || num_items FROM recsys.models WHERE name = 'on
        (SELECT count(*) FROM recommend(7, 10, 'one_user_$method', exclude_seen => false)),
        (SELECT count(*) FROM recommend(8, 3, 'one_user_$method')),
        (SELECT count(*) FROM recommend_all(10, 'one_user_$method')),
-       CASE WHEN $factors THEN (SELECT count(*) FROM similar_users(7, 10, 'one_user_$method')) END,
+       CASE WHEN $users THEN (SELECT count(*) FROM similar_users(7, 10, 'one_user_$method')) END,
        CASE WHEN $factors THEN (SELECT count(*) FROM similar_items(1, 10, 'one_user_$method')) END}),
-		($method eq 'popular' ? '1x10|0|10|3|0||' : '1x10|0|10|3|0|0|9'),
+		($method eq 'popular' ? '1x10|0|10|3|0||' : $neighbors ? '1x10|0|10|3|0||9' : '1x10|0|10|3|0|0|9'),
 		"one user ($method): defined answers");
 	# Items 100 and 101 only user 9 has: others can get them, user 9 not
 	is( $node->safe_psql(

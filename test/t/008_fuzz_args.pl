@@ -125,6 +125,8 @@ CALL train('im', 'ratings', method => 'ials', factors => 2, iterations => 5);
 CALL train('imc', 'ratings', method => 'ials', solver => 'cholesky', factors => 4,
            iterations => 3, value_col => 'rating', scaling => 'log');
 CALL train('pop', 'ratings', method => 'popular');
+CALL train('knn', 'ratings', method => 'item_knn', value_col => 'rating', options => '{"neighbors": 3}');
+CALL train('ease', 'ratings', method => 'ease', options => '{"regularization": 5, "neighbors": 0}');
 CALL train('ext', 'ext_r', value_col => 'rating', factors => 2, iterations => 3);
 CREATE TABLE fz_big (k text PRIMARY KEY, i8 bigint[], f4 real[], f8 float8[], i4 int[]);
 INSERT INTO fz_big
@@ -244,7 +246,8 @@ my %extreme = (
 	],
 	'text' => [
 		'NULL::text', q{''::text}, q{'ex'::text}, q{'im'::text}, q{'imc'::text}, q{'pop'::text},
-		q{'ext'::text}, q{'nosuch'::text}, q{repeat('x', 10000)}, q{repeat('x', 128)},
+		q{'ext'::text}, q{'knn'::text}, q{'ease'::text}, q{'item_knn'::text},
+		q{'nosuch'::text}, q{repeat('x', 10000)}, q{repeat('x', 128)},
 		q{repeat('x', 129)}, q{'als'::text}, q{'ials'::text}, q{'popular'::text},
 		q{'cholesky'::text}, q{'cg'::text}, q{'log'::text}, q{'ratings'::text},
 		q{E'a\nb"c''d\\\\e'::text}, q{'%s%n%d'::text}, q{'public.ratings'::text},
@@ -280,6 +283,13 @@ my %extreme = (
 		q{'{"method": "ials", "alpha": [1e308, -1]}'::jsonb},
 		q{'{"method": "popular"}'::jsonb}, q{'{"nosuch": 1}'::jsonb},
 		q{'{"regularization": "NaN"}'::jsonb}, q{'{"factors": []}'::jsonb},
+		q{'{"neighbors": 0}'::jsonb}, q{'{"neighbors": 2147483648}'::jsonb},
+		q{'{"neighbors": 1e308, "shrink": -1e308}'::jsonb}, q{'{"k1": -1, "b": 2}'::jsonb},
+		q{'{"weighting": "bm25", "similarity": "jaccard", "binary": true}'::jsonb},
+		q{'{"weighting": 1, "similarity": null, "binary": "yes"}'::jsonb},
+		q{'{"regularization": 1e-300, "neighbors": 0}'::jsonb}, q{'{"regularization": 1e300}'::jsonb},
+		q{'{"method": "item_knn", "neighbors": [1, 100]}'::jsonb},
+		q{'{"method": "ease", "regularization": [1, 1e6]}'::jsonb}, q{'{"method": 7}'::jsonb},
 		q{'[{"name": "a", "model": "ex"}, {"name": "b", "model": "im"}]'::jsonb},
 		q{'[{"name": "a", "model": "ex", "weight": 0}, {"name": "a", "model": "nosuch", "weight": -1}]'::jsonb},
 		q{'[{"name": "a", "model": "ex", "weight": 1e300}, {"name": "b", "model": "ex", "options": {"exclude_seen": "x"}}]'::jsonb},
@@ -300,7 +310,7 @@ $_ = "($_)::jsonb" for grep { /^repeat/ } @{ $extreme{'jsonb'} };
 
 # Valid values by argument name (the first one that matches), else by type.
 my @sensible_by_name = (
-	[ qr/^(model|winner|control)$/ => [ q{'ex'}, q{'im'}, q{'imc'}, q{'pop'}, q{'ext'} ] ],
+	[ qr/^(model|winner|control)$/ => [ q{'ex'}, q{'im'}, q{'imc'}, q{'pop'}, q{'ext'}, q{'knn'}, q{'ease'} ] ],
 	[ qr/^(experiment|name)$/ => [q{'exp1'}] ],
 	[ qr/^user_id$/ => [ '1::bigint', '2::bigint', '8::bigint' ] ],
 	[ qr/^item_id$/ => [ '1::bigint', '3::bigint', '6::bigint' ] ],
@@ -317,7 +327,8 @@ my @sensible_by_name = (
 	[ qr/^item_col$/ => [q{'item_id'}] ],
 	[ qr/^(value_col|col)$/ => [q{'rating'}] ],
 	[ qr/^time_col$/ => [q{'ts'}] ],
-	[ qr/^method$/ => [ q{'als'}, q{'ials'} ] ],
+	[ qr/^method$/ => [ q{'als'}, q{'ials'}, q{'item_knn'}, q{'ease'}, q{'popular'} ] ],
+	[ qr/^options$/ => [ q{'{}'::jsonb} ] ],
 	[ qr/^factors$/ => [ '2', '3' ] ],
 	[ qr/^(iterations|folds|trials|patience|iterations_step|test_count|min_history)$/ => ['2'] ],
 	[ qr/^regularization$/ => ['0.1::float8'] ],
@@ -753,7 +764,7 @@ is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the server is up after the re
 # The rolled-back calls left the fixture as it was
 is($node->safe_psql('postgres',
 		q{SELECT string_agg(name || ':' || num_users || ':' || num_items, ',' ORDER BY name) FROM recsys.models}),
-	'ex:8:6,ext:3:3,im:8:6,imc:8:6,pop:8:6', 'the models are unchanged');
+	'ease:8:6,ex:8:6,ext:3:3,im:8:6,imc:8:6,knn:8:6,pop:8:6', 'the models are unchanged');
 
 $node->stop;
 done_testing();

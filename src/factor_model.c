@@ -1,0 +1,503 @@
+/*-------------------------------------------------------------------------
+ *
+ * factor_model.c
+ *	  What the factor methods (als, ials) share: training sweeps, fold-in,
+ *	  scoring, explanations, similar items, forgetting a user.
+ *
+ * Training runs the ALS half-steps of als.c; each serving-time solve is the
+ * same row solve (AlsExplicitNormal / AlsImplicitNormal and AlsSolveRow):
+ *	- fold-in (recommend_for_items, refresh_user) solves one user's factors
+ *	  against the stored item factors, exactly as a training half-step would;
+ *	- forget_user re-solves every item the user had against all remaining
+ *	  users, exactly as the item half-step would.
+ *
+ * Explanations decompose a score through the same normal equations.  With
+ * A the user's regularized normal matrix and x_j, t_j the vector and target
+ * of history item j, the user's solution is w = A^-1 sum_j t_j x_j, so for
+ * a candidate item with vector x_i
+ *
+ *		x_i . w = sum_j t_j (x_j . A^-1 x_i)
+ *
+ * and item j contributes t_j (x_j . z) with z = A^-1 x_i (one solve).  For
+ * implicit ALS, x_j = y_j and t_j = c_uj, and the contributions add up to
+ * the whole score.  For explicit ALS, x_j = [q_j, 1] and t_j = r_uj - mu -
+ * b_j, and they add up to the personal part b_u + p_u . q_i; mu + b_i is
+ * left in the remainder, which also absorbs any difference between the
+ * stored factors and an exact solve (conjugate-gradient training, or a
+ * history changed by refresh_user).
+ *
+ * Which of the two a model is comes from its AlsConfig (is_explicit),
+ * i.e. from its method's descriptor (method_als.c, method_ials.c).
+ *
+ * IDENTIFICATION
+ *	  src/factor_model.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "method.h"
+#include "miscadmin.h"
+#include "parallel.h"
+#include "portability/instr_time.h"
+#include "score.h"
+
+/* Report a row whose normal equations could not be solved */
+static void
+SolveFailed(const char *side, int64 id, double regularization)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("normal equations of %s %lld are not positive definite",
+					side, (long long) id),
+			 errdetail("regularization is %g.", regularization),
+			 errhint("Use a positive regularization; with very large values, scale them down.")));
+}
+
+/* The solver configuration of a model trained with p */
+static void
+ConfigOf(const RecsysParams *p, double mean, AlsConfig *c)
+{
+	c->is_explicit = p->method->explicit_values;
+	c->k = p->factors;
+	c->regularization = p->regularization;
+	c->mean = c->is_explicit ? mean : 0.0;
+	c->cg = p->solver == RECSYS_SOLVER_CG;
+	c->cg_steps = p->cg_steps;
+}
+
+/*
+ * Turn implicit values into extra confidences w = c - 1 in both matrices
+ * (the kernels' input); the caller has checked that values are >= 0.
+ */
+static void
+ImplicitWeights(RecsysRatings *r, const RecsysParams *p)
+{
+	for (int u = 0; u < r->nusers; u++)
+	{
+		for (int64 e = r->by_user.indptr[u]; e < r->by_user.indptr[u + 1]; e++)
+		{
+			float		v = r->by_user.values[e];
+			double		w = RecsysConfidence(p->scaling, p->alpha, p->epsilon, v);
+
+			if (!(w < FLT_MAX))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("confidence of value %g with alpha %g is out of range for real",
+								v, p->alpha),
+						 errhint("Use a smaller alpha, or scaling => 'log'.")));
+			r->by_user.values[e] = (float) w;
+		}
+	}
+	for (int64 e = 0; e < r->by_item.nnz; e++)
+		r->by_item.values[e] = (float) RecsysConfidence(p->scaling, p->alpha,
+														p->epsilon,
+														r->by_item.values[e]);
+}
+
+/* Training memory of a factor model beyond the interactions */
+Size
+FactorMemory(const RecsysParams *p, const RecsysRatings *r)
+{
+	/* Implicit training keeps the raw values for storage besides weights */
+	return add_size(add_size(AlsModelMemory(p->factors, r->nusers, r->nitems),
+							 mul_size(ParallelThreads(),
+									  AlsWorkspaceMemory(p->factors, 0))),
+					p->method->explicit_values ? 0 : mul_size(r->nnz, sizeof(float)));
+}
+
+/*
+ * Train a factor model: the ALS sweeps of method als or ials, one NOTICE
+ * and one log entry per iteration.
+ */
+void
+FactorTrain(const RecsysParams *p, pg_attribute_unused() const RatingsSource *src,
+			RecsysRatings *r, MethodTrained *out)
+{
+	AlsModel   *m = &out->model;
+	AlsWorkspace *ws;
+	AlsConfig	c;
+	int			nthreads = ParallelThreads();
+
+	out->seen_values = r->by_user.values;
+	if (!p->method->explicit_values)
+	{
+		out->seen_values = palloc_extended(sizeof(float) * Max(r->nnz, 1),
+										   MCXT_ALLOC_HUGE);
+		memcpy(out->seen_values, r->by_user.values, sizeof(float) * r->nnz);
+		ImplicitWeights(r, p);
+	}
+
+	ConfigOf(p, r->mean, &c);
+	AlsModelInit(m, c.k, r->nusers, r->nitems, c.mean, (uint64) (uint32) p->seed);
+	ws = AlsWorkspacesCreate(nthreads, c.k + 1, 0);
+	out->iterations = p->iterations;
+	out->log = palloc0(sizeof(RecsysIteration) * Max(p->iterations, 1));
+
+	for (int it = 0; it < p->iterations; it++)
+	{
+		instr_time	start;
+		int			failed;
+		AlsLoss		loss;
+		RecsysIteration *log = &out->log[it];
+
+		INSTR_TIME_SET_CURRENT(start);
+
+		/* Items first, so the stored users solve against the final items */
+		failed = AlsHalfStep(&c, &r->by_item, m->user_factors, m->user_bias,
+							 r->nusers, m->item_factors, m->item_bias, ws, nthreads);
+		if (failed >= 0)
+			SolveFailed("item", r->item_ids[failed], p->regularization);
+		failed = AlsHalfStep(&c, &r->by_user, m->item_factors, m->item_bias,
+							 r->nitems, m->user_factors, m->user_bias, ws, nthreads);
+		if (failed >= 0)
+			SolveFailed("user", r->user_ids[failed], p->regularization);
+
+		if (c.is_explicit)
+			loss = AlsExplicitLoss(m, &r->by_user, &r->by_item, p->regularization,
+								   nthreads);
+		else
+			loss = AlsImplicitLoss(m, &r->by_user, p->regularization, &ws[0], nthreads);
+		log->loss = loss.loss;
+		log->rmse = loss.rmse;
+		log->seconds = RecsysSecondsSince(start);
+		if (!isfinite(loss.loss))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("training diverged at iteration %d: the loss is not finite",
+							it + 1),
+					 errhint("The values (or alpha times the values) are too large for real arithmetic; scale them down, or use scaling => 'log'.")));
+
+		if (isnan(loss.rmse))
+			ereport(NOTICE,
+					(errmsg("iteration %d of %d: loss %.6f, %.3f s",
+							it + 1, p->iterations, loss.loss, log->seconds)));
+		else
+			ereport(NOTICE,
+					(errmsg("iteration %d of %d: loss %.6f, rmse %.6f, %.3f s",
+							it + 1, p->iterations, loss.loss, loss.rmse,
+							log->seconds)));
+	}
+}
+
+/* The kernel value of a raw history value: a rating, or w = c - 1 */
+static float
+KernelValue(const CacheEntry *e, float raw)
+{
+	if (e->config.is_explicit)
+		return raw;
+	return (float) RecsysConfidence(e->params.scaling, e->params.alpha,
+									e->params.epsilon, raw);
+}
+
+/* Error for a kernel that refused its arguments */
+static void
+SolveBug(void)
+{
+	elog(ERROR, "a BLAS or LAPACK call refused its arguments, please report a bug");
+}
+
+/* Build the normal equations of a history in e->ws (the training kernels) */
+static void
+BuildNormal(CacheEntry *e, const ServeHistory *h, float *kernel)
+{
+	const RecsysFactors *it = &e->items;
+
+	bool		ok;
+
+	for (int j = 0; j < h->n; j++)
+		kernel[j] = KernelValue(e, h->values[j]);
+	if (e->config.is_explicit)
+		ok = AlsExplicitNormal(h->rows, kernel, h->n, e->config.mean, it->factors,
+							   it->bias, it->k, &e->ws);
+	else
+	{
+		CacheItemGram(e);
+		ok = AlsImplicitNormal(h->rows, kernel, h->n, it->factors, it->k, &e->ws);
+	}
+	if (!ok)
+		SolveBug();
+}
+
+/* Error for a user's normal equations that cannot be solved */
+static void
+FoldInFailed(const char *model)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("normal equations of the user are not positive definite in model \"%s\"",
+					model),
+			 errhint("Retrain the model with a positive regularization.")));
+}
+
+/* Solve a history for a user's factors and bias (fold-in) */
+void
+FactorFoldIn(CacheEntry *e, const ServeHistory *h, const char *model,
+			 RecsysUserRow *row)
+{
+	float	   *kernel = palloc(sizeof(float) * Max(h->n, 1));
+	int			info;
+
+	row->bias = 0.0f;
+	if (h->n == 0)
+	{
+		memset(row->factors, 0, sizeof(float) * e->items.k);
+		return;
+	}
+	BuildNormal(e, h, kernel);
+	info = AlsSolveRow(&e->config, h->n, &e->ws, row->factors, &row->bias);
+	if (info < 0)
+		SolveBug();
+	if (info > 0)
+		FoldInFailed(model);
+	pfree(kernel);
+}
+
+/* Score every item for a user's factors: mu + b_u + b_i + p_u . q_i */
+void
+FactorScore(CacheEntry *e, const RecsysUserRow *user,
+			pg_attribute_unused() const ServeHistory *h, float *scores)
+{
+	ScoreFactors(&e->items, e->zero_bias, user->factors,
+				 (float) (e->config.mean + user->bias), scores);
+}
+
+/* The predicted value of one item */
+double
+FactorPredict(CacheEntry *e, const RecsysUserRow *user,
+			  pg_attribute_unused() const ServeHistory *h, int32 item)
+{
+	return e->config.mean + user->bias + e->items.bias[item] +
+		ScoreDot(user->factors, e->items.factors + (Size) item * e->items.k,
+				 e->items.k);
+}
+
+/*
+ * Contributions of the history to item's score (see the file header);
+ * returns the stored score mu + b_u + b_i + p_u . q_i.
+ */
+double
+FactorExplain(CacheEntry *e, const RecsysUserRow *user, const ServeHistory *h,
+			  int32 item, const char *model, float *contrib)
+{
+	int			k = e->items.k;
+	bool		explicit = e->config.is_explicit;
+	int			d = explicit ? k + 1 : k;
+	double	   *z = palloc(sizeof(double) * d);
+	float	   *kernel = palloc(sizeof(float) * Max(h->n, 1));
+
+	/* z = A^-1 x_i, through the user's regularized normal equations */
+	for (int f = 0; f < k; f++)
+		z[f] = e->items.factors[(Size) item * k + f];
+	if (explicit)
+		z[k] = 1.0;
+	if (h->n > 0)
+	{
+		int			info;
+
+		BuildNormal(e, h, kernel);
+		info = AlsSolve(e->ws.a, z, d, AlsRowPenalty(&e->config, h->n));
+		if (info < 0)
+			SolveBug();
+		if (info > 0)
+			FoldInFailed(model);
+	}
+
+	/* Contribution of history item j: t_j (x_j . z) */
+	for (int j = 0; j < h->n; j++)
+	{
+		const float *x = e->items.factors + (Size) h->rows[j] * k;
+		double		dot = explicit ? z[k] : 0.0;
+		double		t = explicit ?
+			kernel[j] - e->config.mean - e->items.bias[h->rows[j]] :
+			1.0 + kernel[j];
+
+		for (int f = 0; f < k; f++)
+			dot += x[f] * z[f];
+		contrib[j] = (float) (t * dot);
+	}
+	return FactorPredict(e, user, h, item);
+}
+
+/* Cosine similarity of the item's factors to every item's */
+void
+FactorSimilarItems(CacheEntry *e, int32 item, float *scores)
+{
+	ScoreCosine(&e->items, CacheItemNorms(e), item, scores);
+}
+
+/* Normal equations of the items being re-solved by FactorForget */
+typedef struct ForgetState
+{
+	const RecsysModelInfo *info;
+	bool		explicit;
+	int			d;				/* unknowns per item */
+	int			naffected;
+	IdMap	   *slot;			/* affected item id -> slot */
+	double	   *a;				/* naffected packed d x d triangles */
+	double	   *b;				/* naffected x d right-hand sides */
+	int64	   *count;			/* remaining interactions per item */
+	double	   *gram;			/* implicit: packed sum of x_u x_u^T, all users */
+	int64		forgotten;		/* the user being removed (the scan may see them) */
+	float	   *x;				/* scratch: one user's vector */
+	float	   *sx;				/* scratch: the same, scaled */
+} ForgetState;
+
+/* Add one batch of remaining users to the affected items' equations */
+static void
+ForgetBatch(void *arg, const int64 *ids, const RecsysUserRow *rows, int n)
+{
+	ForgetState *st = (ForgetState *) arg;
+	const RecsysModelInfo *info = st->info;
+	int			k = info->factors;
+	int			d = st->d;
+	float	   *x = st->x;
+
+	for (int j = 0; j < n; j++)
+	{
+		const RecsysUserRow *u = &rows[j];
+
+		if (ids[j] == st->forgotten)
+			continue;
+		memcpy(x, u->factors, sizeof(float) * k);
+		if (st->explicit)
+			x[k] = 1.0f;
+		else
+		{
+			/* Y^T Y over all users: every item's confidence-1 baseline */
+			AlsAccumulateRow(st->gram, NULL, d, x, 0.0);
+		}
+
+		for (int s = 0; s < u->nseen; s++)
+		{
+			int32		slot = IdMapLookup(st->slot, u->seen[s]);
+			double		v = u->seen_values[s];
+			double	   *a;
+			double	   *b;
+
+			if (slot < 0)
+				continue;
+			st->count[slot]++;
+			a = st->a + (Size) slot * AlsPackedSize(d);
+			b = st->b + (Size) slot * d;
+			if (st->explicit)
+				AlsAccumulateRow(a, b, d, x, v - info->global_mean - u->bias);
+			else
+			{
+				/* Observed: w x x^T into A and (1 + w) x into b */
+				double		w = RecsysConfidence(info->params.scaling,
+												 info->params.alpha,
+												 info->params.epsilon, v);
+
+				for (int f = 0; f < d; f++)
+				{
+					b[f] += (1.0 + w) * x[f];
+					st->sx[f] = (float) sqrt(w) * x[f];
+				}
+				AlsAccumulateRow(a, NULL, d, st->sx, 0.0);
+			}
+		}
+	}
+}
+
+/*
+ * forget_user for factor models: re-solve every item the user had against
+ * all remaining users, as the item half-step would; items nobody else had
+ * are deleted.  The user's row is already gone.
+ */
+void
+FactorForget(ForgetContext *fc)
+{
+	const RecsysModelInfo *info = fc->info;
+	const RecsysUserRow *user = fc->user;
+	CacheEntry *e = fc->e;
+	int			k = info->factors;
+	ForgetState st;
+	RecsysFactors upd;
+	int64	   *gone;
+	int			ngone = 0;
+	double	   *a;
+
+	memset(&st, 0, sizeof(st));
+	st.info = info;
+	st.explicit = e->config.is_explicit;
+	st.d = st.explicit ? k + 1 : k;
+	st.slot = IdMapCreate(Max(user->nseen, 1));
+	for (int s = 0; s < user->nseen; s++)
+		if (IdMapLookup(e->index, user->seen[s]) >= 0 &&
+			IdMapLookup(st.slot, user->seen[s]) < 0)
+			IdMapSet(st.slot, user->seen[s], st.naffected++);
+	if (st.naffected == 0)
+	{
+		CatalogBumpVersion(info, 1, 0, user->nseen);
+		return;
+	}
+	st.a = palloc_extended(sizeof(double) * AlsPackedSize(st.d) * st.naffected,
+						   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	st.b = palloc0(sizeof(double) * st.d * st.naffected);
+	st.count = palloc0(sizeof(int64) * st.naffected);
+	st.gram = palloc0(sizeof(double) * AlsPackedSize(st.d));
+	st.forgotten = fc->user_id;
+	st.x = palloc(sizeof(float) * st.d);
+	st.sx = palloc(sizeof(float) * st.d);
+	CatalogForEachUserBatch(info, 1024, true, ForgetBatch, &st);
+
+	/* Solve each affected item; items with nobody left are deleted */
+	upd.k = k;
+	upd.n = 0;
+	upd.ids = palloc(sizeof(int64) * st.naffected);
+	upd.factors = palloc0(sizeof(float) * Max(k, 1) * st.naffected);
+	upd.bias = palloc0(sizeof(float) * st.naffected);
+	upd.popularity = palloc(sizeof(int64) * st.naffected);
+	gone = palloc(sizeof(int64) * st.naffected);
+	a = palloc(sizeof(double) * st.d * st.d);
+	for (int s = 0; s < user->nseen; s++)
+	{
+		int32		slot = IdMapLookup(st.slot, user->seen[s]);
+		int32		row = IdMapLookup(e->index, user->seen[s]);
+		double	   *b = st.b + (Size) slot * st.d;
+		int			info;
+
+		if (slot < 0 || row < 0 || st.count[slot] < 0)
+			continue;
+		if (st.count[slot] == 0)
+		{
+			gone[ngone++] = user->seen[s];
+			st.count[slot] = -1;
+			continue;
+		}
+		upd.ids[upd.n] = user->seen[s];
+		upd.popularity[upd.n] = st.count[slot];
+		AlsUnpack(st.a + (Size) slot * AlsPackedSize(st.d), a, st.d);
+		if (!st.explicit)
+		{
+			double	   *g = palloc(sizeof(double) * st.d * st.d);
+
+			AlsUnpack(st.gram, g, st.d);
+			for (int i = 0; i < st.d * st.d; i++)
+				a[i] += g[i];
+			pfree(g);
+		}
+		info = AlsSolve(a, b, st.d, AlsRowPenalty(&e->config, st.count[slot]));
+		if (info < 0)
+			SolveBug();
+		if (info > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("normal equations of item %lld are not positive definite",
+							(long long) user->seen[s]),
+					 errhint("Retrain the model with a positive regularization.")));
+		for (int f = 0; f < k; f++)
+			upd.factors[(Size) upd.n * k + f] = (float) b[f];
+		if (st.explicit)
+			upd.bias[upd.n] = (float) b[k];
+		st.count[slot] = -1;
+		upd.n++;
+		fc->resolved++;
+	}
+	CatalogUpdateItems(info, &upd, gone, ngone);
+	CatalogBumpVersion(info, 1, ngone, user->nseen);
+}

@@ -1,0 +1,76 @@
+/*-------------------------------------------------------------------------
+ *
+ * method_ials.c
+ *	  Method "ials": implicit feedback, weighted matrix factorization.
+ *
+ * Implicit ALS (Hu, Koren and Volinsky, ICDM 2008): every user-item pair
+ * has preference 1 if observed, else 0, with confidence 1 + alpha * v
+ * (linear) or 1 + alpha * log(1 + v / epsilon) (log scaling), solved
+ * exactly (Cholesky) or by a few conjugate-gradient steps per row
+ * (Takacs, Pilaszy and Tikk, RecSys 2011).  The math is in als.c, what
+ * factor models share in factor_model.c.
+ *
+ * IDENTIFICATION
+ *	  src/method_ials.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <float.h>
+
+#include "method.h"
+
+/* Solvers of implicit ALS, conjugate gradient by default */
+static const MethodChoice ials_solvers[] = {
+	{"cg", RECSYS_SOLVER_CG},
+	{"cholesky", RECSYS_SOLVER_CHOLESKY},
+	{NULL, 0}
+};
+
+/* How values become confidences */
+static const MethodChoice ials_scalings[] = {
+	{"linear", RECSYS_SCALING_LINEAR},
+	{"log", RECSYS_SCALING_LOG},
+	{NULL, 0}
+};
+
+/* The options of method ials */
+static const MethodOption ials_options[] = {
+	METHOD_OPTION_FACTORS,
+	METHOD_OPTION_ITERATIONS,
+	{"regularization", METHOD_OPTION_REAL, offsetof(RecsysParams, regularization), 0.1, 0,
+	DBL_MAX, false, NULL, "lambda, the penalty on the squared norms of the factors"},
+	METHOD_OPTION_SEED,
+	{"alpha", METHOD_OPTION_REAL, offsetof(RecsysParams, alpha), 1.0, 0,
+	DBL_MAX, false, NULL, "the confidence scale: confidence is 1 + alpha * value (linear scaling)"},
+	{"scaling", METHOD_OPTION_CHOICE, offsetof(RecsysParams, scaling), RECSYS_SCALING_LINEAR, 0,
+	0, false, ials_scalings, "linear (1 + alpha * value) or log (1 + alpha * log(1 + value / epsilon))"},
+	{"epsilon", METHOD_OPTION_REAL, offsetof(RecsysParams, epsilon), 1.0, 0,
+	DBL_MAX, true, NULL, "the value unit of log scaling"},
+	{"solver", METHOD_OPTION_CHOICE, offsetof(RecsysParams, solver), RECSYS_SOLVER_CG, 0,
+	0, false, ials_solvers, "cg (a few conjugate-gradient steps per row) or cholesky (exact)"},
+	{"cg_steps", METHOD_OPTION_INT, offsetof(RecsysParams, cg_steps), 3, 1,
+	RECSYS_MAX_CG_STEPS, false, NULL, "conjugate-gradient steps per row and half-step"},
+	METHOD_OPTION_END
+};
+
+const RecsysMethod MethodIals = {
+	.name = "ials",
+	.code = 2,
+	.summary = "implicit feedback",
+	.options = ials_options,
+	.factors = true,
+	.neighbors = false,
+	.explicit_values = false,
+	.personal = true,
+	.check = NULL,
+	.memory = FactorMemory,
+	.train = FactorTrain,
+	.fold_in = FactorFoldIn,
+	.score = FactorScore,
+	.predict = FactorPredict,
+	.explain = FactorExplain,
+	.similar_items = FactorSimilarItems,
+	.forget = FactorForget,
+};
