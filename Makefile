@@ -18,8 +18,8 @@ SQL_PARTS    = $(sort $(wildcard $(srcdir)/sql/parts/*.sql))
 # Regression tests live in sql/ beside the install script (PG15's pg_regress
 # has no --expecteddir, and expected/ is at the top level).
 # Tests of later areas join in when their files exist.
-LATER_TESTS  = $(basename $(notdir $(wildcard sql/evaluate.sql sql/tuning.sql sql/experiments.sql)))
-REGRESS      = setup train recommend aggregate implicit foldin $(LATER_TESTS) methods errors security attacks
+LATER_TESTS  = $(basename $(notdir $(wildcard sql/evaluate.sql sql/tuning.sql sql/experiments.sql sql/coldstart.sql)))
+REGRESS      = setup train recommend aggregate implicit foldin $(LATER_TESTS) methods features preprocess errors security attacks
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 TAP_TESTS    = 1

@@ -43,6 +43,10 @@ SET token = ('x' || pg_catalog.substr(pg_catalog.md5(pg_catalog.gen_random_uuid(
 ALTER TABLE recsys.models ALTER COLUMN token SET NOT NULL;
 COMMENT ON COLUMN recsys.models.token IS 'random number drawn with every version: with model_id and version, the key of the serving caches';
 
+-- What the preprocessing options did (train.c: Preprocess)
+ALTER TABLE recsys.models ADD COLUMN preprocessing jsonb;
+COMMENT ON COLUMN recsys.models.preprocessing IS 'what the preprocessing options did (values capped, rows without a time, the oldest decay factor, what k-core filtering left out); NULL when none was asked for';
+
 -- The database's secret salt of recsys's lock keys (10_storage.sql)
 CREATE TABLE recsys.instance (
     lock_salt         bigint NOT NULL
@@ -761,7 +765,7 @@ CREATE PROCEDURE @extschema@.train(
 AS 'MODULE_PATHNAME', 'recsys_train_1_2'
 LANGUAGE C;
 COMMENT ON PROCEDURE @extschema@.train(text, regclass, name, name, name, text, integer, integer, double precision, integer, double precision, text, integer, text, double precision, jsonb)
-    IS 'train (or retrain) a model from a table of (user, item, value) interactions: method als, ials, item_knn, ease or popular; the named arguments (NULL: the method''s default) and options set the method''s options';
+    IS 'train (or retrain) a model from a table of (user, item, value) interactions: method als, ials, item_knn, ease, content or popular; the named arguments (NULL: the method''s default) and options set the method''s options';
 
 -- Item-neighbour models (item_knn, ease) store their lists here.
 CREATE TABLE recsys.item_neighbors (
@@ -828,12 +832,13 @@ CREATE FUNCTION recsys.methods(
     OUT stores          text,
     OUT similar_items   boolean,
     OUT similar_users   boolean,
-    OUT explain         boolean)
+    OUT explain         boolean,
+    OUT features        boolean)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'recsys_methods'
 LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION recsys.methods()
-    IS 'the training methods: what each learns from (ratings or feedback), what it stores, and which serving functions it supports';
+    IS 'the training methods: what each learns from (ratings or feedback), what it stores, which serving functions it supports, and whether it trains with item and user features';
 
 CREATE FUNCTION recsys.method_options(
     method              text,
@@ -847,3 +852,586 @@ AS 'MODULE_PATHNAME', 'recsys_method_options'
 LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION recsys.method_options(text)
     IS 'the options train() accepts for a method (as named arguments or in options), with their type, default and allowed values';
+
+-- Content-based and hybrid models store their features with the model
+-- (10_storage.sql, 15_access.sql).
+CREATE TABLE recsys.model_features (
+    model_id          bigint NOT NULL,
+    side              text NOT NULL CHECK (side IN ('item', 'user')),
+    feature_id        integer NOT NULL,
+    name              text NOT NULL,
+    idf               real,
+    factors           real[],
+    PRIMARY KEY (model_id, side, feature_id)
+);
+COMMENT ON TABLE recsys.model_features IS 'the features a content or hybrid model knows, per side: name, idf (content) or factors (hybrid)';
+
+CREATE TABLE recsys.entity_features (
+    model_id          bigint NOT NULL,
+    side              text NOT NULL CHECK (side IN ('item', 'user')),
+    entity_id         bigint NOT NULL,
+    features          integer[] NOT NULL,
+    weights           real[] NOT NULL,
+    PRIMARY KEY (model_id, side, entity_id)
+);
+COMMENT ON TABLE recsys.entity_features IS 'the features of each item and user of a content or hybrid model (feature ids of recsys.model_features) and their weights';
+SELECT pg_catalog.pg_extension_config_dump('recsys.model_features', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.entity_features', '');
+ALTER TABLE recsys.model_features ENABLE ROW LEVEL SECURITY;
+ALTER TABLE recsys.entity_features ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_features_serve ON recsys.model_features FOR SELECT
+    USING (recsys.model_privilege(model_id, 'serve'));
+CREATE POLICY entity_features_serve ON recsys.entity_features FOR SELECT
+    USING (recsys.model_privilege(model_id, 'serve'));
+GRANT SELECT ON recsys.model_features, recsys.entity_features TO PUBLIC;
+
+-- Serving by features, and one item's refresh (40_foldin.sql)
+CREATE FUNCTION @extschema@.recommend_for_features(
+    features  text[],
+    n         integer DEFAULT 10,
+    model     text DEFAULT NULL,
+    weights   double precision[] DEFAULT NULL)
+RETURNS TABLE (item_id bigint, score real)
+AS 'MODULE_PATHNAME', 'recsys_recommend_for_features'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.recommend_for_features(text[], integer, text, double precision[])
+    IS 'recommendations for a visitor known only by features: user attributes (hybrid models) or item features of interest (content models); the popular items if none is known';
+
+CREATE FUNCTION @extschema@.explain_features(
+    user_id  bigint,
+    item_id  bigint,
+    n        integer DEFAULT 5,
+    model    text DEFAULT NULL)
+RETURNS TABLE (feature text, contribution real)
+AS 'MODULE_PATHNAME', 'recsys_explain_features'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 6;
+COMMENT ON FUNCTION @extschema@.explain_features(bigint, bigint, integer, text)
+    IS 'the features of the item that contribute most to its score for the user (content models); a last row with a NULL feature holds the rest';
+
+CREATE FUNCTION @extschema@.refresh_item(model text, item_id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'recsys_refresh_item'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.refresh_item(text, bigint)
+    IS 'compute one item''s row from its current features and interactions (a new item goes live without a retrain); false if it has neither';
+
+-- Cold-start evaluation (60_evaluate.sql): split_items, and evaluate's
+-- candidates.  The "too little data" errors of the splits now carry
+-- SQLSTATE 02000 (1.1 named a condition PL/pgSQL does not know).
+CREATE FUNCTION recsys.eval_check_candidates(candidates text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF candidates IS NULL OR candidates NOT IN ('all', 'test', 'cold') THEN
+        RAISE EXCEPTION USING
+            ERRCODE = CASE WHEN candidates IS NULL THEN 'null_value_not_allowed' ELSE 'invalid_parameter_value' END,
+            MESSAGE = CASE WHEN candidates IS NULL THEN 'candidates must not be null'
+                           ELSE format('unknown candidates "%s"', candidates) END,
+            HINT = 'Pass ''all'' (every item of the model), ''test'' (the items of the test table) or ''cold'' (the test items without training interactions in the model).';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION recsys.eval_check_candidates(text)
+    IS 'internal: error unless candidates is all, test or cold';
+
+CREATE FUNCTION @extschema@.split_items(
+    source         regclass,
+    train_table    text,
+    test_table     text,
+    test_fraction  double precision DEFAULT 0.2,
+    seed           integer DEFAULT 42,
+    user_col       name DEFAULT 'user_id',
+    item_col       name DEFAULT 'item_id',
+    replace        boolean DEFAULT false,
+    target_schema  name DEFAULT pg_catalog.current_schema())
+RETURNS TABLE (train_rows bigint, test_rows bigint, test_items bigint, test_users bigint)
+LANGUAGE plpgsql VOLATILE ROWS 1
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u text := quote_ident(user_col);
+    i text := quote_ident(item_col);
+    hash text;
+    train_name text;
+    test_name text;
+    nitems bigint;
+    nnull bigint;
+    cut_h bigint;
+    cut_i bigint;
+BEGIN
+    IF test_fraction IS NULL OR NOT (test_fraction > 0 AND test_fraction < 1) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('test_fraction must be between 0 and 1 (exclusive), got %s',
+                             coalesce(test_fraction::text, 'NULL')),
+            HINT = 'For example test_fraction => 0.2 holds out 20% of the items, with all their interactions.';
+    END IF;
+    PERFORM recsys.eval_check_split(test_fraction, NULL, 2, seed);
+    PERFORM recsys.eval_column_type(source, user_col, 'user', 'id');
+    PERFORM recsys.eval_column_type(source, item_col, 'item', 'id');
+    PERFORM recsys.eval_distinct_columns(ARRAY[user_col, item_col], '{user,item}');
+    train_name := recsys.eval_target_table(train_table, target_schema, replace, 'train table', source);
+    test_name := recsys.eval_target_table(test_table, target_schema, replace, 'test table', source);
+    IF train_name = test_name THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('train and test table are the same table %s', train_name);
+    END IF;
+    hash := format('pg_catalog.hashint8extended(s.%s::bigint, %s)', i, seed);
+
+    EXECUTE format('SELECT count(DISTINCT s.%s), count(*) FILTER (WHERE s.%s IS NULL OR s.%s IS NULL) FROM %s s',
+                   i, u, i, source)
+        INTO nitems, nnull;
+    IF nnull > 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = format('user or item column of relation %s contains null values', source),
+            HINT = 'Split a view that filters out rows with null ids.';
+    END IF;
+    IF nitems < 2 THEN
+        RAISE EXCEPTION USING ERRCODE = '02000',  -- no_data, which PL/pgSQL cannot name
+            MESSAGE = format('relation %s has %s distinct items, an item split needs at least 2',
+                             source, nitems),
+            HINT = 'At least one item must stay in training and one go to the test table.';
+    END IF;
+    -- round(test_fraction * items) half up, at least 1, at most items - 1.
+    test_items := recsys.eval_test_size(nitems, test_fraction, NULL);
+
+    -- The test items are the test_items smallest (hash, item); find the
+    -- largest of them, then each table is one scan with a row comparison.
+    EXECUTE format('SELECT p.h, p.i FROM (SELECT DISTINCT %s AS h, s.%s::bigint AS i FROM %s s) p
+                    ORDER BY p.h, p.i OFFSET $1 LIMIT 1', hash, i, source)
+        USING test_items - 1 INTO cut_h, cut_i;
+
+    EXECUTE format('CREATE TABLE %s AS SELECT s.* FROM %s s WHERE (%s, s.%s::bigint) <= ($1, $2)',
+                   test_name, source, hash, i)
+        USING cut_h, cut_i;
+    GET DIAGNOSTICS test_rows = ROW_COUNT;
+    EXECUTE format('CREATE TABLE %s AS SELECT s.* FROM %s s WHERE (%s, s.%s::bigint) > ($1, $2)',
+                   train_name, source, hash, i)
+        USING cut_h, cut_i;
+    GET DIAGNOSTICS train_rows = ROW_COUNT;
+    EXECUTE format('SELECT count(DISTINCT t.%s) FROM %s t', u, test_name) INTO test_users;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.split_items(regclass, text, text, double precision, integer, name, name, boolean, name)
+    IS 'item cold-start holdout: round(test_fraction * items) items, chosen by a seeded hash, go to the test table with all their interactions, the rest to the train table, so that no test item is in training';
+
+CREATE OR REPLACE FUNCTION @extschema@.split_random(
+    source         regclass,
+    train_table    text,
+    test_table     text,
+    test_fraction  double precision DEFAULT 0.2,
+    seed           integer DEFAULT 42,
+    user_col       name DEFAULT 'user_id',
+    item_col       name DEFAULT 'item_id',
+    replace        boolean DEFAULT false,
+    target_schema  name DEFAULT pg_catalog.current_schema())
+RETURNS TABLE (train_rows bigint, test_rows bigint, test_users bigint)
+LANGUAGE plpgsql VOLATILE ROWS 1
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u text := quote_ident(user_col);
+    i text := quote_ident(item_col);
+    hash text;
+    train_name text;
+    test_name text;
+    npairs bigint;
+    nnull bigint;
+    ntest bigint;
+    cut_h bigint;
+    cut_u bigint;
+    cut_i bigint;
+BEGIN
+    PERFORM recsys.eval_check_split(test_fraction, NULL, 2, seed);
+    PERFORM recsys.eval_column_type(source, user_col, 'user', 'id');
+    PERFORM recsys.eval_column_type(source, item_col, 'item', 'id');
+    PERFORM recsys.eval_distinct_columns(ARRAY[user_col, item_col], '{user,item}');
+    train_name := recsys.eval_target_table(train_table, target_schema, replace, 'train table', source);
+    test_name := recsys.eval_target_table(test_table, target_schema, replace, 'test table', source);
+    IF train_name = test_name THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('train and test table are the same table %s', train_name);
+    END IF;
+    hash := format('pg_catalog.hashint8extended(s.%s::bigint, pg_catalog.hashint8extended(s.%s::bigint, %s))',
+                   i, u, seed);
+
+    EXECUTE format('SELECT count(*), count(*) FILTER (WHERE p.u IS NULL OR p.i IS NULL)
+                    FROM (SELECT DISTINCT s.%s AS u, s.%s AS i FROM %s s) p', u, i, source)
+        INTO npairs, nnull;
+    IF nnull > 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = format('user or item column of relation %s contains null values', source),
+            HINT = 'Split a view that filters out rows with null ids.';
+    END IF;
+    IF npairs < 2 THEN
+        RAISE EXCEPTION USING ERRCODE = '02000',  -- no_data, which PL/pgSQL cannot name
+            MESSAGE = format('relation %s has %s distinct (user, item) pairs, a split needs at least 2',
+                             source, npairs);
+    END IF;
+    ntest := recsys.eval_test_size(npairs, test_fraction, NULL);
+
+    -- The test pairs are the ntest smallest (hash, user, item); find the
+    -- largest of them, then each table is one scan with a row comparison.
+    EXECUTE format('SELECT p.h, p.u, p.i FROM (SELECT DISTINCT %s AS h, s.%s::bigint AS u, s.%s::bigint AS i
+                                              FROM %s s) p
+                    ORDER BY p.h, p.u, p.i OFFSET $1 LIMIT 1', hash, u, i, source)
+        USING ntest - 1 INTO cut_h, cut_u, cut_i;
+
+    EXECUTE format('CREATE TABLE %s AS SELECT s.* FROM %s s WHERE (%s, s.%s::bigint, s.%s::bigint) <= ($1, $2, $3)',
+                   test_name, source, hash, u, i)
+        USING cut_h, cut_u, cut_i;
+    GET DIAGNOSTICS test_rows = ROW_COUNT;
+    EXECUTE format('CREATE TABLE %s AS SELECT s.* FROM %s s WHERE (%s, s.%s::bigint, s.%s::bigint) > ($1, $2, $3)',
+                   train_name, source, hash, u, i)
+        USING cut_h, cut_u, cut_i;
+    GET DIAGNOSTICS train_rows = ROW_COUNT;
+    EXECUTE format('SELECT count(DISTINCT t.%s) FROM %s t', u, test_name) INTO test_users;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.split_random(regclass, text, text, double precision, integer, name, name, boolean, name)
+    IS 'random holdout: round(test_fraction * pairs) (user, item) pairs, chosen by a seeded hash, go to the test table, the rest to the train table';
+
+CREATE OR REPLACE FUNCTION @extschema@.split_temporal(
+    source         regclass,
+    train_table    text,
+    test_table     text,
+    time_col       name,
+    test_fraction  double precision DEFAULT 0.2,
+    per_user       boolean DEFAULT false,
+    test_count     integer DEFAULT NULL,
+    min_history    integer DEFAULT 2,
+    user_col       name DEFAULT 'user_id',
+    replace        boolean DEFAULT false,
+    target_schema  name DEFAULT pg_catalog.current_schema())
+RETURNS TABLE (train_rows bigint, test_rows bigint, test_users bigint)
+LANGUAGE plpgsql VOLATILE ROWS 1
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u text := quote_ident(user_col);
+    t text := quote_ident(time_col);
+    train_name text;
+    test_name text;
+    nrows bigint;
+    nnull bigint;
+    ntest bigint;
+    cutoff text;
+BEGIN
+    IF per_user IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'per_user must not be null';
+    END IF;
+    IF test_count IS NOT NULL AND NOT per_user THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'test_count needs per_user => true',
+            HINT = 'A global temporal split holds out a fraction of all rows: use test_fraction.';
+    END IF;
+    PERFORM recsys.eval_check_split(test_fraction, test_count, min_history, 0);
+    PERFORM recsys.eval_column_type(source, user_col, 'user', 'id');
+    PERFORM recsys.eval_column_type(source, time_col, 'time', 'any');
+    PERFORM recsys.eval_distinct_columns(ARRAY[user_col, time_col], '{user,time}');
+    train_name := recsys.eval_target_table(train_table, target_schema, replace, 'train table', source);
+    test_name := recsys.eval_target_table(test_table, target_schema, replace, 'test table', source);
+    IF train_name = test_name THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('train and test table are the same table %s', train_name);
+    END IF;
+    EXECUTE format('SELECT count(*), count(*) FILTER (WHERE s.%s IS NULL OR s.%s IS NULL) FROM %s s',
+                   u, t, source)
+        INTO nrows, nnull;
+    IF nnull > 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = format('user or time column of relation %s contains null values', source),
+            HINT = 'Split a view that filters out rows without a user or a time.';
+    END IF;
+    IF nrows < 2 THEN
+        RAISE EXCEPTION USING ERRCODE = '02000',  -- no_data, which PL/pgSQL cannot name
+            MESSAGE = format('relation %s has %s rows, a split needs at least 2', source, nrows);
+    END IF;
+
+    -- The cutoff is the time of the last row that must stay in training
+    -- (in time order); only rows strictly later go to the test table, so
+    -- rows at the cutoff time all stay in training and every test time is
+    -- later than every training time (of the user, with per_user).
+    IF per_user THEN
+        cutoff := format(
+            'SELECT r.u, r.t AS cutoff
+             FROM (SELECT s.%1$s AS u, s.%2$s AS t,
+                          pg_catalog.row_number() OVER (PARTITION BY s.%1$s ORDER BY s.%2$s) AS rn,
+                          pg_catalog.count(*) OVER (PARTITION BY s.%1$s) AS n
+                   FROM %3$s s) r
+             WHERE r.n >= $1 AND r.rn = r.n - recsys.eval_test_size(r.n, $2, $3)',
+            u, t, source);
+        EXECUTE format('CREATE TABLE %s AS SELECT s.* FROM %s s JOIN (%s) c ON c.u = s.%s WHERE s.%s > c.cutoff',
+                       test_name, source, cutoff, u, t)
+            USING min_history, test_fraction, test_count;
+        GET DIAGNOSTICS test_rows = ROW_COUNT;
+        EXECUTE format('CREATE TABLE %s AS SELECT s.* FROM %s s LEFT JOIN (%s) c ON c.u = s.%s
+                        WHERE c.u IS NULL OR s.%s <= c.cutoff',
+                       train_name, source, cutoff, u, t)
+            USING min_history, test_fraction, test_count;
+        GET DIAGNOSTICS train_rows = ROW_COUNT;
+    ELSE
+        ntest := recsys.eval_test_size(nrows, test_fraction, NULL);
+        cutoff := format('(SELECT s.%1$s FROM %2$s s ORDER BY s.%1$s OFFSET %3$s LIMIT 1)',
+                         t, source, nrows - ntest - 1);
+        EXECUTE format('CREATE TABLE %s AS SELECT s.* FROM %s s WHERE s.%s > %s',
+                       test_name, source, t, cutoff);
+        GET DIAGNOSTICS test_rows = ROW_COUNT;
+        EXECUTE format('CREATE TABLE %s AS SELECT s.* FROM %s s WHERE s.%s <= %s',
+                       train_name, source, t, cutoff);
+        GET DIAGNOSTICS train_rows = ROW_COUNT;
+    END IF;
+    EXECUTE format('SELECT count(DISTINCT t.%s) FROM %s t', u, test_name) INTO test_users;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.split_temporal(regclass, text, text, name, double precision, boolean, integer, integer, name, boolean, name)
+    IS 'temporal split: the latest rows by time_col go to the test table (a fraction of all rows, or of each user''s rows with per_user), every test row strictly later than every training row (of that user)';
+
+DROP FUNCTION @extschema@.evaluate(text, regclass, integer, name, name, name, double precision, boolean);
+CREATE FUNCTION @extschema@.evaluate(
+    model                text,
+    test                 regclass,
+    k                    integer DEFAULT 10,
+    user_col             name DEFAULT NULL,
+    item_col             name DEFAULT NULL,
+    value_col            name DEFAULT NULL,
+    relevance_threshold  double precision DEFAULT NULL,
+    compute_auc          boolean DEFAULT true,
+    candidates           text DEFAULT 'all')
+RETURNS TABLE (metric text, at_k integer, model_value double precision,
+               baseline_value double precision, evaluated bigint)
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED ROWS 10
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m record;
+    r record;
+    ucol name;
+    icol name;
+    vcol name;
+    vexpr text;
+    nrank integer;
+    catalog_size bigint;
+BEGIN
+    IF model IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'model must not be null';
+    END IF;
+    IF k IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'k must not be null';
+    END IF;
+    IF k <= 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('k must be positive, got %s', k),
+            HINT = 'k is the number of recommendations evaluated per user, for example 10.';
+    END IF;
+    IF compute_auc IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'compute_auc must not be null';
+    END IF;
+    PERFORM recsys.eval_check_candidates(candidates);
+    SELECT mo.model_id, mo.method, mo.user_col, mo.item_col, mo.value_col, mo.num_items, mo.global_mean
+    INTO m FROM recsys.models mo WHERE mo.name = model;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('model "%s" does not exist', model),
+            HINT = 'See SELECT name FROM recsys.models.';
+    END IF;
+
+    ucol := coalesce(user_col, m.user_col);
+    icol := coalesce(item_col, m.item_col);
+    PERFORM recsys.eval_column_type(test, ucol, 'user', 'id');
+    PERFORM recsys.eval_column_type(test, icol, 'item', 'id');
+    PERFORM recsys.eval_distinct_columns(ARRAY[ucol, icol, value_col], '{user,item,value}');
+    -- Values: the given column, else the model's value column if the test
+    -- table has it.  Explicit models need them (rating error).
+    vcol := value_col;
+    IF vcol IS NULL AND m.value_col IS NOT NULL AND EXISTS (
+            SELECT 1 FROM pg_catalog.pg_attribute a
+            WHERE a.attrelid = test AND a.attname = m.value_col AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        vcol := m.value_col;
+    END IF;
+    IF vcol IS NULL AND m.method = 'als' THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+            MESSAGE = format('test relation %s has no value column "%s" for explicit model "%s"',
+                             test, m.value_col, model),
+            HINT = 'Pass value_col => the column that holds the test ratings.';
+    END IF;
+    IF vcol IS NULL AND relevance_threshold IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'relevance_threshold needs a value column',
+            HINT = 'Pass value_col => the column the threshold applies to.';
+    END IF;
+    IF vcol IS NOT NULL THEN
+        PERFORM recsys.eval_column_type(test, vcol, 'value', 'value');
+        -- Duplicate test rows merge as in training: a rating's mean, an
+        -- event count's sum.
+        vexpr := format(CASE WHEN m.method = 'als' THEN 'pg_catalog.avg(s.%I::float8)'
+                             ELSE 'pg_catalog.sum(s.%I::float8)' END, vcol);
+    ELSE
+        vexpr := 'NULL::float8';
+    END IF;
+    nrank := CASE WHEN compute_auc THEN greatest(k, m.num_items) ELSE k END;
+
+    -- The candidates (NULL for 'all'): the distinct test items, for 'cold'
+    -- only those without training interactions in the model.  Their
+    -- number is the catalog that coverage and full rankings (AUC) use.
+    -- Per test user: the relevant items (test items at or above the
+    -- threshold, among the candidates, minus the user's training items,
+    -- which no ranking may contain), the model's ranking (recommend among
+    -- the candidates, training items excluded), and the baseline's: the
+    -- candidates (for 'all', the model's training items) by training
+    -- popularity (zero for an item without training interactions), ties
+    -- by id as recommend serves unknown users, training items excluded.
+    -- Users without relevant items are skipped.
+    EXECUTE format($q$
+        WITH t AS (
+            SELECT s.%1$I::bigint AS u, s.%2$I::bigint AS i, %3$s AS v
+            FROM %4$s s
+            WHERE s.%1$I IS NOT NULL AND s.%2$I IS NOT NULL
+            GROUP BY 1, 2),
+        ci AS (
+            SELECT DISTINCT t.i FROM t
+            WHERE $7 = 'test'
+               OR ($7 = 'cold' AND NOT EXISTS (
+                       SELECT 1 FROM recsys.item_factors f
+                       WHERE f.model_id = $1 AND f.item_id = t.i AND f.popularity > 0))),
+        cand AS (
+            SELECT CASE WHEN $7 = 'all' THEN NULL::bigint[]
+                        ELSE coalesce((SELECT pg_catalog.array_agg(ci.i ORDER BY ci.i) FROM ci), '{}') END AS items),
+        pop AS (
+            SELECT CASE WHEN cand.items IS NULL THEN
+                       (SELECT coalesce(pg_catalog.array_agg(f.item_id ORDER BY f.popularity DESC, f.item_id), '{}')
+                        FROM recsys.item_factors f WHERE f.model_id = $1)
+                   ELSE
+                       (SELECT coalesce(pg_catalog.array_agg(c.i ORDER BY coalesce(f.popularity, 0) DESC, c.i), '{}')
+                        FROM pg_catalog.unnest(cand.items) AS c(i)
+                        LEFT JOIN recsys.item_factors f ON f.model_id = $1 AND f.item_id = c.i)
+                   END AS items
+            FROM cand),
+        usr AS (
+            SELECT g.u, coalesce(f.seen, '{}') AS seen,
+                   recsys.eval_exclude(g.rel, coalesce(f.seen, '{}'), pg_catalog.cardinality(g.rel)) AS rel
+            FROM (SELECT t.u, pg_catalog.array_agg(t.i) FILTER (WHERE ($4 IS NULL OR t.v >= $4)
+                                                                  AND ($7 = 'all' OR ci.i IS NOT NULL)) AS rel
+                  FROM t LEFT JOIN ci ON ci.i = t.i GROUP BY t.u) g
+            LEFT JOIN recsys.user_factors f ON f.model_id = $1 AND f.user_id = g.u
+            WHERE g.rel IS NOT NULL),
+        ranked AS (
+            SELECT usr.u, usr.seen, usr.rel,
+                   ARRAY(SELECT r.item_id
+                         FROM @extschema@.recommend(usr.u,
+                                  CASE WHEN cand.items IS NOT NULL AND $6
+                                       THEN greatest($3, pg_catalog.cardinality(cand.items)) ELSE $5 END,
+                                  $2, candidates => cand.items) WITH ORDINALITY AS r(item_id, score, o)
+                         ORDER BY r.o) AS rec,
+                   recsys.eval_exclude(pop.items, usr.seen, $3) AS brec
+            FROM usr, pop, cand
+            WHERE pg_catalog.cardinality(usr.rel) > 0),
+        scored AS (
+            SELECT ranked.*,
+                   CASE WHEN $6 THEN @extschema@.auc(ranked.rec, ranked.rel) END AS auc,
+                   CASE WHEN $6 THEN @extschema@.auc(pop.items, ranked.rel, ranked.seen) END AS bauc
+            FROM ranked, pop)
+        SELECT @extschema@.ranking_metrics(sc.rec[1:$3], sc.rel, $3) AS mm,
+               @extschema@.ranking_metrics(sc.brec, sc.rel, $3) AS bm,
+               pg_catalog.avg(sc.auc) AS auc, pg_catalog.avg(sc.bauc) AS bauc,
+               pg_catalog.count(sc.auc) AS auc_users,
+               pg_catalog.count(*) AS users,
+               (SELECT pg_catalog.count(DISTINCT x) FROM scored c, pg_catalog.unnest(c.rec[1:$3]) x) AS cov,
+               (SELECT pg_catalog.count(DISTINCT x) FROM scored c, pg_catalog.unnest(c.brec) x) AS bcov,
+               (SELECT cand.items FROM cand) AS cand
+        FROM scored sc
+        $q$, ucol, icol, vexpr, test)
+    INTO r
+    USING m.model_id, model, k, relevance_threshold, nrank, compute_auc, candidates;
+
+    IF candidates = 'cold' AND pg_catalog.cardinality(r.cand) = 0 THEN
+        RAISE WARNING 'test relation % has no item without training interactions in model "%"', test, model
+            USING HINT = 'Hold out items with split_items and train the model on its train table: then the test items are cold.';
+    END IF;
+    catalog_size := CASE WHEN candidates = 'all' THEN m.num_items ELSE pg_catalog.cardinality(r.cand) END;
+
+    IF m.method = 'als' THEN
+        -- Rating error over the test pairs with a value (among the
+        -- candidates); the baseline predicts the training mean (a
+        -- popularity ranking predicts no ratings).
+        RETURN QUERY EXECUTE format($q$
+            WITH t AS (
+                SELECT s.%1$I::bigint AS u, s.%2$I::bigint AS i, %3$s AS v
+                FROM %4$s s
+                WHERE s.%1$I IS NOT NULL AND s.%2$I IS NOT NULL
+                  AND ($3::bigint[] IS NULL OR s.%2$I::bigint IN (SELECT pg_catalog.unnest($3::bigint[])))
+                GROUP BY 1, 2),
+            e AS (
+                SELECT @extschema@.rmse(@extschema@.predict(t.u, t.i, $1)::float8, t.v) AS rmse,
+                       @extschema@.mae(@extschema@.predict(t.u, t.i, $1)::float8, t.v) AS mae,
+                       @extschema@.rmse($2, t.v) AS brmse,
+                       @extschema@.mae($2, t.v) AS bmae,
+                       pg_catalog.count(t.v) AS pairs
+                FROM t)
+            SELECT 'rmse'::text, NULL::integer, e.rmse, e.brmse, e.pairs FROM e
+            UNION ALL
+            SELECT 'mae'::text, NULL::integer, e.mae, e.bmae, e.pairs FROM e
+            $q$, ucol, icol, vexpr, test)
+        USING model, m.global_mean, r.cand;
+    END IF;
+
+    metric := 'precision'; at_k := k; evaluated := (r.mm).users;
+    model_value := (r.mm).precision; baseline_value := (r.bm).precision;
+    RETURN NEXT;
+    metric := 'recall'; model_value := (r.mm).recall; baseline_value := (r.bm).recall;
+    RETURN NEXT;
+    metric := 'ndcg'; model_value := (r.mm).ndcg; baseline_value := (r.bm).ndcg;
+    RETURN NEXT;
+    metric := 'map'; model_value := (r.mm).map; baseline_value := (r.bm).map;
+    RETURN NEXT;
+    metric := 'hit_rate'; model_value := (r.mm).hit_rate; baseline_value := (r.bm).hit_rate;
+    RETURN NEXT;
+    metric := 'mrr'; model_value := (r.mm).mrr; baseline_value := (r.bm).mrr;
+    RETURN NEXT;
+    metric := 'auc'; at_k := NULL; evaluated := r.auc_users;
+    model_value := r.auc; baseline_value := r.bauc;
+    RETURN NEXT;
+    metric := 'coverage'; at_k := k; evaluated := r.users;
+    model_value := CASE WHEN r.users > 0 THEN r.cov::float8 / NULLIF(catalog_size, 0) END;
+    baseline_value := CASE WHEN r.users > 0 THEN r.bcov::float8 / NULLIF(catalog_size, 0) END;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.evaluate(text, regclass, integer, name, name, name, double precision, boolean, text)
+    IS 'offline evaluation of a model on a test table, beside the popular baseline: rmse and mae (explicit models), precision, recall, ndcg, map, hit_rate and mrr at k, auc, and catalog coverage; candidates ''test'' or ''cold'' ranks only the test items, or those without training interactions (cold-start)';
+
+DROP FUNCTION @extschema@.train_and_evaluate(regclass, regclass, jsonb, integer, name, name, name, double precision, boolean);
+CREATE FUNCTION @extschema@.train_and_evaluate(
+    train_table          regclass,
+    test_table           regclass,
+    params               jsonb DEFAULT '{}',
+    k                    integer DEFAULT 10,
+    user_col             name DEFAULT 'user_id',
+    item_col             name DEFAULT 'item_id',
+    value_col            name DEFAULT NULL,
+    relevance_threshold  double precision DEFAULT NULL,
+    compute_auc          boolean DEFAULT true,
+    candidates           text DEFAULT 'all')
+RETURNS TABLE (metric text, at_k integer, model_value double precision,
+               baseline_value double precision, evaluated bigint)
+LANGUAGE plpgsql VOLATILE ROWS 10
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    model_name text := format('__recsys_eval_%s_%s', pg_catalog.pg_backend_pid(),
+                              (extract(epoch FROM pg_catalog.clock_timestamp()) * 1000000)::bigint);
+BEGIN
+    PERFORM recsys.eval_check_candidates(candidates);
+    PERFORM recsys.eval_train(model_name, train_table, params, user_col, item_col, value_col);
+    RETURN QUERY SELECT * FROM @extschema@.evaluate(model_name, test_table, k, user_col, item_col,
+                                                   value_col, relevance_threshold, compute_auc,
+                                                   candidates);
+    PERFORM @extschema@.drop_model(model_name);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.train_and_evaluate(regclass, regclass, jsonb, integer, name, name, name, double precision, boolean, text)
+    IS 'train a temporary model on one table with the given hyperparameters (jsonb), evaluate it on another with evaluate() (candidates: all, test or cold), and drop it';

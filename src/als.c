@@ -140,6 +140,7 @@ AlsWorkspaceInit(AlsWorkspace *ws, int d, int64 rows)
 	ws->cg_p = palloc_array(float, d);
 	ws->cg_ap = palloc_array(float, d);
 	ws->cg_tmp = palloc_array(float, d);
+	ws->prior = palloc0_array(float, d);
 }
 
 /* Offset of column j of a packed upper-triangular matrix */
@@ -289,23 +290,266 @@ AlsExplicitNormal(const int32 *cols, const float *vals, int64 n, double mean,
 void
 AlsGram(const float *factors, int n, int k, AlsWorkspace *ws)
 {
-	double	   *g = ws->yty;
+	AlsGramInto(factors, n, k, NULL, ws->yty, ws->yty_f, ws);
+}
 
+/*
+ * F^T F into g (double, k x k, full) and g_f (float), leaving out
+ * the rows that have no entries in skip_empty (when given: items nobody
+ * interacted with are unknown to users, not disliked).  Uses ws's gather
+ * buffer.
+ */
+void
+AlsGramInto(const float *factors, int n, int k, const RecsysSparse *skip_empty,
+			double *g, float *g_f, AlsWorkspace *ws)
+{
 	memset(g, 0, sizeof(double) * k * k);
 	for (int start = 0; start < n; start += ALS_GATHER_ROWS)
 	{
 		int			m = Min(ALS_GATHER_ROWS, n - start);
+		const float *block = factors + (Size) start * k;
 
+		if (skip_empty != NULL)
+		{
+			/* Gather the rows with entries (a contiguous k x m block) */
+			int			kept = 0;
+
+			for (int r = start; r < start + m; r++)
+				if (skip_empty->indptr[r + 1] > skip_empty->indptr[r])
+					memcpy(ws->gather + (Size) kept++ * k, factors + (Size) r * k,
+						   sizeof(float) * k);
+			block = ws->gather;
+			m = kept;
+			if (m == 0)
+				continue;
+		}
 		/* Rows are contiguous: the block is k x m column-major already */
-		if (!LinalgSyrk(k, m, factors + (Size) start * k, k, ws->gram, k))
+		if (!LinalgSyrk(k, m, block, k, ws->gram, k))
 			elog(ERROR, "invalid dimensions of a Gram matrix (k = %d), please report a bug", k);
-		AddBlock(ws, k, g, NULL);
+		for (int j = 0; j < k; j++)
+			for (int i = 0; i <= j; i++)
+				g[(Size) j * k + i] += ws->gram[(Size) j * k + i];
 	}
 	for (int j = 0; j < k; j++)
 		for (int i = j + 1; i < k; i++)
 			g[(Size) j * k + i] = g[(Size) i * k + j];
 	for (Size i = 0; i < (Size) k * k; i++)
-		ws->yty_f[i] = (float) g[i];
+		g_f[i] = (float) g[i];
+}
+
+/*
+ * out = sum_f s_rf g_f over the features of row `row`: the prior mean of a
+ * hybrid row's factors, where its features put it (no PostgreSQL calls).
+ */
+void
+AlsPrior(const RecsysSparse *features, const float *feature_factors, int k,
+		 int row, float *out)
+{
+	memset(out, 0, sizeof(float) * k);
+	for (int64 x = features->indptr[row]; x < features->indptr[row + 1]; x++)
+	{
+		const float *g = feature_factors + (Size) features->indices[x] * k;
+		float		s = features->values[x];
+
+		/* Auto-vectorized */
+		for (int f = 0; f < k; f++)
+			out[f] += s * g[f];
+	}
+}
+
+/* The weight of row r in the feature regression: its penalty weight */
+static inline float
+FeatureRowWeight(const RecsysSparse *kept, bool by_count, int r)
+{
+	return by_count ? (float) (kept->indptr[r + 1] - kept->indptr[r]) : 1.0f;
+}
+
+/*
+ * How much a hybrid side's penalty differs from the plain one the loss
+ * functions count: sum over rows with interactions of
+ * w_r (|y_r - m_r|^2 - |y_r|^2), m_r the row's prior, w_r its penalty
+ * weight (by_count: its number of interactions).  Rows without
+ * interactions sit at their prior and are not in the objective.
+ */
+double
+AlsPriorCorrection(const RecsysSparse *s, const RecsysSparse *kept,
+				   bool by_count, const float *row_factors,
+				   const float *g, int k)
+{
+	float	   *m = palloc(sizeof(float) * k);
+	double		total = 0.0;
+
+	for (int r = 0; r < s->nrows; r++)
+	{
+		const float *y = row_factors + (Size) r * k;
+		double		d = 0.0;
+
+		if (kept->indptr[r + 1] == kept->indptr[r])
+			continue;
+		AlsPrior(s, g, k, r, m);
+		for (int f = 0; f < k; f++)
+			d += ((double) y[f] - m[f]) * ((double) y[f] - m[f]) -
+				(double) y[f] * y[f];
+		total += FeatureRowWeight(kept, by_count, r) * d;
+	}
+	pfree(m);
+	return total;
+}
+
+/*
+ * out (features x k) = sum over kept rows r of w_r s_r (s_r^T v):
+ * S^T W S v
+ */
+static void
+FeatureNormalTimes(const RecsysSparse *s, const RecsysSparse *kept,
+				   bool by_count, int k, const float *v, float *t, float *out)
+{
+	memset(out, 0, sizeof(float) * (Size) s->ncols * k);
+	for (int r = 0; r < s->nrows; r++)
+	{
+		float		w;
+
+		if (kept->indptr[r + 1] == kept->indptr[r])
+			continue;
+		w = FeatureRowWeight(kept, by_count, r);
+		memset(t, 0, sizeof(float) * k);
+		for (int64 x = s->indptr[r]; x < s->indptr[r + 1]; x++)
+		{
+			const float *vf = v + (Size) s->indices[x] * k;
+			float		sv = s->values[x];
+
+			for (int f = 0; f < k; f++)
+				t[f] += sv * vf[f];
+		}
+		for (int f = 0; f < k; f++)
+			t[f] *= w;
+		for (int64 x = s->indptr[r]; x < s->indptr[r + 1]; x++)
+		{
+			float	   *of = out + (Size) s->indices[x] * k;
+			float		sv = s->values[x];
+
+			for (int f = 0; f < k; f++)
+				of[f] += sv * t[f];
+		}
+	}
+}
+
+/*
+ * The feature step of a hybrid model: with the rows' factors Y fixed, the
+ * feature factors G (features x k, updated in place) are the ridge
+ * regression of Y on the features S, over the rows with interactions,
+ * each weighted as its penalty is (by_count: by its number of
+ * interactions, as ALS-WR weighs it; otherwise 1):
+ *
+ *	  (S^T W S + lambda I) G = S^T W Y
+ *
+ * one least-squares problem per factor, all sharing the matrix.  It is
+ * solved by `steps` steps of Jacobi-preconditioned conjugate gradients,
+ * warm-started from the current G, with S^T S never formed: a text
+ * vocabulary can have 10^5 features, where a dense F x F matrix would not
+ * fit, while each step costs only 4 nnz(S) k flops.  Feature popularity
+ * varies over orders of magnitude, so the diagonal preconditioner (the
+ * feature counts) is what makes a few steps per sweep enough.
+ */
+void
+AlsFeatureStep(const RecsysSparse *s, const RecsysSparse *kept, bool by_count,
+			   const float *row_factors, int k, double lambda, int steps,
+			   float *g)
+{
+	int			nf = s->ncols;
+	Size		n = (Size) Max(nf, 1) * k;
+	float	   *r = palloc_extended(sizeof(float) * n, MCXT_ALLOC_HUGE);
+	float	   *z = palloc_extended(sizeof(float) * n, MCXT_ALLOC_HUGE);
+	float	   *p = palloc_extended(sizeof(float) * n, MCXT_ALLOC_HUGE);
+	float	   *ap = palloc_extended(sizeof(float) * n, MCXT_ALLOC_HUGE);
+	double	   *diag = palloc0(sizeof(double) * Max(nf, 1));
+	double	   *rz = palloc0(sizeof(double) * k);
+	double	   *pap = palloc(sizeof(double) * k);
+	float	   *t = palloc(sizeof(float) * k);
+
+	/* r = S^T Y - (S^T S + lambda I) G; the diagonal of S^T S */
+	FeatureNormalTimes(s, kept, by_count, k, g, t, ap);
+	memset(r, 0, sizeof(float) * n);
+	for (int row = 0; row < s->nrows; row++)
+	{
+		const float *y = row_factors + (Size) row * k;
+		float		w;
+
+		if (kept->indptr[row + 1] == kept->indptr[row])
+			continue;
+		w = FeatureRowWeight(kept, by_count, row);
+		for (int64 x = s->indptr[row]; x < s->indptr[row + 1]; x++)
+		{
+			float	   *rf = r + (Size) s->indices[x] * k;
+			float		sv = s->values[x] * w;
+
+			diag[s->indices[x]] += (double) sv * s->values[x];
+			for (int f = 0; f < k; f++)
+				rf[f] += sv * y[f];
+		}
+	}
+	for (Size i = 0; i < n; i++)
+		r[i] -= ap[i] + (float) lambda * g[i];
+	for (int j = 0; j < nf; j++)
+		for (int f = 0; f < k; f++)
+		{
+			Size		i = (Size) j * k + f;
+
+			z[i] = (float) (r[i] / (diag[j] + lambda));
+			p[i] = z[i];
+			rz[f] += (double) r[i] * z[i];
+		}
+
+	for (int step = 0; step < steps; step++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		FeatureNormalTimes(s, kept, by_count, k, p, t, ap);
+		for (Size i = 0; i < n; i++)
+			ap[i] += (float) lambda * p[i];
+		memset(pap, 0, sizeof(double) * k);
+		for (Size i = 0; i < n; i++)
+			pap[i % k] += (double) p[i] * ap[i];
+		for (int f = 0; f < k; f++)
+		{
+			/* A converged column keeps its value (and avoids 0 / 0) */
+			pap[f] = (rz[f] > 1e-30 && pap[f] > 0.0) ? rz[f] / pap[f] : 0.0;
+		}
+		for (Size i = 0; i < n; i++)
+		{
+			g[i] += (float) pap[i % k] * p[i];
+			r[i] -= (float) pap[i % k] * ap[i];
+		}
+		/* pap now holds the new r.z per column, rz the old */
+		memset(pap, 0, sizeof(double) * k);
+		for (int j = 0; j < nf; j++)
+			for (int f = 0; f < k; f++)
+			{
+				Size		i = (Size) j * k + f;
+
+				z[i] = (float) (r[i] / (diag[j] + lambda));
+				pap[f] += (double) r[i] * z[i];
+			}
+		for (int f = 0; f < k; f++)
+		{
+			double		beta = rz[f] > 1e-30 ? pap[f] / rz[f] : 0.0;
+
+			rz[f] = pap[f];
+			for (int j = 0; j < nf; j++)
+			{
+				Size		i = (Size) j * k + f;
+
+				p[i] = z[i] + (float) beta * p[i];
+			}
+		}
+	}
+	pfree(r);
+	pfree(z);
+	pfree(p);
+	pfree(ap);
+	pfree(diag);
+	pfree(rz);
+	pfree(pap);
+	pfree(t);
 }
 
 /*
@@ -433,7 +677,7 @@ DotD(const float *x, const float *y, int k)
 static bool
 AlsImplicitRowCG(const AlsConfig *c, const int32 *cols, const float *w,
 				 int64 n64, const float *other_factors, AlsWorkspace *ws,
-				 float *x)
+				 const float *prior, float *x)
 {
 	int			k = c->k;
 	int			n = (int) n64;
@@ -451,6 +695,12 @@ AlsImplicitRowCG(const AlsConfig *c, const int32 *cols, const float *w,
 		return false;
 	for (int f = 0; f < k; f++)
 		r[f] = -(ap[f] + (float) lambda * x[f]);
+	if (prior != NULL)
+	{
+		/* Hybrid rows: the penalty pulls toward the prior, b gains lambda m */
+		for (int f = 0; f < k; f++)
+			r[f] += (float) lambda * prior[f];
+	}
 	SimdSparseUpdate(other_factors, cols, w, n, k, 1.0f, 1.0f, -1.0f, x, r);
 	memcpy(p, r, sizeof(float) * k);
 	rsold = DotD(r, r, k);
@@ -518,15 +768,33 @@ HalfStepBody(void *arg, int thread, int begin, int end)
 		const int32 *cols = t->rows->indices + first;
 		const float *vals = t->rows->values + first;
 		float	   *out = t->factors + (Size) r * k;
+		const float *prior = NULL;
 		bool		ok;
 		int			info;
 
+		if (c->side != NULL)
+		{
+			AlsPrior(c->side, c->side_factors, k, r, ws->prior);
+			prior = ws->prior;
+		}
+		if (prior != NULL && n == 0)
+		{
+			/*
+			 * A row known only by its features (a cold item or user): its
+			 * interactions are unknown, not absent, so it sits at its prior
+			 * mean, where its features put it.
+			 */
+			memcpy(out, prior, sizeof(float) * k);
+			if (c->is_explicit)
+				t->bias[r] = 0.0f;
+			continue;
+		}
 		if (c->is_explicit)
 			ok = AlsExplicitNormal(cols, vals, n, c->mean, t->other_factors,
 								   t->other_bias, k, ws);
 		else if (c->cg)
 		{
-			if (!AlsImplicitRowCG(c, cols, vals, n, t->other_factors, ws, out))
+			if (!AlsImplicitRowCG(c, cols, vals, n, t->other_factors, ws, prior, out))
 			{
 				t->bug[thread] = true;
 				return false;
@@ -535,6 +803,14 @@ HalfStepBody(void *arg, int thread, int begin, int end)
 		}
 		else
 			ok = AlsImplicitNormal(cols, vals, n, t->other_factors, k, ws);
+		if (ok && prior != NULL)
+		{
+			/* The penalty lambda |x - m|^2 adds lambda m to b */
+			double		penalty = AlsRowPenalty(c, n);
+
+			for (int f = 0; f < k; f++)
+				ws->b[f] += penalty * prior[f];
+		}
 		if (!ok)
 		{
 			t->bug[thread] = true;
@@ -577,9 +853,14 @@ AlsHalfStep(const AlsConfig *c, const RecsysSparse *rows,
 		elog(ERROR, "invalid half-step dimensions (k = %d, workspace %d), please report a bug",
 			 c->k, ws[0].d);
 
-	/* Y^T Y is shared by every row: once per half-step, before the threads */
+	/*
+	 * Y^T Y is shared by every row: once per half-step, before the threads
+	 * (rows of the other side with no entries, known only by features, stay
+	 * out: unknown is not disliked).
+	 */
 	if (!c->is_explicit)
-		AlsGram(other_factors, nother, c->k, &ws[0]);
+		AlsGramInto(other_factors, nother, c->k, c->other_rows, ws[0].yty,
+					ws[0].yty_f, &ws[0]);
 
 	for (int t = 0; t < nthreads; t++)
 	{
@@ -673,6 +954,9 @@ LossBody(void *arg, pg_attribute_unused() int thread, int begin, int end)
 		const float *x = m->user_factors + (Size) u * k;
 		double		base = m->mean + m->user_bias[u];
 
+		/* A user known only by features is not in the objective */
+		if (by_user->indptr[u + 1] == by_user->indptr[u])
+			continue;
 		if (t->implicit)
 		{
 			if (!LinalgGemvN(k, k, t->ws->yty_f, k, x, gx))
@@ -760,22 +1044,26 @@ AlsExplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
  *
  *	sum_{u,i} c_ui (p_ui - x_u . y_i)^2 + lambda (sum |x_u|^2 + sum |y_i|^2)
  *
- * over all user-item pairs, computed in O(nnz k + nusers k^2) as
+ * over all user-item pairs (of users and items with interactions),
+ * computed in O(nnz k + nusers k^2) as
  * sum_u x_u^T (Y^T Y) x_u plus corrections for the observed pairs.
  */
 AlsLoss
 AlsImplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
-				double regularization, AlsWorkspace *ws, int nthreads)
+				const RecsysSparse *by_item, double regularization,
+				AlsWorkspace *ws, int nthreads)
 {
 	LossTask	t = {m, by_user, ws, true, NULL, NULL};
 	double		norms = 0.0;
 	double		total;
 	AlsLoss		result;
 
-	AlsGram(m->item_factors, m->nitems, m->k, ws);
+	/* Items known only by features are not in it either (as in training) */
+	AlsGramInto(m->item_factors, m->nitems, m->k, by_item, ws->yty, ws->yty_f, ws);
 	total = LossSum(&t, nthreads, &norms);
 	for (int i = 0; i < m->nitems; i++)
-		norms += SquaredNorm(m->item_factors + (Size) i * m->k, m->k);
+		if (by_item->indptr[i + 1] > by_item->indptr[i])
+			norms += SquaredNorm(m->item_factors + (Size) i * m->k, m->k);
 
 	result.loss = (total + regularization * norms) / (double) by_user->nnz;
 	result.rmse = NAN;

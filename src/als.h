@@ -46,6 +46,7 @@ typedef struct AlsWorkspace
 	float	   *cg_p;
 	float	   *cg_ap;
 	float	   *cg_tmp;
+	float	   *prior;			/* hybrid: one row's prior mean sum_f s_f g_f */
 } AlsWorkspace;
 
 /* What a half-step needs to know about the model being trained */
@@ -57,6 +58,15 @@ typedef struct AlsConfig
 	double		mean;			/* explicit: global mean */
 	bool		cg;				/* implicit: conjugate gradient, not Cholesky */
 	int			cg_steps;
+
+	/*
+	 * Hybrid models: the features of the rows being solved, or NULL (the
+	 * rows' priors are regressed on their features: factor_model.c)
+	 */
+	const RecsysSparse *side;	/* rows x features: weights s_rf */
+	const float *side_factors;	/* features x k: g_f */
+	const RecsysSparse *other_rows; /* rows of the other side; those without
+									 * entries stay out of its Gram (or NULL) */
 } AlsConfig;
 
 /* Loss of a model on its training data */
@@ -81,6 +91,17 @@ extern bool AlsExplicitNormal(const int32 *cols, const float *vals, int64 n,
 							  const float *other_bias, int k,
 							  AlsWorkspace *ws);
 extern void AlsGram(const float *factors, int n, int k, AlsWorkspace *ws);
+extern void AlsGramInto(const float *factors, int n, int k,
+						const RecsysSparse *skip_empty,
+						double *g, float *g_f, AlsWorkspace *ws);
+extern void AlsFeatureStep(const RecsysSparse *s, const RecsysSparse *kept,
+						   bool by_count, const float *row_factors, int k,
+						   double lambda, int steps, float *g);
+extern double AlsPriorCorrection(const RecsysSparse *s, const RecsysSparse *kept,
+								 bool by_count, const float *row_factors,
+								 const float *g, int k);
+extern void AlsPrior(const RecsysSparse *features, const float *feature_factors,
+					 int k, int row, float *out);
 extern bool AlsImplicitNormal(const int32 *cols, const float *w, int64 n,
 							  const float *other_factors, int k,
 							  AlsWorkspace *ws);
@@ -96,6 +117,7 @@ extern AlsLoss AlsExplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
 							   const RecsysSparse *by_item,
 							   double regularization, int nthreads);
 extern AlsLoss AlsImplicitLoss(const AlsModel *m, const RecsysSparse *by_user,
+							   const RecsysSparse *by_item,
 							   double regularization, AlsWorkspace *ws,
 							   int nthreads);
 

@@ -76,6 +76,14 @@ ArrayGetInt8(ArrayType *a, int *len)
 	return (int64 *) ARR_DATA_PTR(a);
 }
 
+/* Checked pointer to the int4 data of an integer[] (no copy) */
+int32 *
+ArrayGetInt4(ArrayType *a, int *len)
+{
+	*len = CheckArray(a, INT4OID);
+	return (int32 *) ARR_DATA_PTR(a);
+}
+
 /* Checked pointer to the float8 data of a double precision[] (no copy) */
 double *
 ArrayGetFloat8(ArrayType *a, int *len)

@@ -356,6 +356,72 @@ CacheLoad(const RecsysModelInfo *info)
 }
 
 /*
+ * Load an entry's features (content and hybrid models) into its context:
+ * always private, beside the shared item data.  Item features are over the
+ * entry's item rows; user features are a vocabulary with factors only
+ * (recommend_for_features), over no rows.
+ */
+static void
+LoadFeatures(CacheEntry *e, const RecsysModelInfo *info)
+{
+	MemoryContext old = MemoryContextSwitchTo(e->cxt);
+	ModelFeatures *f = &e->item_features;
+	RecsysSparse *t = &e->feature_items;
+	IdMap	   *none = IdMapCreate(1);
+	int64	   *next;
+
+	CatalogLoadFeatures(info, false, e->index, f);
+	CatalogLoadFeatures(info, true, none, &e->user_features);
+
+	/* The transpose, features x items, for scoring by feature */
+	t->nrows = f->nfeatures;
+	t->ncols = f->rows.nrows;
+	t->nnz = f->rows.nnz;
+	t->indptr = palloc0(sizeof(int64) * ((Size) f->nfeatures + 1));
+	t->indices = palloc_extended(sizeof(int32) * Max(t->nnz, 1), MCXT_ALLOC_HUGE);
+	t->values = palloc_extended(sizeof(float) * Max(t->nnz, 1), MCXT_ALLOC_HUGE);
+	for (int64 x = 0; x < f->rows.nnz; x++)
+		t->indptr[f->rows.indices[x] + 1]++;
+	for (int j = 0; j < f->nfeatures; j++)
+		t->indptr[j + 1] += t->indptr[j];
+	next = palloc(sizeof(int64) * ((Size) f->nfeatures + 1));
+	memcpy(next, t->indptr, sizeof(int64) * ((Size) f->nfeatures + 1));
+	for (int i = 0; i < f->rows.nrows; i++)
+		for (int64 x = f->rows.indptr[i]; x < f->rows.indptr[i + 1]; x++)
+		{
+			int64		pos = next[f->rows.indices[x]]++;
+
+			t->indices[pos] = i;
+			t->values[pos] = f->rows.values[x];
+		}
+	pfree(next);
+	e->feature_scratch = palloc0(sizeof(float) * Max(f->nfeatures, 1));
+	MemoryContextSwitchTo(old);
+}
+
+/* A feature's row in a vocabulary (names in byte order), or -1 */
+int32
+CacheFeatureRow(const ModelFeatures *f, const char *name)
+{
+	int			lo = 0;
+	int			hi = f->nfeatures - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		int			c = strcmp(f->names[mid], name);
+
+		if (c == 0)
+			return mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+/*
  * The cached factors of the model version described by info, loading them
  * if this backend has not seen that version.
  */
@@ -403,6 +469,11 @@ CacheGetModel(const RecsysModelInfo *info)
 		if (SharedCacheAvailable())
 			PublishShared(e, info);
 	}
+
+	/* Only models trained with features have any (none before 1.2) */
+	if (info->params.item_features != NULL || info->params.item_text != NULL ||
+		info->params.user_features != NULL)
+		LoadFeatures(e, info);
 
 	if (nentries == CACHE_MAX_ENTRIES)
 	{

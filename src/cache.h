@@ -28,6 +28,10 @@ typedef struct CacheEntry
 	RecsysFactors items;
 	IdMap	   *index;			/* item id -> row of items */
 	RecsysSparse neighbors;		/* item-neighbour models: items x items */
+	ModelFeatures item_features;	/* content and hybrid models: rows are */
+	ModelFeatures user_features;	/* the entry's item (and user) rows */
+	RecsysSparse feature_items; /* content: features x items (transpose) */
+	float	   *feature_scratch;	/* content: one weight per item feature */
 	float	   *norms;			/* item factor norms, on first use */
 	bool		zero_bias;		/* every item bias is 0 (implicit models) */
 	bool		has_gram;		/* ws.yty holds the items' Gram, on first use */

@@ -426,14 +426,14 @@ SameName(const char *a, const char *b)
  *	- the role lacks the train privilege: the owner is named only to roles
  *	  that may see the model;
  *	- the role has it but does not own the model, and asks for another
- *	  source or other columns: only the owner changes what a model is
- *	  trained from (a grantee's retrain would otherwise let it point the
+ *	  source, other columns or other feature relations: only the owner
+ *	  changes what a model is trained from (a grantee's retrain would otherwise let it point the
  *	  owner's next refresh_user at a view of its own, or at another of the
  *	  owner's tables).
  * Call inside an SPI connection.
  */
 static int64
-CheckTrainable(const char *name, const RatingsSource *src)
+CheckTrainable(const char *name, const RatingsSource *src, const RecsysParams *p)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
@@ -447,11 +447,16 @@ CheckTrainable(const char *name, const RatingsSource *src)
 	char	   *item_col;
 	char	   *value_col;
 	char	   *requested;
+	char	   *stored_features;
+	char	   *requested_features;
 	Datum		d;
 
 	ExecuteAsOwner("SELECT model_id, owner::pg_catalog.text, source, "
 				   "user_col::pg_catalog.text, item_col::pg_catalog.text, "
-				   "value_col::pg_catalog.text "
+				   "value_col::pg_catalog.text, "
+				   "pg_catalog.concat_ws(',', params OPERATOR(pg_catalog.->>) 'item_features', "
+				   "params OPERATOR(pg_catalog.->>) 'item_text', "
+				   "params OPERATOR(pg_catalog.->>) 'user_features') "
 				   "FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1",
 				   1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -465,6 +470,7 @@ CheckTrainable(const char *name, const RatingsSource *src)
 	item_col = SPI_getvalue(tup, desc, 5);
 	d = SPI_getbinval(tup, desc, 6, &isnull);
 	value_col = isnull ? NULL : TextDatumGetCString(d);
+	stored_features = SPI_getvalue(tup, desc, 7);
 
 	if (!HasPrivilege(model_id, "train"))
 	{
@@ -482,13 +488,21 @@ CheckTrainable(const char *name, const RatingsSource *src)
 	}
 
 	requested = RatingsSourceName(src->relid);
+	/* The relations of features: as concat_ws above makes of them */
+	requested_features = psprintf("%s%s%s%s%s",
+								  p->item_features ? p->item_features : "",
+								  p->item_features && (p->item_text || p->user_features) ? "," : "",
+								  p->item_text ? p->item_text : "",
+								  p->item_text && p->user_features ? "," : "",
+								  p->user_features ? p->user_features : "");
 	if (!HasPrivilege(model_id, "owner") &&
 		(strcmp(requested, source) != 0 || strcmp(src->user_col, user_col) != 0 ||
 		 strcmp(src->item_col, item_col) != 0 ||
-		 !SameName(src->value_col, value_col)))
+		 !SameName(src->value_col, value_col) ||
+		 strcmp(requested_features, stored_features ? stored_features : "") != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only the owner of model \"%s\" can change its source or columns",
+				 errmsg("only the owner of model \"%s\" can change its source, columns or features",
 						name),
 				 errdetail("Model \"%s\" belongs to role %s and is trained from %s "
 						   "(user_col %s, item_col %s, value_col %s); this call asks for %s "
@@ -505,10 +519,11 @@ CheckTrainable(const char *name, const RatingsSource *src)
  * train the model `name` from `src` (see CheckTrainable).
  */
 void
-CatalogCheckTrainable(const char *name, const RatingsSource *src)
+CatalogCheckTrainable(const char *name, const RatingsSource *src,
+					  const RecsysParams *p)
 {
 	Connect();
-	(void) CheckTrainable(name, src);
+	(void) CheckTrainable(name, src, p);
 	SPI_finish();
 }
 
@@ -525,8 +540,14 @@ DeleteModelRows(Datum model_id)
 	ExecuteAsOwner("DELETE FROM recsys.training_log WHERE model_id OPERATOR(pg_catalog.=) $1",
 				   1, &type, &model_id, NULL, SPI_OK_DELETE);
 	if (HasTokens())
+	{
 		ExecuteAsOwner("DELETE FROM recsys.item_neighbors WHERE model_id OPERATOR(pg_catalog.=) $1",
 					   1, &type, &model_id, NULL, SPI_OK_DELETE);
+		ExecuteAsOwner("DELETE FROM recsys.entity_features WHERE model_id OPERATOR(pg_catalog.=) $1",
+					   1, &type, &model_id, NULL, SPI_OK_DELETE);
+		ExecuteAsOwner("DELETE FROM recsys.model_features WHERE model_id OPERATOR(pg_catalog.=) $1",
+					   1, &type, &model_id, NULL, SPI_OK_DELETE);
+	}
 }
 
 /*
@@ -559,12 +580,12 @@ UpsertModelRow(const RecsysTrained *t)
 {
 	const RecsysRatings *r = t->ratings;
 	const RecsysIteration *last = t->iterations > 0 ? &t->log[t->iterations - 1] : NULL;
-	Oid			types[19] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
+	Oid			types[20] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
 		NAMEOID, NAMEOID, NAMEOID, INT4OID, INT4OID, INT8OID, FLOAT8OID,
 		FLOAT8OID, FLOAT8OID, FLOAT8OID, INT8OID, INT8OID, INT8OID,
-	INT8OID};
-	Datum		values[19];
-	char		nulls[19];
+	INT8OID, TEXTOID};
+	Datum		values[20];
+	char		nulls[20];
 	bool		tokens = HasTokens();
 	int64		model_id;
 	bool		isnull;
@@ -594,6 +615,9 @@ UpsertModelRow(const RecsysTrained *t)
 	values[15] = Int64GetDatum(r->null_values);
 	values[16] = Int64GetDatum(r->duplicates);
 	values[18] = Int64GetDatum(NewToken());
+	values[19] = CStringGetTextDatum(t->preprocessing ? t->preprocessing : "");
+	if (t->preprocessing == NULL)
+		nulls[19] = 'n';
 
 	/* NAME parameters must be NAMEDATALEN-padded Name data */
 	for (int i = 5; i <= 7; i++)
@@ -607,17 +631,17 @@ UpsertModelRow(const RecsysTrained *t)
 		}
 	}
 
-	model_id = CheckTrainable(t->name, t->source);
+	model_id = CheckTrainable(t->name, t->source, t->params);
 	if (model_id != 0)
 	{
 		values[17] = Int64GetDatum(model_id);
-		/* Catalogs before 1.2 have no token column ($19 unused) */
+		/* Catalogs before 1.2 have no token column ($19, $20 unused) */
 		ExecuteAsOwner(tokens ?
 					   "UPDATE recsys.models SET method = $2, factors = $3, "
 					   "params = $4::pg_catalog.jsonb, source = $5, user_col = $6, "
 					   "item_col = $7, value_col = $8, num_users = $9, num_items = $10, "
 					   "num_interactions = $11, global_mean = $12, "
-					   "version = DEFAULT, token = $19, "
+					   "version = DEFAULT, token = $19, preprocessing = $20::pg_catalog.jsonb, "
 					   "trained_at = pg_catalog.clock_timestamp(), "
 					   "train_seconds = $13, final_loss = $14, final_rmse = $15, "
 					   "null_values = $16, duplicates = $17 "
@@ -631,7 +655,7 @@ UpsertModelRow(const RecsysTrained *t)
 					   "train_seconds = $13, final_loss = $14, final_rmse = $15, "
 					   "null_values = $16, duplicates = $17 "
 					   "WHERE model_id OPERATOR(pg_catalog.=) $18 AND name OPERATOR(pg_catalog.=) $1",
-					   tokens ? 19 : 18, types, values, nulls, SPI_OK_UPDATE);
+					   tokens ? 20 : 18, types, values, nulls, SPI_OK_UPDATE);
 		if (SPI_processed != 1)
 			elog(ERROR, "model row of \"%s\" vanished under its lock", t->name);
 
@@ -647,10 +671,11 @@ UpsertModelRow(const RecsysTrained *t)
 					   "INSERT INTO recsys.models (name, method, factors, params, "
 					   "source, user_col, item_col, value_col, num_users, num_items, "
 					   "num_interactions, global_mean, trained_at, train_seconds, "
-					   "final_loss, final_rmse, null_values, duplicates, owner, token) "
+					   "final_loss, final_rmse, null_values, duplicates, owner, token, "
+					   "preprocessing) "
 					   "VALUES ($1, $2, $3, $4::pg_catalog.jsonb, $5, $6, $7, $8, $9, $10, "
 					   "$11, $12, pg_catalog.clock_timestamp(), $13, $14, $15, $16, $17, "
-					   "$18::pg_catalog.regrole, $19) RETURNING model_id" :
+					   "$18::pg_catalog.regrole, $19, $20::pg_catalog.jsonb) RETURNING model_id" :
 					   "INSERT INTO recsys.models (name, method, factors, params, "
 					   "source, user_col, item_col, value_col, num_users, num_items, "
 					   "num_interactions, global_mean, trained_at, train_seconds, "
@@ -658,7 +683,7 @@ UpsertModelRow(const RecsysTrained *t)
 					   "VALUES ($1, $2, $3, $4::pg_catalog.jsonb, $5, $6, $7, $8, $9, $10, "
 					   "$11, $12, pg_catalog.clock_timestamp(), $13, $14, $15, $16, $17, "
 					   "$18::pg_catalog.regrole) RETURNING model_id",
-					   tokens ? 19 : 18, types, values, nulls, SPI_OK_INSERT_RETURNING);
+					   tokens ? 20 : 18, types, values, nulls, SPI_OK_INSERT_RETURNING);
 		model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 1, &isnull));
 	}
@@ -829,6 +854,117 @@ InsertNeighbors(int64 model_id, const RecsysRatings *r, const KnnGraph *g)
 	MemoryContextDelete(batch_cxt);
 }
 
+/*
+ * Insert one side's features: the vocabulary (name, idf, factors) and each
+ * entity's features and weights, in batches.
+ */
+static void
+InsertFeatures(int64 model_id, const char *side, const ModelFeatures *f,
+			   const int64 *ids)
+{
+	Oid			vtypes[6] = {INT8OID, TEXTOID, TEXTARRAYOID, FLOAT4ARRAYOID,
+	FLOAT4ARRAYOID, INT4OID};
+	Oid			etypes[7] = {INT8OID, TEXTOID, INT8ARRAYOID, INT4ARRAYOID,
+	FLOAT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID};
+	int			max_rows = Max(1, CATALOG_BATCH_ELEMENTS / Max(f->k, 64));
+	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
+													"recsys feature batch",
+													ALLOCSET_DEFAULT_SIZES);
+	int			nrows = f->rows.nrows;
+
+	/* The vocabulary */
+	for (int start = 0; start < f->nfeatures; start += max_rows)
+	{
+		int			count = Min(max_rows, f->nfeatures - start);
+		Datum		values[6];
+		Datum	   *names;
+		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+
+		CHECK_FOR_INTERRUPTS();
+		names = palloc(sizeof(Datum) * count);
+		for (int j = 0; j < count; j++)
+			names[j] = CStringGetTextDatum(f->names[start + j]);
+		values[0] = Int64GetDatum(model_id);
+		values[1] = CStringGetTextDatum(side);
+		values[2] = PointerGetDatum(construct_array_builtin(names, count, TEXTOID));
+		values[3] = PointerGetDatum(ArrayFromFloat4(f->idf ? f->idf + start : NULL,
+													f->idf ? count : 0));
+		values[4] = PointerGetDatum(ArrayFromFloat4(f->factors ? f->factors + (Size) start * f->k : NULL,
+													f->factors ? count * f->k : 0));
+		values[5] = Int32GetDatum(f->k);
+		ExecuteAsOwner("INSERT INTO recsys.model_features (model_id, side, feature_id, name, idf, factors) "
+					   "SELECT $1, $2, u.ord::pg_catalog.int4 OPERATOR(pg_catalog.+) $7 OPERATOR(pg_catalog.-) 1, u.name, $4[u.ord], "
+					   "CASE WHEN pg_catalog.cardinality($5) OPERATOR(pg_catalog.=) 0 THEN NULL "
+					   "ELSE $5[(u.ord OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog.*) $6 OPERATOR(pg_catalog.+) 1 : "
+					   "u.ord OPERATOR(pg_catalog.*) $6] END "
+					   "FROM pg_catalog.unnest($3) WITH ORDINALITY AS u(name, ord)",
+					   7, (Oid[]) {vtypes[0], vtypes[1], vtypes[2], vtypes[3], vtypes[4], vtypes[5], INT4OID},
+					   (Datum[]) {values[0], values[1], values[2], values[3], values[4], values[5],
+						   Int32GetDatum(start)}, NULL, SPI_OK_INSERT);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(batch_cxt);
+	}
+
+	/* Each entity's features */
+	for (int start = 0; start < nrows;)
+	{
+		int			count = 0;
+		int64		nvals = 0;
+		int64	   *eids;
+		int32	   *lo;
+		int32	   *hi;
+		Datum		values[7];
+		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+
+		CHECK_FOR_INTERRUPTS();
+		eids = palloc(sizeof(int64) * Min(max_rows, nrows - start));
+		lo = palloc(sizeof(int32) * Min(max_rows, nrows - start));
+		hi = palloc(sizeof(int32) * Min(max_rows, nrows - start));
+		while (start < nrows && count < max_rows)
+		{
+			int64		len = f->rows.indptr[start + 1] - f->rows.indptr[start];
+
+			if (len > 0)
+			{
+				if (count > 0 && nvals + len > CATALOG_BATCH_ELEMENTS)
+					break;
+				eids[count] = ids[start];
+				lo[count] = (int32) (f->rows.indptr[start] + 1);
+				hi[count] = (int32) f->rows.indptr[start + 1];
+				nvals += len;
+				count++;
+			}
+			start++;
+		}
+		if (count > 0)
+		{
+			int64		first = lo[0] - 1;
+			int64		last = hi[count - 1];
+
+			for (int j = 0; j < count; j++)
+			{
+				lo[j] -= first;
+				hi[j] -= first;
+			}
+			values[0] = Int64GetDatum(model_id);
+			values[1] = CStringGetTextDatum(side);
+			values[2] = PointerGetDatum(ArrayFromInt8(eids, count));
+			values[3] = PointerGetDatum(ArrayFromInt4(f->rows.indices + first, (int) (last - first)));
+			values[4] = PointerGetDatum(ArrayFromFloat4(f->rows.values + first, (int) (last - first)));
+			values[5] = PointerGetDatum(ArrayFromInt4(lo, count));
+			values[6] = PointerGetDatum(ArrayFromInt4(hi, count));
+			ExecuteAsOwner("INSERT INTO recsys.entity_features (model_id, side, entity_id, features, weights) "
+						   "SELECT $1, $2, u.id, $4[u.lo:u.hi], $5[u.lo:u.hi] "
+						   "FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($6), "
+						   "pg_catalog.unnest($7)) AS u(id, lo, hi)",
+						   7, etypes, values, NULL, SPI_OK_INSERT);
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(batch_cxt);
+	}
+	MemoryContextDelete(batch_cxt);
+}
+
 /* Insert the training log rows */
 static void
 InsertLog(int64 model_id, const RecsysTrained *t)
@@ -879,6 +1015,10 @@ CatalogStoreModel(const RecsysTrained *t)
 	InsertFactors(model_id, false, t->ratings, t->model, NULL);
 	if (t->graph != NULL)
 		InsertNeighbors(model_id, t->ratings, t->graph);
+	if (t->item_features != NULL)
+		InsertFeatures(model_id, "item", t->item_features, t->ratings->item_ids);
+	if (t->user_features != NULL)
+		InsertFeatures(model_id, "user", t->user_features, t->ratings->user_ids);
 	if (t->iterations > 0)
 		InsertLog(model_id, t);
 	SPI_finish();
@@ -1127,6 +1267,182 @@ CatalogLoadNeighbors(const RecsysModelInfo *info, const IdMap *index,
 	}
 	out->indptr[n] = total;
 	out->nnz = total;
+	SPI_finish();
+}
+
+/*
+ * Load one side's features of a model (users, or items) into out, over the
+ * rows of `index` (the cache's), allocated in the current memory context:
+ * the vocabulary (names, idf, factors of k = info->factors) and each
+ * entity's features.  Entities the index does not know are skipped.
+ */
+void
+CatalogLoadFeatures(const RecsysModelInfo *info, bool users, const IdMap *index,
+					ModelFeatures *out)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(info->model_id),
+	CStringGetTextDatum(users ? "user" : "item")};
+	const char *side = users ? "user" : "item";
+	int			n = index->count;
+	int64		total = 0;
+	bool		has_idf = true;
+
+	memset(out, 0, sizeof(ModelFeatures));
+	Connect();
+	if (SPI_execute_with_args("SELECT feature_id, name, idf, factors FROM recsys.model_features "
+							  "WHERE model_id OPERATOR(pg_catalog.=) $1 AND side OPERATOR(pg_catalog.=) $2 "
+							  "ORDER BY feature_id",
+							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "loading the features of model \"%s\" failed", info->name);
+	CheckShape(4, "table recsys.model_features");
+	out->nfeatures = (int) SPI_processed;
+	out->k = info->method->factors ? info->factors : 0;
+	out->names = MemoryContextAlloc(outer, sizeof(char *) * Max(out->nfeatures, 1));
+	out->idf = MemoryContextAlloc(outer, sizeof(float) * Max(out->nfeatures, 1));
+	if (out->k > 0)
+		out->factors = MemoryContextAllocExtended(outer, sizeof(float) * Max(out->nfeatures, 1) * out->k,
+												  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	for (int f = 0; f < out->nfeatures; f++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[f];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		d;
+
+		if (DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull)) != f)
+			CorruptRow(info, side, f, "its features are not numbered 0, 1, ...");
+		out->names[f] = MemoryContextStrdup(outer, TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull)));
+		if (f > 0 && strcmp(out->names[f - 1], out->names[f]) >= 0)
+			CorruptRow(info, side, f, "its feature names are not in order");
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		if (isnull)
+			has_idf = false;
+		else
+			out->idf[f] = DatumGetFloat4(d);
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		if (out->k > 0)
+		{
+			int			len;
+			float	   *z;
+
+			if (isnull)
+				CorruptRow(info, side, f, "a feature of a factor model has no factors");
+			z = ArrayGetFloat4(DatumGetArrayTypeP(d), 0, &len);
+			if (len != out->k)
+				CorruptRow(info, side, f, "a feature has the wrong number of factors");
+			memcpy(out->factors + (Size) f * out->k, z, sizeof(float) * out->k);
+		}
+	}
+	if (!has_idf)
+		out->idf = NULL;
+
+	if (SPI_execute_with_args("SELECT entity_id, features, weights FROM recsys.entity_features "
+							  "WHERE model_id OPERATOR(pg_catalog.=) $1 AND side OPERATOR(pg_catalog.=) $2",
+							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "loading the features of model \"%s\" failed", info->name);
+	CheckShape(3, "table recsys.entity_features");
+	out->rows.nrows = n;
+	out->rows.ncols = out->nfeatures;
+	out->rows.indptr = MemoryContextAllocExtended(outer, sizeof(int64) * ((Size) n + 1),
+												  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	{
+		int32	   *row_of = palloc(sizeof(int32) * Max(SPI_processed, 1));
+		int32	  **feats = palloc(sizeof(int32 *) * Max(SPI_processed, 1));
+		float	  **ws = palloc(sizeof(float *) * Max(SPI_processed, 1));
+		int		   *len = palloc(sizeof(int) * Max(SPI_processed, 1));
+
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			int			nw;
+
+			row_of[r] = IdMapLookup(index, id);
+			if (row_of[r] < 0)
+				continue;
+			feats[r] = ArrayGetInt4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)), &len[r]);
+			ws[r] = ArrayGetFloat4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)), 0, &nw);
+			if (nw != len[r])
+				CorruptRow(info, side, id, "features and weights differ in length");
+			for (int x = 0; x < len[r]; x++)
+				if (feats[r][x] < 0 || feats[r][x] >= out->nfeatures)
+					CorruptRow(info, side, id, "a feature is not in the model's vocabulary");
+			out->rows.indptr[row_of[r] + 1] = len[r];
+			total += len[r];
+		}
+		for (int i = 0; i < n; i++)
+			out->rows.indptr[i + 1] += out->rows.indptr[i];
+		out->rows.nnz = total;
+		out->rows.indices = MemoryContextAllocExtended(outer, sizeof(int32) * Max(total, 1),
+													   MCXT_ALLOC_HUGE);
+		out->rows.values = MemoryContextAllocExtended(outer, sizeof(float) * Max(total, 1),
+													  MCXT_ALLOC_HUGE);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			if (row_of[r] < 0)
+				continue;
+			memcpy(out->rows.indices + out->rows.indptr[row_of[r]], feats[r], sizeof(int32) * len[r]);
+			memcpy(out->rows.values + out->rows.indptr[row_of[r]], ws[r], sizeof(float) * len[r]);
+		}
+	}
+	SPI_finish();
+}
+
+/*
+ * Insert or replace one item's row of a model (refresh_item), in the
+ * current transaction.
+ */
+void
+CatalogStoreItem(const RecsysModelInfo *info, int64 item_id, const float *factors,
+				 float bias, int64 popularity)
+{
+	Oid			types[5] = {INT8OID, INT8OID, FLOAT4OID, FLOAT4ARRAYOID, INT8OID};
+	Datum		values[5];
+
+	values[0] = Int64GetDatum(info->model_id);
+	values[1] = Int64GetDatum(item_id);
+	values[2] = Float4GetDatum(bias);
+	values[3] = PointerGetDatum(ArrayFromFloat4(factors, info->factors));
+	values[4] = Int64GetDatum(popularity);
+	Connect();
+	ExecuteAsOwner("INSERT INTO recsys.item_factors (model_id, item_id, bias, factors, popularity) "
+				   "VALUES ($1, $2, $3, $4, $5) "
+				   "ON CONFLICT (model_id, item_id) DO UPDATE SET bias = EXCLUDED.bias, "
+				   "factors = EXCLUDED.factors, popularity = EXCLUDED.popularity",
+				   5, types, values, NULL, SPI_OK_INSERT);
+	SPI_finish();
+}
+
+/*
+ * Insert or replace one item's stored features (refresh_item), in the
+ * current transaction.
+ */
+void
+CatalogStoreItemFeatures(const RecsysModelInfo *info, int64 item_id,
+						 const int32 *features, const float *weights, int n)
+{
+	Oid			types[4] = {INT8OID, INT8OID, INT4ARRAYOID, FLOAT4ARRAYOID};
+	Datum		values[4];
+
+	values[0] = Int64GetDatum(info->model_id);
+	values[1] = Int64GetDatum(item_id);
+	values[2] = PointerGetDatum(ArrayFromInt4(features, n));
+	values[3] = PointerGetDatum(ArrayFromFloat4(weights, n));
+	Connect();
+	if (n > 0)
+		ExecuteAsOwner("INSERT INTO recsys.entity_features (model_id, side, entity_id, features, weights) "
+					   "VALUES ($1, 'item', $2, $3, $4) "
+					   "ON CONFLICT (model_id, side, entity_id) DO UPDATE "
+					   "SET features = EXCLUDED.features, weights = EXCLUDED.weights",
+					   4, types, values, NULL, SPI_OK_INSERT);
+	else
+		ExecuteAsOwner("DELETE FROM recsys.entity_features WHERE model_id OPERATOR(pg_catalog.=) $1 "
+					   "AND side OPERATOR(pg_catalog.=) 'item' AND entity_id OPERATOR(pg_catalog.=) $2",
+					   2, types, values, NULL, SPI_OK_DELETE);
 	SPI_finish();
 }
 

@@ -34,10 +34,14 @@ typedef struct RecsysTrained
 	const RecsysRatings *ratings;
 	const AlsModel *model;
 	const KnnGraph *graph;		/* item neighbour lists, or NULL */
+	const ModelFeatures *item_features; /* rows: r->nitems; or NULL */
+	const ModelFeatures *user_features; /* rows: r->nusers; or NULL */
 	const RecsysIteration *log;
 	const float *seen_values;	/* raw values in by_user order */
 	int			iterations;		/* 0 for the popular method */
 	double		seconds;
+	const char *preprocessing;	/* jsonb text of what preprocessing did, or
+								 * NULL */
 } RecsysTrained;
 
 /* Called with each batch of user rows by CatalogForEachUserBatch */
@@ -53,11 +57,20 @@ extern RecsysModelInfo *CatalogLookupModelLatest(const char *name);
 extern void CatalogStoreModel(const RecsysTrained *t);
 extern bool CatalogDropModel(const char *name, int64 *dropped_id);
 extern void CatalogRequireTrain(const RecsysModelInfo *info);
-extern void CatalogCheckTrainable(const char *name, const RatingsSource *src);
+extern void CatalogCheckTrainable(const char *name, const RatingsSource *src,
+								  const RecsysParams *p);
 extern void CatalogLoadFactors(const RecsysModelInfo *info, bool users,
 							   RecsysFactors *out);
 extern void CatalogLoadNeighbors(const RecsysModelInfo *info,
 								 const IdMap *index, RecsysSparse *out);
+extern void CatalogLoadFeatures(const RecsysModelInfo *info, bool users,
+								const IdMap *index, ModelFeatures *out);
+extern void CatalogStoreItem(const RecsysModelInfo *info, int64 item_id,
+							 const float *factors, float bias,
+							 int64 popularity);
+extern void CatalogStoreItemFeatures(const RecsysModelInfo *info,
+									 int64 item_id, const int32 *features,
+									 const float *weights, int n);
 extern void CatalogLoadUser(const RecsysModelInfo *info, int64 user_id,
 							bool latest, RecsysUserRow *row);
 extern void CatalogStoreUser(const RecsysModelInfo *info, int64 user_id,

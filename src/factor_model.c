@@ -29,6 +29,21 @@
  * Which of the two a model is comes from its AlsConfig (is_explicit),
  * i.e. from its method's descriptor (method_als.c, method_ials.c).
  *
+ * Hybrid models (item_features, item_text, user_features) follow the
+ * regression-based latent factor model of Agarwal and Chen (KDD 2009), in
+ * the MAP form that Cortes (2018) calls the offsets model: a row's factors
+ * are penalized toward a prior mean set by its features rather than toward
+ * zero,
+ *
+ *		lambda |y_i - G^T s_i|^2	 instead of	  lambda |y_i|^2,
+ *
+ * with G (features x k) a ridge regression of the factors on the features.
+ * It stays an ALS: the half-step is the same set of independent row solves
+ * (b gains lambda G^T s_i), and the feature step solves G by
+ * preconditioned conjugate gradients (AlsFeatureStep).  A row with
+ * features but no interactions (a new item, a visitor known by attributes)
+ * gets its prior, G^T s_i.
+ *
  * IDENTIFICATION
  *	  src/factor_model.c
  *
@@ -44,6 +59,14 @@
 #include "parallel.h"
 #include "portability/instr_time.h"
 #include "score.h"
+
+/*
+ * Conjugate-gradient steps of each feature step: G is warm-started from
+ * the previous sweep, so a few steps per sweep track the moving factors,
+ * and the total over a training (iterations x 8) converges the ridge
+ * regression of the last sweep closely.
+ */
+#define FEATURE_STEPS 8
 
 /* Report a row whose normal equations could not be solved */
 static void
@@ -61,6 +84,7 @@ SolveFailed(const char *side, int64 id, double regularization)
 static void
 ConfigOf(const RecsysParams *p, double mean, AlsConfig *c)
 {
+	memset(c, 0, sizeof(AlsConfig));
 	c->is_explicit = p->method->explicit_values;
 	c->k = p->factors;
 	c->regularization = p->regularization;
@@ -110,16 +134,51 @@ FactorMemory(const RecsysParams *p, const RecsysRatings *r)
 }
 
 /*
+ * The hybrid part of the objective beyond the plain penalty (times
+ * lambda): each side's pull toward the priors, and the feature factors'
+ * own penalty, lambda_G |G|^2 relative to lambda.
+ */
+static double
+HybridPenalty(const MethodInput *in, const MethodTrained *out, int k,
+			  bool by_count)
+{
+	const RecsysParams *p = in->p;
+	const AlsModel *m = &out->model;
+	double		total = 0.0;
+
+	if (in->items != NULL)
+	{
+		total += AlsPriorCorrection(&in->items->rows, &in->r->by_item, by_count,
+									m->item_factors, out->item_feature_factors, k);
+		for (Size i = 0; i < (Size) in->items->rows.ncols * k; i++)
+			total += p->feature_regularization *
+				out->item_feature_factors[i] * out->item_feature_factors[i];
+	}
+	if (in->users != NULL)
+	{
+		total += AlsPriorCorrection(&in->users->rows, &in->r->by_user, by_count,
+									m->user_factors, out->user_feature_factors, k);
+		for (Size i = 0; i < (Size) in->users->rows.ncols * k; i++)
+			total += p->feature_regularization *
+				out->user_feature_factors[i] * out->user_feature_factors[i];
+	}
+	return total;
+}
+
+/*
  * Train a factor model: the ALS sweeps of method als or ials, one NOTICE
  * and one log entry per iteration.
  */
 void
-FactorTrain(const RecsysParams *p, pg_attribute_unused() const RatingsSource *src,
-			RecsysRatings *r, MethodTrained *out)
+FactorTrain(const MethodInput *in, MethodTrained *out)
 {
+	const RecsysParams *p = in->p;
+	RecsysRatings *r = in->r;
 	AlsModel   *m = &out->model;
 	AlsWorkspace *ws;
 	AlsConfig	c;
+	AlsConfig	ci;
+	AlsConfig	cu;
 	int			nthreads = ParallelThreads();
 
 	out->seen_values = r->by_user.values;
@@ -137,6 +196,31 @@ FactorTrain(const RecsysParams *p, pg_attribute_unused() const RatingsSource *sr
 	out->iterations = p->iterations;
 	out->log = palloc0(sizeof(RecsysIteration) * Max(p->iterations, 1));
 
+	/*
+	 * Hybrid: each half-step pulls a row toward the prior its features give
+	 * it, after a feature step has regressed the side's current factors on
+	 * its features; rows of the other side known only by features stay out
+	 * of its Gram.
+	 */
+	ci = c;
+	cu = c;
+	ci.other_rows = &r->by_user;
+	cu.other_rows = &r->by_item;
+	if (in->items != NULL)
+	{
+		out->item_feature_factors = palloc0(sizeof(float) * c.k *
+											Max(in->items->rows.ncols, 1));
+		ci.side = &in->items->rows;
+		ci.side_factors = out->item_feature_factors;
+	}
+	if (in->users != NULL)
+	{
+		out->user_feature_factors = palloc0(sizeof(float) * c.k *
+											Max(in->users->rows.ncols, 1));
+		cu.side = &in->users->rows;
+		cu.side_factors = out->user_feature_factors;
+	}
+
 	for (int it = 0; it < p->iterations; it++)
 	{
 		instr_time	start;
@@ -147,11 +231,19 @@ FactorTrain(const RecsysParams *p, pg_attribute_unused() const RatingsSource *sr
 		INSTR_TIME_SET_CURRENT(start);
 
 		/* Items first, so the stored users solve against the final items */
-		failed = AlsHalfStep(&c, &r->by_item, m->user_factors, m->user_bias,
+		if (ci.side != NULL)
+			AlsFeatureStep(ci.side, &r->by_item, c.is_explicit, m->item_factors, c.k,
+						   p->feature_regularization, FEATURE_STEPS,
+						   out->item_feature_factors);
+		failed = AlsHalfStep(&ci, &r->by_item, m->user_factors, m->user_bias,
 							 r->nusers, m->item_factors, m->item_bias, ws, nthreads);
 		if (failed >= 0)
 			SolveFailed("item", r->item_ids[failed], p->regularization);
-		failed = AlsHalfStep(&c, &r->by_user, m->item_factors, m->item_bias,
+		if (cu.side != NULL)
+			AlsFeatureStep(cu.side, &r->by_user, c.is_explicit, m->user_factors, c.k,
+						   p->feature_regularization, FEATURE_STEPS,
+						   out->user_feature_factors);
+		failed = AlsHalfStep(&cu, &r->by_user, m->item_factors, m->item_bias,
 							 r->nitems, m->user_factors, m->user_bias, ws, nthreads);
 		if (failed >= 0)
 			SolveFailed("user", r->user_ids[failed], p->regularization);
@@ -160,7 +252,11 @@ FactorTrain(const RecsysParams *p, pg_attribute_unused() const RatingsSource *sr
 			loss = AlsExplicitLoss(m, &r->by_user, &r->by_item, p->regularization,
 								   nthreads);
 		else
-			loss = AlsImplicitLoss(m, &r->by_user, p->regularization, &ws[0], nthreads);
+			loss = AlsImplicitLoss(m, &r->by_user, &r->by_item, p->regularization,
+								   &ws[0], nthreads);
+		if (ci.side != NULL || cu.side != NULL)
+			loss.loss += p->regularization *
+				HybridPenalty(in, out, c.k, c.is_explicit) / (double) r->nnz;
 		log->loss = loss.loss;
 		log->rmse = loss.rmse;
 		log->seconds = RecsysSecondsSince(start);
@@ -500,4 +596,134 @@ FactorForget(ForgetContext *fc)
 	}
 	CatalogUpdateItems(info, &upd, gone, ngone);
 	CatalogBumpVersion(info, 1, ngone, user->nseen);
+}
+
+/*
+ * recommend_for_features for hybrid models: a visitor known only by user
+ * features g (weights t_g) gets the factors a user with no interactions
+ * gets in training, the prior sum_g t_g h_g (user bias 0), and the items
+ * are scored against them.
+ */
+bool
+FactorScoreFeatures(CacheEntry *e, char **names, const float *weights, int n,
+					const char *model, float *scores)
+{
+	const ModelFeatures *uf = &e->user_features;
+	int			k = e->items.k;
+	float	   *x = palloc0(sizeof(float) * k);
+	bool		known = false;
+
+	if (uf->nfeatures == 0 || uf->factors == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("model \"%s\" was trained without user_features", model),
+				 errhint("Train it with options => '{\"user_features\": \"...\"}' (user id, feature), or use recommend_for_items.")));
+	for (int j = 0; j < n; j++)
+	{
+		int32		f = CacheFeatureRow(uf, names[j]);
+
+		if (f < 0)
+			continue;
+		known = true;
+		/* Auto-vectorized */
+		for (int d = 0; d < k; d++)
+			x[d] += weights[j] * uf->factors[(Size) f * k + d];
+	}
+	if (!known)
+		return false;
+	ScoreFactors(&e->items, e->zero_bias, x, (float) e->config.mean, scores);
+	return true;
+}
+
+/*
+ * refresh_item for factor models: the item's factors from its current
+ * interactions (the stored factors of its users) and features, as the
+ * item half-step of a hybrid training solves them; an item without
+ * interactions is solved from its features alone.
+ */
+void
+FactorRefreshItem(CacheEntry *e, const RecsysModelInfo *info,
+				  pg_attribute_unused() int64 item_id,
+				  const RatingsUser *users, const RecsysSparse *features,
+				  MethodItemRow *out)
+{
+	int			k = e->items.k;
+	AlsWorkspace *ws = &e->ws;
+	const ModelFeatures *itf = &e->item_features;
+	float	   *prior = palloc0(sizeof(float) * k);
+	int32	   *rows = palloc(sizeof(int32) * Max(users->n, 1));
+	float	   *vals = palloc(sizeof(float) * Max(users->n, 1));
+	int			n = 0;
+	int			result;
+	float		bias = 0.0f;
+
+	/* The users of the item that the model knows, with confidences */
+	CacheLoadUsers(e, info);
+	for (int j = 0; j < users->n; j++)
+	{
+		int32		u = IdMapLookup(e->user_index, users->items[j]);
+
+		if (u < 0)
+			continue;
+		rows[n] = u;
+		vals[n] = KernelValue(e, users->values[j]);
+		n++;
+	}
+
+	/* The prior its features give it */
+	if (itf->factors != NULL)
+		for (int64 x = 0; x < features->nnz; x++)
+			for (int d = 0; d < k; d++)
+				prior[d] += features->values[x] *
+					itf->factors[(Size) features->indices[x] * k + d];
+
+	if (n == 0)
+	{
+		/* No interactions: the item sits at its prior, as in training */
+		memcpy(out->factors, prior, sizeof(float) * k);
+		out->bias = 0.0f;
+		out->popularity = 0;
+		out->nfeatures = (int) features->nnz;
+		out->features = features->indices;
+		out->weights = features->values;
+		return;
+	}
+	if (e->config.is_explicit)
+	{
+		/* The item's ratings against its users' factors and biases */
+		if (!AlsExplicitNormal(rows, vals, n, e->config.mean, e->users.factors,
+							   e->users.bias, k, ws))
+			SolveBug();
+	}
+	else
+	{
+		/* X^T X over the users with interactions, then the item's own */
+		float	   *warm = palloc_extended(sizeof(float) * Max(e->users.n, 1) * k,
+										   MCXT_ALLOC_HUGE);
+		int			nwarm = 0;
+
+		for (int u = 0; u < e->users.n; u++)
+			if (e->users.popularity[u] > 0)
+				memcpy(warm + (Size) nwarm++ * k, e->users.factors + (Size) u * k,
+					   sizeof(float) * k);
+		AlsGramInto(warm, nwarm, k, NULL, ws->yty, ws->yty_f, ws);
+		pfree(warm);
+		if (!AlsImplicitNormal(rows, vals, n, e->users.factors, k, ws))
+			SolveBug();
+	}
+	/* The penalty lambda |y - m|^2 adds lambda m to b */
+	for (int d = 0; d < k; d++)
+		ws->b[d] += AlsRowPenalty(&e->config, n) * prior[d];
+	result = AlsSolveRow(&e->config, n, ws, out->factors, &bias);
+	if (result < 0)
+		SolveBug();
+	if (result > 0)
+		FoldInFailed(info->name);
+	/* Y^T Y of the items is computed anew by the next fold-in */
+	e->has_gram = false;
+	out->bias = bias;
+	out->popularity = users->n;
+	out->nfeatures = (int) features->nnz;
+	out->features = features->indices;
+	out->weights = features->values;
 }

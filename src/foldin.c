@@ -195,6 +195,8 @@ recsys_refresh_user(PG_FUNCTION_ARGS)
 	src.item_col = info->item_col;
 	src.value_col = info->value_col;
 	src.sum_duplicates = !info->method->explicit_values;
+	/* Capped and decayed as training did, against its reference time */
+	RatingsPrepare(&src, &info->params);
 	RatingsLoadUser(&src, user_id, &rows);
 	ServeMapHistory(e, rows.items, rows.values, rows.n, &h);
 
@@ -273,4 +275,270 @@ recsys_explain(PG_FUNCTION_ARGS)
 	nulls[0] = true;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(recsys_recommend_for_features);
+
+/*
+ * recommend_for_features(features, n, model, weights): recommendations for
+ * a visitor known only by features (attributes such as 'region:north' for
+ * hybrid models, features of interest such as 'genre:drama' for content
+ * models); the popular items when the model knows none of them.
+ */
+Datum
+recsys_recommend_for_features(PG_FUNCTION_ARGS)
+{
+	int			n = ServeCountArg(fcinfo, 1);
+	char	   *model = ServeModelArg(fcinfo, 2);
+	RecsysModelInfo *info;
+	CacheEntry *e;
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			nnames;
+	char	  **names;
+	float	   *weights;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0))
+		return (Datum) 0;
+
+	info = CatalogLookupModel(model);
+	if (info->method->score_features == NULL)
+		MethodNotSupported(info->method, info->name, "recommend_for_features");
+	deconstruct_array_builtin(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, &elems, &elem_nulls, &nnames);
+	if (nnames == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("features must not be empty"),
+				 errhint("For example ARRAY['region:north', 'age:25-34'].")));
+	names = palloc(sizeof(char *) * nnames);
+	weights = palloc(sizeof(float) * nnames);
+	for (int j = 0; j < nnames; j++)
+	{
+		if (elem_nulls[j])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("features must not contain nulls")));
+		names[j] = TextDatumGetCString(elems[j]);
+		weights[j] = 1.0f;
+	}
+	if (!PG_ARGISNULL(3))
+	{
+		int			nw;
+		double	   *w = ArrayGetFloat8(PG_GETARG_ARRAYTYPE_P(3), &nw);
+
+		if (nw != nnames)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("weights has %d elements, but features has %d", nw, nnames)));
+		for (int j = 0; j < nnames; j++)
+		{
+			if (isnan(w[j]) || isinf(w[j]) || w[j] < 0.0 || w[j] > FLT_MAX)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("weight %g of feature \"%s\" is not a finite real >= 0",
+								w[j], names[j])));
+			weights[j] = (float) w[j];
+		}
+	}
+
+	e = CacheGetModel(info);
+	if (!info->method->score_features(e, names, weights, nnames, info->name, e->scores))
+		ScorePopularity(&e->items, e->scores);
+	ServeTopK(fcinfo, e, n);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(recsys_explain_features);
+
+/*
+ * explain_features(user_id, item_id, n, model): the n features of the item
+ * that contribute most to its score for the user, and a last row with a
+ * NULL feature holding the rest, so that the rows add up to the score.
+ */
+Datum
+recsys_explain_features(PG_FUNCTION_ARGS)
+{
+	int			n = ServeCountArg(fcinfo, 2);
+	char	   *model = ServeModelArg(fcinfo, 3);
+	ReturnSetInfo *rsinfo;
+	RecsysModelInfo *info;
+	CacheEntry *e;
+	RecsysUserRow user;
+	ServeHistory h;
+	int32		item;
+	int			nf;
+	float	   *contrib;
+	int64	   *order;
+	int32	   *chosen;
+	int			count;
+	double		score;
+	double		shown = 0.0;
+	const ModelFeatures *f;
+
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		return (Datum) 0;
+
+	info = CatalogLookupModel(model);
+	if (info->method->explain_features == NULL)
+		MethodNotSupported(info->method, info->name, "explain_features");
+	e = CacheGetModel(info);
+	CatalogLoadUser(info, PG_GETARG_INT64(0), false, &user);
+	item = IdMapLookup(e->index, PG_GETARG_INT64(1));
+	if (!user.found || item < 0)
+		return (Datum) 0;
+
+	f = &e->item_features;
+	nf = (int) (f->rows.indptr[item + 1] - f->rows.indptr[item]);
+	ServeMapHistory(e, user.seen, user.seen_values, user.nseen, &h);
+	contrib = palloc(sizeof(float) * Max(nf, 1));
+	score = info->method->explain_features(e, &user, &h, item, contrib);
+
+	/* Ties by feature number, i.e. by name */
+	order = palloc(sizeof(int64) * Max(nf, 1));
+	for (int x = 0; x < nf; x++)
+		order[x] = f->rows.indices[f->rows.indptr[item] + x];
+	n = Min(n, Max(nf, 1));
+	chosen = palloc(sizeof(int32) * n);
+	count = TopK(contrib, order, nf, n, chosen);
+	for (int j = 0; j < count; j++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = CStringGetTextDatum(f->names[order[chosen[j]]]);
+		values[1] = Float4GetDatum(contrib[chosen[j]]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		shown += contrib[chosen[j]];
+	}
+	{
+		Datum		values[2];
+		bool		nulls[2] = {true, false};
+
+		values[1] = Float4GetDatum((float) (score - shown));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(recsys_refresh_item);
+
+/*
+ * refresh_item(model, item_id): compute one item's row from its current
+ * features (in the model's feature relations) and interactions (in its
+ * source), read with the caller's privileges, and store it: a new product
+ * goes live without a retrain.  Features the model does not know are left
+ * out.  Returns false (and removes the item) when it has neither.
+ */
+Datum
+recsys_refresh_item(PG_FUNCTION_ARGS)
+{
+	char	   *model = ServeModelArg(fcinfo, 0);
+	int64		item_id;
+	RecsysModelInfo *info;
+	CacheEntry *e;
+	RatingsSource src;
+	RatingsUser users;
+	FeatureSource fs[2];
+	int			nfs = 0;
+	RecsysFeatures *read;
+	RecsysSparse feats;
+	MethodItemRow row;
+	bool		known;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("item_id must not be null")));
+	item_id = PG_GETARG_INT64(1);
+
+	/* As refresh_user: side by side with refreshes, never during a training */
+	info = CatalogLookupModel(model);
+	CatalogLockModelName(info->name, false);
+	info = CatalogLookupModelLatest(info->name);
+	CatalogRequireTrain(info);
+	if (info->method->refresh_item == NULL)
+		MethodNotSupported(info->method, info->name, "refresh_item");
+	e = CacheGetModel(info);
+	known = IdMapLookup(e->index, item_id) >= 0;
+
+	src.relid = RatingsSourceOid(info->source);
+	src.user_col = info->user_col;
+	src.item_col = info->item_col;
+	src.value_col = info->value_col;
+	src.sum_duplicates = !info->method->explicit_values;
+	RatingsPrepare(&src, &info->params);
+	RatingsLoadItem(&src, item_id, &users);
+
+	/* The item's features, as numbers of the model's vocabulary */
+	if (info->params.item_features)
+	{
+		memset(&fs[nfs], 0, sizeof(FeatureSource));
+		fs[nfs].relid = RatingsSourceOid(info->params.item_features);
+		fs[nfs].id_col = info->item_col;
+		fs[nfs].one = true;
+		fs[nfs].id = item_id;
+		nfs++;
+	}
+	if (info->params.item_text)
+	{
+		memset(&fs[nfs], 0, sizeof(FeatureSource));
+		fs[nfs].relid = RatingsSourceOid(info->params.item_text);
+		fs[nfs].id_col = info->item_col;
+		fs[nfs].text = true;
+		fs[nfs].config = info->params.text_config;
+		fs[nfs].one = true;
+		fs[nfs].id = item_id;
+		nfs++;
+	}
+	memset(&feats, 0, sizeof(feats));
+	feats.indptr = palloc0(sizeof(int64) * 2);
+	read = nfs > 0 ? RatingsLoadFeatures(fs, nfs) : NULL;
+	if (read != NULL && read->nentities == 1)
+	{
+		int64		len = read->by_entity.indptr[1];
+
+		feats.indices = palloc(sizeof(int32) * Max(len, 1));
+		feats.values = palloc(sizeof(float) * Max(len, 1));
+		for (int64 x = 0; x < len; x++)
+		{
+			int32		f = CacheFeatureRow(&e->item_features,
+											read->names[read->by_entity.indices[x]]);
+
+			if (f < 0)
+				continue;
+			feats.indices[feats.nnz] = f;
+			feats.values[feats.nnz] = read->by_entity.values[x];
+			feats.nnz++;
+		}
+	}
+	feats.nrows = 1;
+	feats.ncols = e->item_features.nfeatures;
+	feats.indptr[1] = feats.nnz;
+
+	if (users.n == 0 && feats.nnz == 0)
+	{
+		/* Nothing left to know the item by: it leaves the model */
+		if (known)
+		{
+			RecsysFactors none;
+
+			memset(&none, 0, sizeof(none));
+			CatalogUpdateItems(info, &none, &item_id, 1);
+			CatalogStoreItemFeatures(info, item_id, NULL, NULL, 0);
+			CatalogBumpVersion(info, 0, 1, 0);
+		}
+		PG_RETURN_BOOL(false);
+	}
+
+	memset(&row, 0, sizeof(row));
+	row.factors = palloc0(sizeof(float) * Max(info->factors, 1));
+	info->method->refresh_item(e, info, item_id, &users, &feats, &row);
+	CatalogStoreItem(info, item_id, row.factors, row.bias, row.popularity);
+	CatalogStoreItemFeatures(info, item_id, row.features, row.weights, row.nfeatures);
+	/* A new version: every backend reloads the item data */
+	CatalogBumpVersion(info, 0, known ? 0 : -1, 0);
+	PG_RETURN_BOOL(true);
 }

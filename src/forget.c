@@ -78,6 +78,7 @@ ForgetByRetraining(ForgetContext *fc)
 	RecsysRatings *r;
 	RatingsSource src;
 	MethodTrained out;
+	MethodInput in;
 	IdMap	   *kept;
 
 	st.builder = RatingsBuilderCreate(0);
@@ -100,7 +101,11 @@ ForgetByRetraining(ForgetContext *fc)
 	src.value_col = info->value_col;
 	src.sum_duplicates = !m->explicit_values;
 	memset(&out, 0, sizeof(out));
-	m->train(&info->params, &src, r, &out);
+	memset(&in, 0, sizeof(in));
+	in.p = &info->params;
+	in.src = &src;
+	in.r = r;
+	m->train(&in, &out);
 	CatalogReplaceItems(info, r, &out.model, out.graph);
 
 	/* The user's items that the model still has were rebuilt */

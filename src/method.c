@@ -29,6 +29,7 @@
 #include "method.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
+#include "utils/json.h"
 #include "utils/numeric.h"
 #include "utils/tuplestore.h"
 
@@ -38,6 +39,7 @@ static const RecsysMethod *const methods[] = {
 	&MethodIals,
 	&MethodItemKnn,
 	&MethodEase,
+	&MethodContent,
 	&MethodPopular,
 };
 
@@ -117,6 +119,9 @@ StoreOption(const MethodOption *o, RecsysParams *p, double x)
 		case METHOD_OPTION_BOOL:
 			*(bool *) field = x != 0.0;
 			break;
+		case METHOD_OPTION_TEXT:
+			*(char **) field = NULL;	/* text options have no default */
+			break;
 	}
 }
 
@@ -190,6 +195,8 @@ KindName(const MethodOption *o)
 			return "a string";
 		case METHOD_OPTION_BOOL:
 			return "true or false";
+		case METHOD_OPTION_TEXT:
+			return "a string";
 	}
 	return "?";
 }
@@ -214,13 +221,13 @@ OutOfRange(const RecsysMethod *m, const MethodOption *o, const char *value)
 	if (o->max < DBL_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" of method \"%s\" must be between %g%s and %g, got %s",
+				 errmsg("option \"%s\" of method \"%s\" must be between %.15g%s and %.15g, got %s",
 						o->name, m->name, o->min, o->min_open ? " (exclusive)" : "",
 						o->max, value),
 				 errhint("%s: %s.", o->name, o->help)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("option \"%s\" of method \"%s\" must be a finite number %s %g, got %s",
+			 errmsg("option \"%s\" of method \"%s\" must be a finite number %s %.15g, got %s",
 					o->name, m->name, o->min_open ? ">" : ">=", o->min, value),
 			 errhint("%s: %s.", o->name, o->help)));
 }
@@ -300,6 +307,18 @@ MethodSetOption(const RecsysMethod *m, RecsysParams *p, const char *key,
 				WrongType(m, o, v);
 			x = v->val.boolean ? 1.0 : 0.0;
 			break;
+		case METHOD_OPTION_TEXT:
+			/* null: not given (how params store an option left out) */
+			if (v->type == jbvNull)
+			{
+				*(char **) ((char *) p + o->offset) = NULL;
+				return;
+			}
+			if (v->type != jbvString || v->val.string.len == 0)
+				WrongType(m, o, v);
+			*(char **) ((char *) p + o->offset) =
+				pnstrdup(v->val.string.val, v->val.string.len);
+			return;
 	}
 	StoreOption(o, p, x);
 }
@@ -350,6 +369,25 @@ MethodChoiceName(const RecsysMethod *m, const char *option, int value)
 	return "?";
 }
 
+/* Whether an option's value is its default (text options: not given) */
+static bool
+IsDefault(const MethodOption *o, const char *field)
+{
+	switch (o->kind)
+	{
+		case METHOD_OPTION_INT:
+		case METHOD_OPTION_CHOICE:
+			return *(const int *) field == (int) o->def;
+		case METHOD_OPTION_REAL:
+			return *(const double *) field == o->def;
+		case METHOD_OPTION_BOOL:
+			return *(const bool *) field == (o->def != 0.0);
+		case METHOD_OPTION_TEXT:
+			return *(char *const *) field == NULL;
+	}
+	return false;
+}
+
 /*
  * What a training used, as jsonb text: "method" and every option of the
  * method.  float8out_internal gives the shortest text that reads back
@@ -359,14 +397,23 @@ char *
 MethodParamsJson(const RecsysParams *p)
 {
 	const RecsysMethod *m = p->method;
+	bool		features = p->item_features || p->item_text || p->user_features;
 	StringInfoData s;
 
 	initStringInfo(&s);
 	appendStringInfo(&s, "{\"method\": \"%s\"", m->name);
+
 	for (const MethodOption *o = m->options; o->name != NULL; o++)
 	{
 		const char *field = (const char *) p + o->offset;
 
+		/* Unused options stay out, so models without features read as before */
+		if (o->kind == METHOD_OPTION_TEXT && *(char *const *) field == NULL)
+			continue;
+		if (o->show == OPTION_SHOW_WITH_FEATURES && !features)
+			continue;
+		if (o->show == OPTION_SHOW_IF_SET && IsDefault(o, field))
+			continue;
 		appendStringInfo(&s, ", \"%s\": ", o->name);
 		switch (o->kind)
 		{
@@ -382,6 +429,9 @@ MethodParamsJson(const RecsysParams *p)
 				break;
 			case METHOD_OPTION_BOOL:
 				appendStringInfoString(&s, *(const bool *) field ? "true" : "false");
+				break;
+			case METHOD_OPTION_TEXT:
+				escape_json(&s, *(char *const *) field);
 				break;
 		}
 	}
@@ -403,6 +453,8 @@ DefaultText(const RecsysMethod *m, const MethodOption *o)
 			return pstrdup(MethodChoiceName(m, o->name, (int) o->def));
 		case METHOD_OPTION_BOOL:
 			return o->def != 0.0 ? "true" : "false";
+		case METHOD_OPTION_TEXT:
+			return "none";
 	}
 	return "?";
 }
@@ -423,6 +475,8 @@ AllowedText(const MethodOption *o)
 			return ChoiceNames(o);
 		case METHOD_OPTION_BOOL:
 			return "true, false";
+		case METHOD_OPTION_TEXT:
+			return "text (see description)";
 	}
 	return "?";
 }
@@ -441,6 +495,8 @@ KindSqlName(const MethodOption *o)
 			return "text";
 		case METHOD_OPTION_BOOL:
 			return "boolean";
+		case METHOD_OPTION_TEXT:
+			return "text";
 	}
 	return "?";
 }
@@ -460,8 +516,8 @@ recsys_methods(PG_FUNCTION_ARGS)
 	for (int i = 0; i < (int) lengthof(methods); i++)
 	{
 		const RecsysMethod *m = methods[i];
-		Datum		values[7];
-		bool		nulls[7] = {false, false, false, false, false, false, false};
+		Datum		values[8];
+		bool		nulls[8] = {false, false, false, false, false, false, false, false};
 
 		values[0] = CStringGetTextDatum(m->name);
 		values[1] = CStringGetTextDatum(m->summary);
@@ -471,6 +527,7 @@ recsys_methods(PG_FUNCTION_ARGS)
 		values[4] = BoolGetDatum(m->similar_items != NULL);
 		values[5] = BoolGetDatum(m->factors);
 		values[6] = BoolGetDatum(m->explain != NULL);
+		values[7] = BoolGetDatum(m->features);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

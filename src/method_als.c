@@ -30,10 +30,12 @@ static const MethodOption als_options[] = {
 	METHOD_OPTION_FACTORS,
 	METHOD_OPTION_ITERATIONS,
 	{"regularization", METHOD_OPTION_REAL, offsetof(RecsysParams, regularization), 0.1, 0,
-	DBL_MAX, false, NULL, "lambda of the ALS-WR penalty, per rating of each user and item"},
+	DBL_MAX, false, NULL, "lambda of the ALS-WR penalty, per rating of each user and item", OPTION_SHOW_ALWAYS},
 	METHOD_OPTION_SEED,
 	{"solver", METHOD_OPTION_CHOICE, offsetof(RecsysParams, solver), RECSYS_SOLVER_CHOLESKY, 0,
-	0, false, als_solvers, "how each row's normal equations are solved"},
+	0, false, als_solvers, "how each row's normal equations are solved", OPTION_SHOW_ALWAYS},
+	METHOD_OPTIONS_HYBRID,
+	METHOD_OPTIONS_PREPROCESS,
 	METHOD_OPTION_END
 };
 
@@ -46,6 +48,7 @@ const RecsysMethod MethodAls = {
 	.neighbors = false,
 	.explicit_values = true,
 	.personal = true,
+	.features = true,
 	.check = NULL,
 	.memory = FactorMemory,
 	.train = FactorTrain,
@@ -54,5 +57,7 @@ const RecsysMethod MethodAls = {
 	.predict = FactorPredict,
 	.explain = FactorExplain,
 	.similar_items = FactorSimilarItems,
+	.score_features = FactorScoreFeatures,
+	.refresh_item = FactorRefreshItem,
 	.forget = FactorForget,
 };

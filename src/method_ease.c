@@ -36,11 +36,12 @@
 /* The options of method ease */
 static const MethodOption ease_options[] = {
 	{"regularization", METHOD_OPTION_REAL, offsetof(RecsysParams, regularization), 500, 0,
-	DBL_MAX, true, NULL, "lambda, added to the diagonal of X^T X (the paper's range: 100 to 1000s)"},
+	DBL_MAX, true, NULL, "lambda, added to the diagonal of X^T X (the paper's range: 100 to 1000s)", OPTION_SHOW_ALWAYS},
 	{"neighbors", METHOD_OPTION_INT, offsetof(RecsysParams, neighbors), 200, 0,
-	EASE_MAX_NEIGHBORS, false, NULL, "the largest weights kept per item (0: the whole row)"},
+	EASE_MAX_NEIGHBORS, false, NULL, "the largest weights kept per item (0: the whole row)", OPTION_SHOW_ALWAYS},
 	{"binary", METHOD_OPTION_BOOL, offsetof(RecsysParams, binary), 1, 0,
-	1, false, NULL, "every interaction counts 1 instead of its value"},
+	1, false, NULL, "every interaction counts 1 instead of its value", OPTION_SHOW_ALWAYS},
+	METHOD_OPTIONS_PREPROCESS,
 	METHOD_OPTION_END
 };
 
@@ -84,9 +85,10 @@ EaseTrainMemory(const RecsysParams *p, const RecsysRatings *r)
 
 /* Learn B and keep each item's largest weights */
 static void
-EaseTrain(const RecsysParams *p, pg_attribute_unused() const RatingsSource *src,
-		  RecsysRatings *r, MethodTrained *out)
+EaseTrain(const MethodInput *in, MethodTrained *out)
 {
+	const RecsysParams *p = in->p;
+	RecsysRatings *r = in->r;
 	int			rc;
 
 	AlsModelInit(&out->model, 0, r->nusers, r->nitems, 0.0, 0);

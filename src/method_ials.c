@@ -7,8 +7,11 @@
  * has preference 1 if observed, else 0, with confidence 1 + alpha * v
  * (linear) or 1 + alpha * log(1 + v / epsilon) (log scaling), solved
  * exactly (Cholesky) or by a few conjugate-gradient steps per row
- * (Takacs, Pilaszy and Tikk, RecSys 2011).  The math is in als.c, what
- * factor models share in factor_model.c.
+ * (Takacs, Pilaszy and Tikk, RecSys 2011).  With item_features,
+ * item_text or user_features it is a hybrid model: collective matrix
+ * factorization (Singh and Gordon, KDD 2008), the features' own factors
+ * fitted with the items' and users' (factor_model.c).  The math is in
+ * als.c, what factor models share in factor_model.c.
  *
  * IDENTIFICATION
  *	  src/method_ials.c
@@ -40,18 +43,20 @@ static const MethodOption ials_options[] = {
 	METHOD_OPTION_FACTORS,
 	METHOD_OPTION_ITERATIONS,
 	{"regularization", METHOD_OPTION_REAL, offsetof(RecsysParams, regularization), 0.1, 0,
-	DBL_MAX, false, NULL, "lambda, the penalty on the squared norms of the factors"},
+	DBL_MAX, false, NULL, "lambda, the penalty on the squared norms of the factors", OPTION_SHOW_ALWAYS},
 	METHOD_OPTION_SEED,
 	{"alpha", METHOD_OPTION_REAL, offsetof(RecsysParams, alpha), 1.0, 0,
-	DBL_MAX, false, NULL, "the confidence scale: confidence is 1 + alpha * value (linear scaling)"},
+	DBL_MAX, false, NULL, "the confidence scale: confidence is 1 + alpha * value (linear scaling)", OPTION_SHOW_ALWAYS},
 	{"scaling", METHOD_OPTION_CHOICE, offsetof(RecsysParams, scaling), RECSYS_SCALING_LINEAR, 0,
-	0, false, ials_scalings, "linear (1 + alpha * value) or log (1 + alpha * log(1 + value / epsilon))"},
+	0, false, ials_scalings, "linear (1 + alpha * value) or log (1 + alpha * log(1 + value / epsilon))", OPTION_SHOW_ALWAYS},
 	{"epsilon", METHOD_OPTION_REAL, offsetof(RecsysParams, epsilon), 1.0, 0,
-	DBL_MAX, true, NULL, "the value unit of log scaling"},
+	DBL_MAX, true, NULL, "the value unit of log scaling", OPTION_SHOW_ALWAYS},
 	{"solver", METHOD_OPTION_CHOICE, offsetof(RecsysParams, solver), RECSYS_SOLVER_CG, 0,
-	0, false, ials_solvers, "cg (a few conjugate-gradient steps per row) or cholesky (exact)"},
+	0, false, ials_solvers, "cg (a few conjugate-gradient steps per row) or cholesky (exact)", OPTION_SHOW_ALWAYS},
 	{"cg_steps", METHOD_OPTION_INT, offsetof(RecsysParams, cg_steps), 3, 1,
-	RECSYS_MAX_CG_STEPS, false, NULL, "conjugate-gradient steps per row and half-step"},
+	RECSYS_MAX_CG_STEPS, false, NULL, "conjugate-gradient steps per row and half-step", OPTION_SHOW_ALWAYS},
+	METHOD_OPTIONS_HYBRID,
+	METHOD_OPTIONS_PREPROCESS,
 	METHOD_OPTION_END
 };
 
@@ -64,6 +69,7 @@ const RecsysMethod MethodIals = {
 	.neighbors = false,
 	.explicit_values = false,
 	.personal = true,
+	.features = true,
 	.check = NULL,
 	.memory = FactorMemory,
 	.train = FactorTrain,
@@ -72,5 +78,7 @@ const RecsysMethod MethodIals = {
 	.predict = FactorPredict,
 	.explain = FactorExplain,
 	.similar_items = FactorSimilarItems,
+	.score_features = FactorScoreFeatures,
+	.refresh_item = FactorRefreshItem,
 	.forget = FactorForget,
 };

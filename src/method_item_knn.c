@@ -46,19 +46,20 @@ static const MethodChoice knn_similarities[] = {
 /* The options of method item_knn */
 static const MethodOption item_knn_options[] = {
 	{"neighbors", METHOD_OPTION_INT, offsetof(RecsysParams, neighbors), 100, 1,
-	ITEM_KNN_MAX_NEIGHBORS, false, NULL, "the most similar items kept per item"},
+	ITEM_KNN_MAX_NEIGHBORS, false, NULL, "the most similar items kept per item", OPTION_SHOW_ALWAYS},
 	{"similarity", METHOD_OPTION_CHOICE, offsetof(RecsysParams, similarity), KNN_SIMILARITY_COSINE, 0,
-	0, false, knn_similarities, "cosine, dot (the weighted co-occurrence) or jaccard (of the sets of users)"},
+	0, false, knn_similarities, "cosine, dot (the weighted co-occurrence) or jaccard (of the sets of users)", OPTION_SHOW_ALWAYS},
 	{"weighting", METHOD_OPTION_CHOICE, offsetof(RecsysParams, weighting), KNN_WEIGHTING_NONE, 0,
-	0, false, knn_weightings, "none, tfidf or bm25 weighting of the interactions (users as terms, items as documents)"},
+	0, false, knn_weightings, "none, tfidf or bm25 weighting of the interactions (users as terms, items as documents)", OPTION_SHOW_ALWAYS},
 	{"k1", METHOD_OPTION_REAL, offsetof(RecsysParams, k1), KNN_DEFAULT_K1, 0,
-	DBL_MAX, false, NULL, "bm25: how fast a value's weight saturates"},
+	DBL_MAX, false, NULL, "bm25: how fast a value's weight saturates", OPTION_SHOW_ALWAYS},
 	{"b", METHOD_OPTION_REAL, offsetof(RecsysParams, b), KNN_DEFAULT_B, 0,
-	1, false, NULL, "bm25: how much an item's popularity normalizes its weights (0 to 1)"},
+	1, false, NULL, "bm25: how much an item's popularity normalizes its weights (0 to 1)", OPTION_SHOW_ALWAYS},
 	{"shrink", METHOD_OPTION_REAL, offsetof(RecsysParams, shrink), 0, 0,
-	DBL_MAX, false, NULL, "added to each similarity's denominator: shrinks similarities of rarely co-occurring items"},
+	DBL_MAX, false, NULL, "added to each similarity's denominator: shrinks similarities of rarely co-occurring items", OPTION_SHOW_ALWAYS},
 	{"binary", METHOD_OPTION_BOOL, offsetof(RecsysParams, binary), 0, 0,
-	1, false, NULL, "every interaction counts 1 instead of its value"},
+	1, false, NULL, "every interaction counts 1 instead of its value", OPTION_SHOW_ALWAYS},
+	METHOD_OPTIONS_PREPROCESS,
 	METHOD_OPTION_END
 };
 
@@ -84,9 +85,10 @@ ItemKnnMemory(const RecsysParams *p, const RecsysRatings *r)
 
 /* Build every item's neighbour list */
 static void
-ItemKnnTrain(const RecsysParams *p, pg_attribute_unused() const RatingsSource *src,
-			 RecsysRatings *r, MethodTrained *out)
+ItemKnnTrain(const MethodInput *in, MethodTrained *out)
 {
+	const RecsysParams *p = in->p;
+	RecsysRatings *r = in->r;
 	KnnOptions	o;
 
 	KnnOptionsOf(p, &o);

@@ -19,8 +19,9 @@
 
 #include "method.h"
 
-/* Method popular has no options */
+/* The options of method popular: the preprocessing */
 static const MethodOption popular_options[] = {
+	METHOD_OPTIONS_PREPROCESS,
 	METHOD_OPTION_END
 };
 
@@ -33,9 +34,10 @@ PopularMemory(pg_attribute_unused() const RecsysParams *p, const RecsysRatings *
 
 /* Each item's score: its distinct users, or the sum of its values */
 static void
-PopularTrain(pg_attribute_unused() const RecsysParams *p, const RatingsSource *src,
-			 RecsysRatings *r, MethodTrained *out)
+PopularTrain(const MethodInput *in, MethodTrained *out)
 {
+	RecsysRatings *r = in->r;
+	const RatingsSource *src = in->src;
 	AlsModel   *m = &out->model;
 
 	AlsModelInit(m, 0, r->nusers, r->nitems, 0.0, 0);

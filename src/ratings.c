@@ -44,6 +44,8 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/float.h"
+#include "utils/fmgrprotos.h"
 #include "utils/regproc.h"
 
 /* Rows fetched from the cursor per batch */
@@ -110,19 +112,15 @@ CheckColumnPrivilege(Oid relid, AttrNumber attnum, const char *relname,
 }
 
 /*
- * Check that the source can be read by the current user and has the right
- * column types; return the types of the user, item and value columns.
- *
- * Privileges are checked before anything about the columns is revealed.
+ * Check that a relation can be read (in some columns at least) by the
+ * current user; returns whether the whole table may be read.  Checked
+ * before anything about its columns is revealed.
  */
-static void
-ValidateSource(const RatingsSource *src, const char *relname, Oid *types)
+static bool
+CheckReadable(Oid relid, const char *relname)
 {
-	char		relkind = get_rel_relkind(src->relid);
+	char		relkind = get_rel_relkind(relid);
 	bool		table_ok;
-	AttrNumber	attnum;
-	const char *cols[3] = {src->user_col, src->item_col, src->value_col};
-	const char *roles[3] = {"user", "item", "value"};
 
 	if (relkind != RELKIND_RELATION && relkind != RELKIND_VIEW &&
 		relkind != RELKIND_MATVIEW && relkind != RELKIND_FOREIGN_TABLE &&
@@ -132,16 +130,54 @@ ValidateSource(const RatingsSource *src, const char *relname, Oid *types)
 				 errmsg("%s is not a table, view, materialized view or foreign table",
 						relname)));
 
-	table_ok = pg_class_aclcheck(src->relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
+	table_ok = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
 	if (!table_ok &&
-		pg_attribute_aclcheck_all(src->relid, GetUserId(), ACL_SELECT,
+		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT,
 								  ACLMASK_ANY) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for relation %s", relname),
 				 errhint("Training reads the source with your privileges; ask its owner for SELECT.")));
+	return table_ok;
+}
 
-	for (int c = 0; c < 3; c++)
+/* Whether a column type is one of the numbers a value may have */
+static bool
+IsNumberType(Oid type)
+{
+	return type == INT2OID || type == INT4OID || type == INT8OID ||
+		type == FLOAT4OID || type == FLOAT8OID || type == NUMERICOID;
+}
+
+/* Error unless a time column's type is a date, a timestamp or a number */
+static void
+CheckTimeType(Oid type, const char *col, const char *relname)
+{
+	if (!IsNumberType(type) && type != TIMESTAMPOID && type != TIMESTAMPTZOID &&
+		type != DATEOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("time column \"%s\" of relation %s has type %s, but timestamp, timestamptz, date or a numeric type is required",
+						col, relname, format_type_be(type))));
+}
+
+/*
+ * Check that the source can be read by the current user and has the right
+ * column types; return the types of the user, item, value and time
+ * columns (InvalidOid for those not used).
+ *
+ * Privileges are checked before anything about the columns is revealed.
+ */
+static void
+ValidateSource(const RatingsSource *src, const char *relname, Oid *types)
+{
+	bool		table_ok = CheckReadable(src->relid, relname);
+	AttrNumber	attnum;
+	const char *cols[4] = {src->user_col, src->item_col, src->value_col,
+	src->prep.time_col};
+	const char *roles[2] = {"user", "item"};
+
+	for (int c = 0; c < 4; c++)
 	{
 		Oid			type;
 
@@ -160,12 +196,13 @@ ValidateSource(const RatingsSource *src, const char *relname, Oid *types)
 					 errmsg("%s id column \"%s\" of relation %s has type %s, but an integer type is required",
 							roles[c], cols[c], relname, format_type_be(type)),
 					 errhint("Use a smallint, integer or bigint column, or train from a view that maps ids to integers.")));
-		if (c == 2 && type != INT2OID && type != INT4OID && type != INT8OID &&
-			type != FLOAT4OID && type != FLOAT8OID && type != NUMERICOID)
+		if (c == 2 && !IsNumberType(type))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("value column \"%s\" of relation %s has type %s, but a numeric type is required",
 							cols[c], relname, format_type_be(type))));
+		if (c == 3)
+			CheckTimeType(type, cols[c], relname);
 	}
 }
 
@@ -422,6 +459,176 @@ BuildByItem(RecsysRatings *r)
 	pfree(next);
 }
 
+/* Mark which of n ascending ids are among the ascending ids of f */
+static void
+MarkFeatured(const int64 *ids, int n, const RecsysFeatures *f, bool *out)
+{
+	int			j = 0;
+
+	memset(out, 0, sizeof(bool) * n);
+	if (f == NULL)
+		return;
+	for (int i = 0; i < n; i++)
+	{
+		while (j < f->nentities && f->ids[j] < ids[i])
+			j++;
+		out[i] = j < f->nentities && f->ids[j] == ids[i];
+	}
+}
+
+/*
+ * Iterated k-core filtering: leave out users with fewer than min_user and
+ * items with fewer than min_item interactions, again and again, since
+ * each removal lowers the others' counts, until every user and item left
+ * has enough (Batagelj and Zaversnik's peeling, each pass linear in the
+ * interactions).  Users and items that have features stay in the model
+ * as rows without interactions (cold rows).  Returns a new RecsysRatings
+ * (current memory context), or r itself when nothing is filtered.
+ */
+RecsysRatings *
+RatingsKCore(RecsysRatings *r, int min_user, int min_item,
+			 const RecsysFeatures *user_features,
+			 const RecsysFeatures *item_features, RatingsKCoreStats *stats)
+{
+	const RecsysSparse *bu = &r->by_user;
+	const RecsysSparse *bi = &r->by_item;
+	bool	   *keep_u = palloc(sizeof(bool) * Max(r->nusers, 1));
+	bool	   *keep_i = palloc(sizeof(bool) * Max(r->nitems, 1));
+	bool	   *feat_u = palloc(sizeof(bool) * Max(r->nusers, 1));
+	bool	   *feat_i = palloc(sizeof(bool) * Max(r->nitems, 1));
+	int64	   *count_u = palloc(sizeof(int64) * Max(r->nusers, 1));
+	int64	   *count_i = palloc(sizeof(int64) * Max(r->nitems, 1));
+	int32	   *new_u = palloc(sizeof(int32) * Max(r->nusers, 1));
+	int32	   *new_i = palloc(sizeof(int32) * Max(r->nitems, 1));
+	RecsysRatings *out;
+	bool		changed = true;
+	int64		nnz = 0;
+	double		sum = 0.0;
+
+	memset(stats, 0, sizeof(*stats));
+	if (min_user <= 1 && min_item <= 1)
+		return r;
+
+	/* Rows without interactions (features only) are not in the core */
+	for (int u = 0; u < r->nusers; u++)
+	{
+		count_u[u] = bu->indptr[u + 1] - bu->indptr[u];
+		keep_u[u] = count_u[u] > 0;
+	}
+	for (int i = 0; i < r->nitems; i++)
+	{
+		count_i[i] = bi->indptr[i + 1] - bi->indptr[i];
+		keep_i[i] = count_i[i] > 0;
+	}
+	while (changed)
+	{
+		CHECK_FOR_INTERRUPTS();
+		changed = false;
+		stats->rounds++;
+		for (int u = 0; u < r->nusers; u++)
+		{
+			if (!keep_u[u] || count_u[u] >= min_user)
+				continue;
+			keep_u[u] = false;
+			changed = true;
+			for (int64 e = bu->indptr[u]; e < bu->indptr[u + 1]; e++)
+				if (keep_i[bu->indices[e]])
+					count_i[bu->indices[e]]--;
+		}
+		for (int i = 0; i < r->nitems; i++)
+		{
+			if (!keep_i[i] || count_i[i] >= min_item)
+				continue;
+			keep_i[i] = false;
+			changed = true;
+			for (int64 e = bi->indptr[i]; e < bi->indptr[i + 1]; e++)
+				if (keep_u[bi->indices[e]])
+					count_u[bi->indices[e]]--;
+		}
+	}
+
+	/* The new numbering: the core, and the rows that have features */
+	MarkFeatured(r->user_ids, r->nusers, user_features, feat_u);
+	MarkFeatured(r->item_ids, r->nitems, item_features, feat_i);
+	out = palloc0(sizeof(RecsysRatings));
+	*out = *r;
+	out->nusers = out->nitems = 0;
+	for (int u = 0; u < r->nusers; u++)
+	{
+		if (!keep_u[u] && bu->indptr[u + 1] > bu->indptr[u])
+			stats->users++;
+		new_u[u] = (keep_u[u] || feat_u[u]) ? out->nusers++ : -1;
+	}
+	for (int i = 0; i < r->nitems; i++)
+	{
+		if (!keep_i[i] && bi->indptr[i + 1] > bi->indptr[i])
+			stats->items++;
+		new_i[i] = (keep_i[i] || feat_i[i]) ? out->nitems++ : -1;
+	}
+	for (int u = 0; u < r->nusers; u++)
+		if (keep_u[u])
+			for (int64 e = bu->indptr[u]; e < bu->indptr[u + 1]; e++)
+				nnz += keep_i[bu->indices[e]];
+	stats->interactions = r->nnz - nnz;
+	if (nnz == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA),
+				 errmsg("no interactions are left after k-core filtering with min_user_interactions %d and min_item_interactions %d",
+						min_user, min_item),
+				 errdetail("All %lld interactions were left out, in %d passes.",
+						   (long long) r->nnz, stats->rounds),
+				 errhint("Use smaller minimums.")));
+
+	out->user_ids = palloc_extended(sizeof(int64) * Max(out->nusers, 1), MCXT_ALLOC_HUGE);
+	out->item_ids = palloc_extended(sizeof(int64) * Max(out->nitems, 1), MCXT_ALLOC_HUGE);
+	for (int u = 0; u < r->nusers; u++)
+		if (new_u[u] >= 0)
+			out->user_ids[new_u[u]] = r->user_ids[u];
+	for (int i = 0; i < r->nitems; i++)
+		if (new_i[i] >= 0)
+			out->item_ids[new_i[i]] = r->item_ids[i];
+	SparseAlloc(&out->by_user, out->nusers, out->nitems, nnz);
+	nnz = 0;
+	for (int u = 0; u < r->nusers; u++)
+	{
+		if (new_u[u] < 0)
+			continue;
+		if (keep_u[u])
+			for (int64 e = bu->indptr[u]; e < bu->indptr[u + 1]; e++)
+			{
+				if (!keep_i[bu->indices[e]])
+					continue;
+				out->by_user.indices[nnz] = new_i[bu->indices[e]];
+				out->by_user.values[nnz] = bu->values[e];
+				sum += bu->values[e];
+				nnz++;
+			}
+		out->by_user.indptr[new_u[u] + 1] = nnz;
+	}
+	out->nnz = nnz;
+	out->mean = sum / (double) nnz;
+	BuildByItem(out);
+
+	/* The unfiltered interactions are no longer needed */
+	pfree(r->by_user.indptr);
+	pfree(r->by_user.indices);
+	pfree(r->by_user.values);
+	pfree(r->by_item.indptr);
+	pfree(r->by_item.indices);
+	pfree(r->by_item.values);
+	pfree(r->user_ids);
+	pfree(r->item_ids);
+	pfree(keep_u);
+	pfree(keep_i);
+	pfree(feat_u);
+	pfree(feat_i);
+	pfree(count_u);
+	pfree(count_i);
+	pfree(new_u);
+	pfree(new_i);
+	return out;
+}
+
 /*
  * After training, storing the model needs only the user-major structure
  * (the seen items), the item rows' lengths (popularity) and, when they
@@ -474,18 +681,31 @@ BadValue(const char *relname, const char *col, double v, int64 user,
 }
 
 /*
- * The query reading the source: user, item and (if any) value columns,
- * quoted, from the qualified relation; for one user ($1) if by_user.
+ * The query reading the source: user, item and (if any) value and time
+ * columns, quoted, from the qualified relation; for one user ($1) if
+ * by_user.
  */
 static void
 SelectSql(StringInfo sql, const RatingsSource *src, const char *relname,
-		  bool by_user)
+		  Oid time_type, bool by_user)
 {
 	initStringInfo(sql);
 	appendStringInfo(sql, "SELECT %s, %s", quote_identifier(src->user_col),
 					 quote_identifier(src->item_col));
 	if (src->value_col)
 		appendStringInfo(sql, ", %s", quote_identifier(src->value_col));
+	if (src->prep.time_col)
+	{
+		/* Seconds since the epoch, or the number itself */
+		if (OidIsValid(time_type) && (time_type == TIMESTAMPOID ||
+									  time_type == TIMESTAMPTZOID ||
+									  time_type == DATEOID))
+			appendStringInfo(sql, ", pg_catalog.date_part('epoch', %s)",
+							 quote_identifier(src->prep.time_col));
+		else
+			appendStringInfo(sql, ", %s::pg_catalog.float8",
+							 quote_identifier(src->prep.time_col));
+	}
 	appendStringInfo(sql, " FROM %s", relname);
 	if (by_user)
 		appendStringInfo(sql, " WHERE %s OPERATOR(pg_catalog.=) $1",
@@ -544,12 +764,46 @@ typedef struct LoadState
 	DestReceiver pub;			/* must be first */
 	const RatingsSource *src;
 	const char *relname;
-	Oid			types[3];
+	Oid			types[4];
 	RecsysRatings *r;
 	MemoryContext outer;		/* where the results live */
 	MemoryContext batch_cxt;	/* per-row garbage, reset now and then */
 	RatingsBuilder b;
+	double	   *times;			/* decay: each triplet's time */
+	int64		times_cap;
 } LoadState;
+
+/* A value capped at max_value (counted in *capped) */
+static inline double
+CapValue(const RatingsPrep *p, double v, int64 *capped)
+{
+	if (p->max_value > 0.0 && v > p->max_value)
+	{
+		(*capped)++;
+		return p->max_value;
+	}
+	return v;
+}
+
+/* The decay factor of a row of time t: 2^(-age / half_life), age >= 0 */
+static inline double
+DecayFactor(const RatingsPrep *p, double t, double reference)
+{
+	double		age = reference - t;
+
+	/* Rows newer than the reference count in full */
+	return age > 0.0 ? exp2(-age / p->half_life) : 1.0;
+}
+
+/* A row's time (epoch seconds or the number): false if it is NULL */
+static inline bool
+RowTime(Datum d, bool isnull, double *t)
+{
+	if (isnull)
+		return false;
+	*t = DatumGetFloat8(d);
+	return isfinite(*t);
+}
 
 /* Record one id, growing the first-seen array as needed */
 static inline int32
@@ -577,6 +831,7 @@ LoadReceiveSlot(TupleTableSlot *slot, DestReceiver *self)
 	const RatingsSource *src = st->src;
 	RecsysRatings *r = st->r;
 	double		v = 1.0;
+	double		t = 0.0;
 	int64		uid,
 				iid;
 	MemoryContext old;
@@ -602,10 +857,34 @@ LoadReceiveSlot(TupleTableSlot *slot, DestReceiver *self)
 		MemoryContextSwitchTo(old);
 		return true;
 	}
+	if (src->prep.time_col)
+	{
+		int			col = src->value_col ? 3 : 2;
+
+		if (!RowTime(slot->tts_values[col], slot->tts_isnull[col], &t))
+		{
+			r->null_times++;
+			MemoryContextSwitchTo(old);
+			return true;
+		}
+	}
+	v = CapValue(&src->prep, v, &r->capped);
 
 	/* The maps and triplets live in the outer context */
 	MemoryContextSwitchTo(st->outer);
 	RatingsBuilderAdd(&st->b, uid, iid, (float) v);
+	if (src->prep.time_col)
+	{
+		/* Decayed once the newest time is known (RatingsLoad) */
+		if (st->b.t.count > st->times_cap)
+		{
+			st->times_cap = Max(st->times_cap * 2, st->b.t.capacity);
+			st->times = st->times == NULL ?
+				palloc_extended(sizeof(double) * st->times_cap, MCXT_ALLOC_HUGE) :
+				repalloc_huge(st->times, sizeof(double) * st->times_cap);
+		}
+		st->times[st->b.t.count - 1] = t;
+	}
 	MemoryContextSwitchTo(old);
 	return true;
 }
@@ -727,10 +1006,12 @@ RatingsBuilderFinish(RatingsBuilder *b, bool sum_duplicates)
 
 /*
  * Read the source relation into a RecsysRatings allocated in the current
- * memory context.
+ * memory context.  Users and items that have features (either may be NULL)
+ * are part of the model even without interactions: they get empty rows.
  */
 RecsysRatings *
-RatingsLoad(const RatingsSource *src)
+RatingsLoad(const RatingsSource *src, const RecsysFeatures *user_features,
+			const RecsysFeatures *item_features)
 {
 	LoadState	st;
 	RecsysRatings *r = palloc0(sizeof(RecsysRatings));
@@ -756,7 +1037,7 @@ RatingsLoad(const RatingsSource *src)
 	st.batch_cxt = AllocSetContextCreate(st.outer, "recsys load batch",
 										 ALLOCSET_DEFAULT_SIZES);
 
-	SelectSql(&sql, src, relname, false);
+	SelectSql(&sql, src, relname, st.types[3], false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	memset(&options, 0, sizeof(options));
@@ -774,10 +1055,153 @@ RatingsLoad(const RatingsSource *src)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA),
 				 errmsg("source relation %s has no usable interactions", relname),
-				 r->null_values > 0 ?
-				 errdetail("All %lld rows have a null value.", (long long) r->null_values) :
+				 r->null_values + r->null_times > 0 ?
+				 errdetail("All %lld rows have a null value or time.",
+						   (long long) (r->null_values + r->null_times)) :
 				 errdetail("The relation is empty, or row-level security hides every row.")));
+	if (src->prep.time_col)
+	{
+		/* Ages from the reference: as_of, or the newest row */
+		double		reference = src->prep.reference;
+
+		if (isnan(reference))
+		{
+			reference = -DBL_MAX;
+			for (int64 e = 0; e < st.b.t.count; e++)
+				reference = Max(reference, st.times[e]);
+		}
+		r->reference = reference;
+		r->oldest_weight = 1.0;
+		for (int64 e = 0; e < st.b.t.count; e++)
+		{
+			double		w = DecayFactor(&src->prep, st.times[e], reference);
+
+			st.b.t.values[e] = (float) (st.b.t.values[e] * w);
+			r->oldest_weight = Min(r->oldest_weight, w);
+		}
+		pfree(st.times);
+	}
+	if (user_features)
+		for (int e = 0; e < user_features->nentities; e++)
+			(void) MapId(st.b.users, user_features->ids[e], &st.b.user_first, &st.b.user_cap);
+	if (item_features)
+		for (int e = 0; e < item_features->nentities; e++)
+			(void) MapId(st.b.items, item_features->ids[e], &st.b.item_first, &st.b.item_cap);
 	return RatingsBuilderFinish(&st.b, src->sum_duplicates);
+}
+
+/* A number option of the preprocessing: finite, or an error */
+static double
+PrepNumber(const char *option, const char *text)
+{
+	char	   *end;
+	double		v = strtod(text, &end);
+
+	if (end == text || *end != '\0' || !isfinite(v))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a number for a numeric time column, got \"%s\"",
+						option, text)));
+	return v;
+}
+
+/* A time, as text of the time column's type, in epoch seconds */
+static double
+PrepEpoch(Oid type, const char *text)
+{
+	Datum		ts;
+	char	   *end;
+	double		v = strtod(text, &end);
+
+	/* A plain number is already epoch seconds (as training records it) */
+	if (end != text && *end == '\0' && isfinite(v))
+		return v;
+	switch (type)
+	{
+		case TIMESTAMPTZOID:
+			ts = DirectFunctionCall3(timestamptz_in, CStringGetDatum(text),
+									 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+			return DatumGetFloat8(DirectFunctionCall2(timestamptz_part,
+													  CStringGetTextDatum("epoch"), ts));
+		case DATEOID:
+			ts = DirectFunctionCall1(date_timestamp,
+									 DirectFunctionCall1(date_in, CStringGetDatum(text)));
+			break;
+		default:
+			ts = DirectFunctionCall3(timestamp_in, CStringGetDatum(text),
+									 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+			break;
+	}
+	return DatumGetFloat8(DirectFunctionCall2(timestamp_part,
+											  CStringGetTextDatum("epoch"), ts));
+}
+
+/*
+ * Resolve a model's preprocessing options into src->prep: time_col is
+ * checked against the source, half_life (an interval for date and
+ * timestamp columns, a number for numeric ones) and as_of become numbers
+ * in the column's unit.  as_of NULL: the newest row's time (training
+ * records it in params, so serving decays alike).
+ */
+void
+RatingsPrepare(RatingsSource *src, const RecsysParams *p)
+{
+	RatingsPrep *prep = &src->prep;
+	char	   *relname;
+	bool		table_ok;
+	AttrNumber	attnum;
+	Oid			type;
+
+	memset(prep, 0, sizeof(*prep));
+	prep->max_value = p->max_value;
+	prep->reference = NAN;
+	if (p->time_col == NULL)
+	{
+		if (p->half_life != NULL || p->as_of != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("options half_life and as_of need time_col"),
+					 errhint("Name the column with each interaction's time, e.g. options => '{\"time_col\": \"ts\", \"half_life\": \"30 days\"}'.")));
+		return;
+	}
+	if (p->half_life == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option time_col needs half_life"),
+				 errhint("For example \"half_life\": \"30 days\": an interaction's value halves every 30 days of age.")));
+	prep->time_col = p->time_col;
+
+	/* Privileges first, as ValidateSource does */
+	relname = RatingsSourceName(src->relid);
+	table_ok = CheckReadable(src->relid, relname);
+	type = ColumnType(src->relid, relname, p->time_col, &attnum);
+	CheckColumnPrivilege(src->relid, attnum, relname, p->time_col, table_ok);
+	CheckTimeType(type, p->time_col, relname);
+	if (IsNumberType(type))
+	{
+		prep->half_life = PrepNumber("half_life", p->half_life);
+		if (p->as_of != NULL)
+			prep->reference = PrepNumber("as_of", p->as_of);
+	}
+	else
+	{
+		Datum		iv = DirectFunctionCall3(interval_in, CStringGetDatum(p->half_life),
+											 ObjectIdGetDatum(InvalidOid),
+											 Int32GetDatum(-1));
+
+		prep->half_life = DatumGetFloat8(DirectFunctionCall2(interval_part,
+															 CStringGetTextDatum("epoch"), iv));
+		if (p->as_of != NULL)
+			prep->reference = PrepEpoch(type, p->as_of);
+	}
+	if (!(prep->half_life > 0.0) || !isfinite(prep->half_life))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"half_life\" must be positive, got \"%s\"", p->half_life)));
+	if (p->as_of != NULL && !isfinite(prep->reference))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"as_of\" must be a finite time, got \"%s\"", p->as_of)));
 }
 
 /* The OID of a relation given by its stored, qualified and quoted name */
@@ -807,16 +1231,17 @@ RatingsLoadUser(const RatingsSource *src, int64 user_id, RatingsUser *out)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	char	   *relname = RatingsSourceName(src->relid);
-	Oid			types[3];
+	Oid			types[4];
 	StringInfoData sql;
 	Oid			argtypes[1] = {INT8OID};
+	int64		capped = 0;
 	Datum		args[1] = {Int64GetDatum(user_id)};
 	ItemValue  *pairs;
 	int			npairs = 0;
 	uint64		nrows;
 
 	ValidateSource(src, relname, types);
-	SelectSql(&sql, src, relname, true);
+	SelectSql(&sql, src, relname, types[3], true);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -846,6 +1271,17 @@ RatingsLoadUser(const RatingsSource *src, int64 user_id, RatingsUser *out)
 			if (!RowValue(d, isnull, types[2], relname, src->value_col, user_id, iid, &v))
 				continue;
 		}
+		v = CapValue(&src->prep, v, &capped);
+		if (src->prep.time_col)
+		{
+			double		t;
+
+			/* As training did, against the model's reference time */
+			d = SPI_getbinval(tup, desc, src->value_col ? 4 : 3, &isnull);
+			if (!RowTime(d, isnull, &t))
+				continue;
+			v *= DecayFactor(&src->prep, t, src->prep.reference);
+		}
 		pairs[npairs].item = iid;
 		pairs[npairs].value = v;
 		npairs++;
@@ -854,6 +1290,22 @@ RatingsLoadUser(const RatingsSource *src, int64 user_id, RatingsUser *out)
 
 	RatingsMerge(pairs, npairs, src->sum_duplicates, out);
 	pfree(pairs);
+}
+
+/*
+ * Read the current rows of one item from the source (with a new snapshot,
+ * as RatingsLoadUser), as (user, value) pairs merged by the training's
+ * rule, sorted by user, into out (current memory context).
+ */
+void
+RatingsLoadItem(const RatingsSource *src, int64 item_id, RatingsUser *out)
+{
+	RatingsSource swapped = *src;
+
+	/* The same read with the roles of the id columns swapped */
+	swapped.user_col = src->item_col;
+	swapped.item_col = src->user_col;
+	RatingsLoadUser(&swapped, item_id, out);
 }
 
 /*
@@ -878,5 +1330,332 @@ RatingsMerge(ItemValue *pairs, int npairs, bool sum_duplicates, RatingsUser *out
 		out->items[out->n] = item;
 		out->values[out->n] = (float) (sum_duplicates ? sum : sum / count);
 		out->n++;
+	}
+}
+
+/*
+ * Features
+ *
+ * Item features (categories, tags, brands, price buckets ...), words of
+ * item texts, and user attributes come from ordinary relations, read once
+ * with the caller's privileges like the interactions:
+ *	- a features relation has the entity's id column (named like the
+ *	  training's user_col or item_col), a column `feature` of any type,
+ *	  compared as text, and optionally a numeric `weight` (default 1);
+ *	- a text relation has the item id column and a column `document` of
+ *	  type text, varchar or tsvector; text goes through PostgreSQL's own
+ *	  to_tsvector with the given configuration, so stemming and stop words
+ *	  are PostgreSQL's; each lexeme becomes the feature "word:<lexeme>"
+ *	  with its number of occurrences as weight.
+ * Rules for bad rows, as for interactions: a NULL id is an error; a NULL
+ * feature or weight skips the row (counted); a negative, NaN or infinite
+ * weight is an error; duplicate (id, feature) rows are merged into the sum
+ * of their weights (counted).  Feature names are numbered in byte order
+ * (strcmp), entity ids ascending, so a model does not depend on row order.
+ */
+
+/* One (entity id, feature name, weight) row of a features relation */
+typedef struct FeatureRow
+{
+	int64		id;
+	char	   *name;
+	float		weight;
+} FeatureRow;
+
+/* The rows of all feature relations of one side */
+typedef struct FeatureRows
+{
+	FeatureRow *rows;
+	int64		count;
+	int64		capacity;
+} FeatureRows;
+
+/* Order feature rows by name, then entity id */
+static int
+CompareFeatureName(const void *a, const void *b)
+{
+	const FeatureRow *x = *(FeatureRow *const *) a;
+	const FeatureRow *y = *(FeatureRow *const *) b;
+	int			c = strcmp(x->name, y->name);
+
+	if (c != 0)
+		return c;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Base type of a column, or InvalidOid if there is none */
+static Oid
+OptionalColumnType(Oid relid, const char *colname, AttrNumber *attnum)
+{
+	*attnum = get_attnum(relid, colname);
+	if (*attnum <= 0)
+		return InvalidOid;
+	return getBaseType(get_atttype(relid, *attnum));
+}
+
+/* Read one features or text relation's rows into out (current context) */
+static void
+ReadFeatureRelation(const FeatureSource *fs, FeatureRows *out,
+					RecsysFeatures *f)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	char	   *relname = RatingsSourceName(fs->relid);
+	bool		table_ok = CheckReadable(fs->relid, relname);
+	const char *value_col = fs->text ? "document" : "feature";
+	AttrNumber	attnum;
+	Oid			id_type = ColumnType(fs->relid, relname, fs->id_col, &attnum);
+	Oid			value_type;
+	Oid			weight_type = InvalidOid;
+	StringInfoData sql;
+	Oid			argtypes[2] = {TEXTOID, INT8OID};
+	Datum		args[2];
+	Portal		portal;
+
+	CheckColumnPrivilege(fs->relid, attnum, relname, fs->id_col, table_ok);
+	if (id_type != INT2OID && id_type != INT4OID && id_type != INT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("id column \"%s\" of relation %s has type %s, but an integer type is required",
+						fs->id_col, relname, format_type_be(id_type)),
+				 errhint("Name the id column like the training's id column, with the same ids.")));
+	value_type = ColumnType(fs->relid, relname, value_col, &attnum);
+	CheckColumnPrivilege(fs->relid, attnum, relname, value_col, table_ok);
+	if (fs->text && value_type != TEXTOID && value_type != VARCHAROID &&
+		value_type != BPCHAROID && value_type != TSVECTOROID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"document\" of relation %s has type %s, but text or tsvector is required",
+						relname, format_type_be(value_type))));
+	if (!fs->text)
+	{
+		weight_type = OptionalColumnType(fs->relid, "weight", &attnum);
+		if (OidIsValid(weight_type))
+		{
+			CheckColumnPrivilege(fs->relid, attnum, relname, "weight", table_ok);
+			if (weight_type != INT2OID && weight_type != INT4OID && weight_type != INT8OID &&
+				weight_type != FLOAT4OID && weight_type != FLOAT8OID &&
+				weight_type != NUMERICOID)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("column \"weight\" of relation %s has type %s, but a numeric type is required",
+								relname, format_type_be(weight_type))));
+		}
+	}
+
+	initStringInfo(&sql);
+	if (fs->text)
+		appendStringInfo(&sql,
+						 "SELECT t.%s, u.lexeme, COALESCE(pg_catalog.array_length(u.positions, 1), 1) "
+						 "FROM %s t CROSS JOIN LATERAL pg_catalog.unnest(%s) u",
+						 quote_identifier(fs->id_col), relname,
+						 value_type == TSVECTOROID ? "t.document" :
+						 "pg_catalog.to_tsvector($1::pg_catalog.regconfig, t.document::pg_catalog.text)");
+	else
+		appendStringInfo(&sql, "SELECT t.%s, t.feature::pg_catalog.text, %s FROM %s t",
+						 quote_identifier(fs->id_col),
+						 OidIsValid(weight_type) ? "t.weight" : "1", relname);
+	if (fs->one)
+		appendStringInfo(&sql, " WHERE t.%s OPERATOR(pg_catalog.=) $2",
+						 quote_identifier(fs->id_col));
+	args[0] = CStringGetTextDatum(fs->config ? fs->config : "simple");
+	args[1] = Int64GetDatum(fs->id);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* refresh_item (one entity) must see the rows of its own transaction */
+	portal = SPI_cursor_open_with_args(NULL, sql.data, 2, argtypes, args, NULL, !fs->one,
+									   CURSOR_OPT_NO_SCROLL);
+	for (;;)
+	{
+		Oid			wtype = fs->text ? INT4OID :
+			(OidIsValid(weight_type) ? weight_type : INT4OID);
+
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, RATINGS_BATCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			Datum		d = SPI_getbinval(tup, desc, 1, &isnull);
+			int64		id;
+			Datum		name;
+			Datum		w;
+			bool		wnull;
+			double		weight;
+			MemoryContext spi_cxt;
+
+			/* Separate statements: argument evaluation order is unspecified */
+			id = RowId(d, isnull, id_type, relname, fs->id_col, "the");
+			name = SPI_getbinval(tup, desc, 2, &isnull);
+			w = SPI_getbinval(tup, desc, 3, &wnull);
+			if (isnull || wnull)
+			{
+				f->null_features++;
+				continue;
+			}
+			weight = ValueFromDatum(w, wtype);
+			if (isnan(weight) || isinf(weight) || weight < 0.0 || weight > FLT_MAX)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("column \"weight\" of relation %s contains invalid weight %g for id %lld",
+								relname, weight, (long long) id),
+						 errhint("Feature weights must be finite, >= 0 and fit in real.")));
+
+			spi_cxt = MemoryContextSwitchTo(outer);
+			if (out->count == out->capacity)
+			{
+				out->capacity = Max(out->capacity * 2, 1024);
+				out->rows = out->rows == NULL ?
+					palloc_extended(sizeof(FeatureRow) * out->capacity, MCXT_ALLOC_HUGE) :
+					repalloc_huge(out->rows, sizeof(FeatureRow) * out->capacity);
+			}
+			out->rows[out->count].id = id;
+			out->rows[out->count].weight = (float) weight;
+			if (fs->text)
+				out->rows[out->count].name = psprintf("word:%s", TextDatumGetCString(name));
+			else
+				out->rows[out->count].name = TextDatumGetCString(name);
+			out->count++;
+			MemoryContextSwitchTo(spi_cxt);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+}
+
+/*
+ * Read the features of one side (items or users) from its relations into
+ * a RecsysFeatures allocated in the current memory context: the names
+ * numbered in byte order, the entities in ascending id order, and each
+ * entity's (feature, weight) pairs sorted by feature, duplicates summed.
+ */
+RecsysFeatures *
+RatingsLoadFeatures(const FeatureSource *sources, int nsources)
+{
+	RecsysFeatures *f = palloc0(sizeof(RecsysFeatures));
+	FeatureRows rows;
+	FeatureRow **byname;
+	int32	   *feature_of;
+	IdMap	   *entities;
+	int64	   *next;
+	RecsysSparse *m = &f->by_entity;
+
+	memset(&rows, 0, sizeof(rows));
+	for (int s = 0; s < nsources; s++)
+		ReadFeatureRelation(&sources[s], &rows, f);
+	if (rows.count > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many feature rows: %lld", (long long) rows.count)));
+
+	/* Number the names in byte order */
+	byname = palloc_extended(sizeof(FeatureRow *) * Max(rows.count, 1), MCXT_ALLOC_HUGE);
+	for (int64 r = 0; r < rows.count; r++)
+		byname[r] = &rows.rows[r];
+	qsort(byname, rows.count, sizeof(FeatureRow *), CompareFeatureName);
+	feature_of = palloc_extended(sizeof(int32) * Max(rows.count, 1), MCXT_ALLOC_HUGE);
+	f->names = palloc(sizeof(char *) * Max(rows.count, 1));
+	for (int64 r = 0; r < rows.count; r++)
+	{
+		if (r == 0 || strcmp(byname[r]->name, byname[r - 1]->name) != 0)
+			f->names[f->nfeatures++] = byname[r]->name;
+		feature_of[byname[r] - rows.rows] = f->nfeatures - 1;
+	}
+
+	/* Number the entities in ascending id order */
+	entities = IdMapCreate(1024);
+	f->ids = palloc_extended(sizeof(int64) * Max(rows.count, 1), MCXT_ALLOC_HUGE);
+	for (int64 r = 0; r < rows.count; r++)
+		if (IdMapLookup(entities, rows.rows[r].id) < 0)
+		{
+			IdMapSet(entities, rows.rows[r].id, f->nentities);
+			f->ids[f->nentities++] = rows.rows[r].id;
+		}
+	qsort(f->ids, f->nentities, sizeof(int64), CompareInt64);
+	for (int e = 0; e < f->nentities; e++)
+		IdMapSet(entities, f->ids[e], e);
+
+	/* The entity-major matrix: a counting sort, then each row by feature */
+	SparseAlloc(m, f->nentities, f->nfeatures, rows.count);
+	for (int64 r = 0; r < rows.count; r++)
+		m->indptr[IdMapLookup(entities, rows.rows[r].id) + 1]++;
+	for (int e = 0; e < f->nentities; e++)
+		m->indptr[e + 1] += m->indptr[e];
+	next = palloc(sizeof(int64) * ((Size) f->nentities + 1));
+	memcpy(next, m->indptr, sizeof(int64) * ((Size) f->nentities + 1));
+	/* byname order: within an entity, features come ascending */
+	for (int64 r = 0; r < rows.count; r++)
+	{
+		const FeatureRow *row = byname[r];
+		int64		pos = next[IdMapLookup(entities, row->id)]++;
+
+		m->indices[pos] = feature_of[row - rows.rows];
+		m->values[pos] = row->weight;
+	}
+	pfree(next);
+
+	/* Merge duplicates, now adjacent, into their sum, compacting */
+	{
+		int64		out = 0;
+
+		for (int e = 0; e < f->nentities; e++)
+		{
+			int64		begin = m->indptr[e];
+			int64		end = m->indptr[e + 1];
+
+			m->indptr[e] = out;
+			for (int64 x = begin; x < end; x++)
+			{
+				if (x > begin && m->indices[x] == m->indices[out - 1])
+				{
+					m->values[out - 1] += m->values[x];
+					f->duplicates++;
+					continue;
+				}
+				m->indices[out] = m->indices[x];
+				m->values[out] = m->values[x];
+				out++;
+			}
+		}
+		m->indptr[f->nentities] = out;
+		m->nnz = out;
+	}
+	pfree(byname);
+	pfree(feature_of);
+	return f;
+}
+
+/*
+ * The features of a model's entities (ids: the model's, ascending), as an
+ * n x nfeatures matrix into out (entities without features: empty rows),
+ * allocated in the current memory context.
+ */
+void
+RatingsAlignFeatures(const RecsysFeatures *f, const int64 *ids, int n,
+					 RecsysSparse *out)
+{
+	const RecsysSparse *m = &f->by_entity;
+	int			e = 0;
+
+	SparseAlloc(out, n, f->nfeatures, m->nnz);
+	out->nnz = 0;
+	/* Both id lists ascending: a merge */
+	for (int i = 0; i < n; i++)
+	{
+		while (e < f->nentities && f->ids[e] < ids[i])
+			e++;
+		if (e < f->nentities && f->ids[e] == ids[i])
+		{
+			int64		len = m->indptr[e + 1] - m->indptr[e];
+
+			memcpy(out->indices + out->nnz, m->indices + m->indptr[e], sizeof(int32) * len);
+			memcpy(out->values + out->nnz, m->values + m->indptr[e], sizeof(float) * len);
+			out->nnz += len;
+		}
+		out->indptr[i + 1] = out->nnz;
 	}
 }

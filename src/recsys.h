@@ -76,6 +76,21 @@ typedef struct RecsysParams
 	int			similarity;		/* KnnSimilarity */
 	double		shrink;
 	bool		binary;			/* every interaction counts 1 */
+	/* features (content, and hybrid factor models): qualified relations */
+	char	   *item_features;	/* (item id, feature, weight) */
+	char	   *item_text;		/* (item id, document) */
+	char	   *text_config;	/* text search configuration of item_text */
+	char	   *user_features;	/* (user id, feature, weight) */
+	double		feature_regularization;	/* hybrid: ridge penalty of the
+										 * feature factors */
+	/* preprocessing (every method): ratings.c */
+	int			min_user_interactions;	/* k-core: fewer drop the user */
+	int			min_item_interactions;	/* k-core: fewer drop the item */
+	char	   *time_col;		/* recency decay: the time column */
+	char	   *half_life;		/* an interval, or a number (numeric time) */
+	char	   *as_of;			/* the reference time (epoch seconds once
+								 * trained) */
+	double		max_value;		/* values above are capped (0: none) */
 } RecsysParams;
 
 /*
@@ -103,12 +118,46 @@ typedef struct RecsysRatings
 	int64		rows_read;		/* rows returned by the source query */
 	int64		null_values;	/* rows skipped because the value was NULL */
 	int64		duplicates;		/* rows merged into an earlier (user, item) */
+	int64		null_times;		/* rows skipped because the time was NULL */
+	int64		capped;			/* values capped at max_value */
+	double		reference;		/* decay: the reference time used */
+	double		oldest_weight;	/* decay: the smallest factor applied */
 	double		mean;			/* mean value over the nnz pairs */
 	int64	   *user_ids;		/* dense user index -> original id, ascending */
 	int64	   *item_ids;		/* dense item index -> original id, ascending */
 	RecsysSparse by_user;		/* nusers x nitems */
 	RecsysSparse by_item;		/* nitems x nusers */
 } RecsysRatings;
+
+/*
+ * Features of one side of a model (items or users), read from relations:
+ * the vocabulary and each entity's (feature, weight) pairs (ratings.c).
+ */
+typedef struct RecsysFeatures
+{
+	int			nfeatures;
+	char	  **names;			/* feature index -> name, in byte order */
+	int			nentities;
+	int64	   *ids;			/* entity ids with features, ascending */
+	RecsysSparse by_entity;		/* nentities x nfeatures: weights */
+	int64		null_features;	/* rows skipped: NULL feature or weight */
+	int64		duplicates;		/* rows merged into an earlier (id, feature) */
+} RecsysFeatures;
+
+/*
+ * One side's features as a model stores and serves them: the vocabulary
+ * (names in byte order, so a name is found by binary search; the idf of
+ * content models, the factors of hybrid ones) and each entity's features.
+ */
+typedef struct ModelFeatures
+{
+	int			nfeatures;
+	char	  **names;
+	float	   *idf;			/* per feature, or NULL */
+	float	   *factors;		/* nfeatures x k, or NULL */
+	int			k;
+	RecsysSparse rows;			/* entities (model or cache rows) x features */
+} ModelFeatures;
 
 /* What the catalog knows about one trained model */
 typedef struct RecsysModelInfo
@@ -168,6 +217,7 @@ extern ArrayType *ArrayFromInt8(const int64 *values, int n);
 extern ArrayType *ArrayFromFloat8(const double *values, int n);
 extern ArrayType *ArrayFromInt4(const int32 *values, int n);
 extern int64 *ArrayGetInt8(ArrayType *a, int *len);
+extern int32 *ArrayGetInt4(ArrayType *a, int *len);
 extern double *ArrayGetFloat8(ArrayType *a, int *len);
 
 #endif							/* RECSYS_H */

@@ -26,6 +26,7 @@
 
 #include "cache.h"
 #include "catalog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "method.h"
@@ -33,9 +34,11 @@
 #include "portability/instr_time.h"
 #include "ratings.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/regproc.h"
 
 /* Error if argument argno is NULL */
 static void
@@ -157,6 +160,160 @@ CheckFeedbackValues(const RecsysRatings *r, const char *value_col)
 }
 
 /*
+ * Replace a relation option (item_features, ...) by the relation's
+ * qualified name, resolved with the caller's search_path; errors if there
+ * is no such relation.
+ */
+static void
+ResolveRelation(char **name, const char *option)
+{
+	List	   *names;
+	Oid			relid;
+
+	if (*name == NULL)
+		return;
+	names = stringToQualifiedNameList(*name);
+	relid = RangeVarGetRelid(makeRangeVarFromNameList(names), AccessShareLock, true);
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s\" of option %s does not exist", *name, option),
+				 errhint("Give the name of a table or view, schema-qualified if it is not on the search_path.")));
+	*name = RatingsSourceName(relid);
+}
+
+/*
+ * Load the features of one side, as the method's options name them (NULL
+ * when none): a features relation and, for items, a text relation.
+ */
+static RecsysFeatures *
+LoadFeatures(const char *features, const char *text, const char *config,
+			 const char *id_col, const char *side)
+{
+	FeatureSource fs[2];
+	int			n = 0;
+	RecsysFeatures *f;
+
+	memset(fs, 0, sizeof(fs));
+	if (features != NULL)
+	{
+		fs[n].relid = RatingsSourceOid(features);
+		fs[n].id_col = id_col;
+		fs[n].text = false;
+		fs[n].config = NULL;
+		n++;
+	}
+	if (text != NULL)
+	{
+		fs[n].relid = RatingsSourceOid(text);
+		fs[n].id_col = id_col;
+		fs[n].text = true;
+		fs[n].config = config;
+		n++;
+	}
+	if (n == 0)
+		return NULL;
+	f = RatingsLoadFeatures(fs, n);
+	if (f->null_features > 0)
+		ereport(NOTICE,
+				(errmsg("skipped %lld %s feature rows with a null feature or weight",
+						(long long) f->null_features, side)));
+	if (f->duplicates > 0)
+		ereport(NOTICE,
+				(errmsg("merged %lld duplicate (%s, feature) rows into the sum of their weights",
+						(long long) f->duplicates, side)));
+	return f;
+}
+
+/* The features of one side, over the model's rows (ids ascending) */
+static MethodFeatures *
+AlignFeatures(const RecsysFeatures *f, const int64 *ids, int n)
+{
+	MethodFeatures *mf;
+
+	if (f == NULL)
+		return NULL;
+	mf = palloc0(sizeof(MethodFeatures));
+	mf->vocabulary = f;
+	RatingsAlignFeatures(f, ids, n, &mf->rows);
+	return mf;
+}
+
+/* What the catalog stores of one side's features */
+static ModelFeatures *
+StoredFeatures(const MethodFeatures *mf, const float *idf, const float *factors,
+			   int k)
+{
+	ModelFeatures *s;
+
+	if (mf == NULL)
+		return NULL;
+	s = palloc0(sizeof(ModelFeatures));
+	s->nfeatures = mf->vocabulary->nfeatures;
+	s->names = mf->vocabulary->names;
+	s->idf = (float *) idf;
+	s->factors = (float *) factors;
+	s->k = factors ? k : 0;
+	s->rows = mf->rows;
+	return s;
+}
+
+/*
+ * The preprocessing after the source is read (capping and decay happened
+ * while reading it): k-core filtering, a NOTICE for each step, and what
+ * was done as jsonb text for recsys.models.preprocessing (NULL: nothing).
+ * The decay's reference time goes into the params, so that fold-in and
+ * refresh_user decay a user's rows as training did.
+ */
+static RecsysRatings *
+Preprocess(RecsysParams *p, const RatingsSource *src, RecsysRatings *r,
+		   const RecsysFeatures *user_features,
+		   const RecsysFeatures *item_features, char **json)
+{
+	StringInfoData s;
+	RatingsKCoreStats kcore;
+	int64		before = r->nnz;
+
+	initStringInfo(&s);
+	if (src->prep.max_value > 0.0)
+	{
+		ereport(NOTICE,
+				(errmsg("capped %lld values at max_value %g", (long long) r->capped,
+						src->prep.max_value)));
+		appendStringInfo(&s, ", \"capped_values\": %lld", (long long) r->capped);
+	}
+	if (src->prep.time_col != NULL)
+	{
+		if (r->null_times > 0)
+			ereport(NOTICE,
+					(errmsg("skipped %lld rows with a null or infinite time",
+							(long long) r->null_times)));
+		ereport(NOTICE,
+				(errmsg("decayed values with half-life %s of time column \"%s\": the oldest by a factor of %.6g",
+						p->half_life, src->prep.time_col, r->oldest_weight)));
+		p->as_of = pstrdup(float8out_internal(r->reference));
+		appendStringInfo(&s, ", \"null_times\": %lld, \"oldest_weight\": %s",
+						 (long long) r->null_times, float8out_internal(r->oldest_weight));
+	}
+	r = RatingsKCore(r, p->min_user_interactions, p->min_item_interactions,
+					 user_features, item_features, &kcore);
+	if (kcore.rounds > 0)
+	{
+		ereport(NOTICE,
+				(errmsg("k-core filtering left out %d users, %d items and %lld of %lld interactions in %d passes",
+						kcore.users, kcore.items, (long long) kcore.interactions,
+						(long long) before, kcore.rounds)));
+		appendStringInfo(&s, ", \"kcore_users\": %d, \"kcore_items\": %d, "
+						 "\"kcore_interactions\": %lld, \"kcore_passes\": %d",
+						 kcore.users, kcore.items, (long long) kcore.interactions,
+						 kcore.rounds);
+	}
+	if (s.len > 0)
+		*json = psprintf("{%s}", s.data + 2);
+	return r;
+}
+
+/*
  * Train (or retrain) a model, in four steps, all inside the caller's
  * transaction (see the file header).  `legacy`: called through the 1.0/1.1
  * SQL signature.
@@ -169,11 +326,15 @@ Train(FunctionCallInfo fcinfo, bool legacy)
 	const RecsysMethod *m;
 	RatingsSource source;
 	RecsysRatings *ratings;
+	RecsysFeatures *item_features;
+	RecsysFeatures *user_features;
+	MethodInput in;
 	MethodTrained out;
 	RecsysTrained trained;
 	MemoryContext train_cxt;
 	MemoryContext old;
 	instr_time	start;
+	char	   *preprocessing = NULL;
 
 	INSTR_TIME_SET_CURRENT(start);
 	RequireArg(fcinfo, 1, "source");
@@ -182,6 +343,7 @@ Train(FunctionCallInfo fcinfo, bool legacy)
 	ParamsFromArgs(fcinfo, legacy, &params);
 	m = params.method;
 
+	memset(&source, 0, sizeof(source));
 	source.relid = PG_GETARG_OID(1);
 	source.user_col = NameStr(*PG_GETARG_NAME(2));
 	source.item_col = NameStr(*PG_GETARG_NAME(3));
@@ -192,18 +354,32 @@ Train(FunctionCallInfo fcinfo, bool legacy)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("method \"%s\" needs a value column", m->name),
 				 errhint("Pass value_col => 'rating' (the column with the explicit ratings), or use method => 'ials' for implicit feedback.")));
+	if (params.time_col != NULL && m->explicit_values)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("method \"%s\" cannot decay values by age", m->name),
+				 errdetail("Its values are ratings to predict; a decayed rating would be a different rating."),
+				 errhint("Train from a view of the recent ratings instead.")));
+	RatingsPrepare(&source, &params);
+	ResolveRelation(&params.item_features, "item_features");
+	ResolveRelation(&params.item_text, "item_text");
+	ResolveRelation(&params.user_features, "user_features");
 	if (m->check)
 		m->check(&params, &source);
 
 	CatalogLockModelName(name, true);
-	CatalogCheckTrainable(name, &source);
+	CatalogCheckTrainable(name, &source, &params);
 
 	/* All training memory goes away at once, also on error */
 	train_cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys training",
 									  ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(train_cxt);
 
-	ratings = RatingsLoad(&source);
+	item_features = LoadFeatures(params.item_features, params.item_text,
+								 params.text_config, source.item_col, "item");
+	user_features = LoadFeatures(params.user_features, NULL, NULL,
+								 source.user_col, "user");
+	ratings = RatingsLoad(&source, user_features, item_features);
 	if (ratings->null_values > 0)
 		ereport(NOTICE,
 				(errmsg("skipped %lld rows with a null value",
@@ -213,6 +389,8 @@ Train(FunctionCallInfo fcinfo, bool legacy)
 				(errmsg("merged %lld duplicate (user, item) rows into their %s",
 						(long long) ratings->duplicates,
 						source.sum_duplicates ? "sum" : "mean value")));
+	ratings = Preprocess(&params, &source, ratings, user_features, item_features,
+						 &preprocessing);
 	if (!m->explicit_values && source.value_col != NULL)
 		CheckFeedbackValues(ratings, source.value_col);
 
@@ -221,8 +399,14 @@ Train(FunctionCallInfo fcinfo, bool legacy)
 							   m->memory(&params, ratings)),
 					  "The interactions and what the method builds from them need this much.");
 
+	memset(&in, 0, sizeof(in));
+	in.p = &params;
+	in.src = &source;
+	in.r = ratings;
+	in.items = AlignFeatures(item_features, ratings->item_ids, ratings->nitems);
+	in.users = AlignFeatures(user_features, ratings->user_ids, ratings->nusers);
 	memset(&out, 0, sizeof(out));
-	m->train(&params, &source, ratings, &out);
+	m->train(&in, &out);
 	RatingsReleaseForStore(ratings, out.seen_values == ratings->by_user.values);
 
 	trained.name = name;
@@ -231,10 +415,15 @@ Train(FunctionCallInfo fcinfo, bool legacy)
 	trained.ratings = ratings;
 	trained.model = &out.model;
 	trained.graph = out.graph;
+	trained.item_features = StoredFeatures(in.items, out.item_feature_idf,
+										   out.item_feature_factors, params.factors);
+	trained.user_features = StoredFeatures(in.users, NULL, out.user_feature_factors,
+										   params.factors);
 	trained.log = out.log;
 	trained.seen_values = out.seen_values;
 	trained.iterations = out.iterations;
 	trained.seconds = RecsysSecondsSince(start);
+	trained.preprocessing = preprocessing;
 	CatalogStoreModel(&trained);
 
 	MemoryContextSwitchTo(old);

@@ -30,10 +30,12 @@ CREATE TABLE recsys.models (
     final_loss        double precision,
     final_rmse        double precision,
     owner             regrole NOT NULL,
-    token             bigint NOT NULL
+    token             bigint NOT NULL,
+    preprocessing     jsonb
 );
 COMMENT ON TABLE recsys.models IS 'one row per trained model; version changes on every retrain';
 COMMENT ON COLUMN recsys.models.token IS 'random number drawn with every version: with model_id and version, the key of the serving caches';
+COMMENT ON COLUMN recsys.models.preprocessing IS 'what the preprocessing options did (values capped, rows without a time, the oldest decay factor, what k-core filtering left out); NULL when none was asked for';
 
 CREATE TABLE recsys.training_log (
     model_id          bigint NOT NULL,
@@ -85,6 +87,30 @@ ALTER TABLE recsys.item_neighbors
     ALTER COLUMN weights SET STORAGE EXTERNAL;
 COMMENT ON TABLE recsys.item_neighbors IS 'item-neighbour models (item_knn, ease): the items each item recommends, best first, and their weights';
 
+-- Features stored with a model (content and hybrid models): each side's
+-- vocabulary (with the feature's idf, or its factors), and each entity's
+-- features with their weights (content: its normalized profile).
+CREATE TABLE recsys.model_features (
+    model_id          bigint NOT NULL,
+    side              text NOT NULL CHECK (side IN ('item', 'user')),
+    feature_id        integer NOT NULL,
+    name              text NOT NULL,
+    idf               real,
+    factors           real[],
+    PRIMARY KEY (model_id, side, feature_id)
+);
+COMMENT ON TABLE recsys.model_features IS 'the features a content or hybrid model knows, per side: name, idf (content) or factors (hybrid)';
+
+CREATE TABLE recsys.entity_features (
+    model_id          bigint NOT NULL,
+    side              text NOT NULL CHECK (side IN ('item', 'user')),
+    entity_id         bigint NOT NULL,
+    features          integer[] NOT NULL,
+    weights           real[] NOT NULL,
+    PRIMARY KEY (model_id, side, entity_id)
+);
+COMMENT ON TABLE recsys.entity_features IS 'the features of each item and user of a content or hybrid model (feature ids of recsys.model_features) and their weights';
+
 -- The database's secret salt of recsys's lock keys (catalog.c), so that
 -- pg_locks does not tell other roles which model names are being trained.
 -- One row, readable by the extension's owner only; not dumped: a restored
@@ -103,5 +129,7 @@ SELECT pg_catalog.pg_extension_config_dump('recsys.training_log', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.user_factors', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.item_factors', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.item_neighbors', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.model_features', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.entity_features', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.model_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.version_seq', '');

@@ -52,6 +52,8 @@ ALTER TABLE recsys.training_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE recsys.user_factors ENABLE ROW LEVEL SECURITY;
 ALTER TABLE recsys.item_factors ENABLE ROW LEVEL SECURITY;
 ALTER TABLE recsys.item_neighbors ENABLE ROW LEVEL SECURITY;
+ALTER TABLE recsys.model_features ENABLE ROW LEVEL SECURITY;
+ALTER TABLE recsys.entity_features ENABLE ROW LEVEL SECURITY;
 ALTER TABLE recsys.model_grants ENABLE ROW LEVEL SECURITY;
 
 -- The models policy reads model_grants directly (not model_privilege,
@@ -69,13 +71,18 @@ CREATE POLICY item_factors_serve ON recsys.item_factors FOR SELECT
     USING (recsys.model_privilege(model_id, 'serve'));
 CREATE POLICY item_neighbors_serve ON recsys.item_neighbors FOR SELECT
     USING (recsys.model_privilege(model_id, 'serve'));
+CREATE POLICY model_features_serve ON recsys.model_features FOR SELECT
+    USING (recsys.model_privilege(model_id, 'serve'));
+CREATE POLICY entity_features_serve ON recsys.entity_features FOR SELECT
+    USING (recsys.model_privilege(model_id, 'serve'));
 
 -- Grants are public knowledge, like the ACLs in pg_class.
 CREATE POLICY model_grants_read ON recsys.model_grants FOR SELECT USING (true);
 
 GRANT USAGE ON SCHEMA recsys TO PUBLIC;
 GRANT SELECT ON recsys.models, recsys.training_log, recsys.user_factors,
-    recsys.item_factors, recsys.item_neighbors, recsys.model_grants TO PUBLIC;
+    recsys.item_factors, recsys.item_neighbors, recsys.model_features,
+    recsys.entity_features, recsys.model_grants TO PUBLIC;
 
 -- Let another role (NULL: every role) serve or also train a model
 CREATE FUNCTION @extschema@.grant_model(model text, grantee regrole, privilege text DEFAULT 'serve')

@@ -21,7 +21,7 @@ CREATE PROCEDURE @extschema@.train(
 AS 'MODULE_PATHNAME', 'recsys_train_1_2'
 LANGUAGE C;
 COMMENT ON PROCEDURE @extschema@.train(text, regclass, name, name, name, text, integer, integer, double precision, integer, double precision, text, integer, text, double precision, jsonb)
-    IS 'train (or retrain) a model from a table of (user, item, value) interactions: method als, ials, item_knn, ease or popular; the named arguments (NULL: the method''s default) and options set the method''s options';
+    IS 'train (or retrain) a model from a table of (user, item, value) interactions: method als, ials, item_knn, ease, content or popular; the named arguments (NULL: the method''s default) and options set the method''s options';
 
 CREATE FUNCTION @extschema@.drop_model(model text, if_exists boolean DEFAULT false)
 RETURNS boolean
@@ -38,12 +38,13 @@ CREATE FUNCTION recsys.methods(
     OUT stores          text,
     OUT similar_items   boolean,
     OUT similar_users   boolean,
-    OUT explain         boolean)
+    OUT explain         boolean,
+    OUT features        boolean)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'recsys_methods'
 LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION recsys.methods()
-    IS 'the training methods: what each learns from (ratings or feedback), what it stores, and which serving functions it supports';
+    IS 'the training methods: what each learns from (ratings or feedback), what it stores, which serving functions it supports, and whether it trains with item and user features';
 
 CREATE FUNCTION recsys.method_options(
     method              text,

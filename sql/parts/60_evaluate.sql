@@ -363,6 +363,25 @@ $$;
 COMMENT ON FUNCTION recsys.eval_check_split(double precision, integer, integer, integer)
     IS 'internal: validate the parameters of a split';
 
+-- Error unless candidates names a candidate set of evaluate().
+CREATE FUNCTION recsys.eval_check_candidates(candidates text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF candidates IS NULL OR candidates NOT IN ('all', 'test', 'cold') THEN
+        RAISE EXCEPTION USING
+            ERRCODE = CASE WHEN candidates IS NULL THEN 'null_value_not_allowed' ELSE 'invalid_parameter_value' END,
+            MESSAGE = CASE WHEN candidates IS NULL THEN 'candidates must not be null'
+                           ELSE format('unknown candidates "%s"', candidates) END,
+            HINT = 'Pass ''all'' (every item of the model), ''test'' (the items of the test table) or ''cold'' (the test items without training interactions in the model).';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION recsys.eval_check_candidates(text)
+    IS 'internal: error unless candidates is all, test or cold';
+
 -- Error unless the columns given for different roles (user, item, value,
 -- time) are different columns; NULL columns are not given.
 CREATE FUNCTION recsys.eval_distinct_columns(cols name[], roles text[])
@@ -388,6 +407,7 @@ COMMENT ON FUNCTION recsys.eval_distinct_columns(name[], text[])
 --
 -- Splits.  A pair's place is decided by the seeded hash
 --     h(user, item) = hashint8extended(item, hashint8extended(user, seed))
+-- (an item's, in split_items, by h(item) = hashint8extended(item, seed))
 -- and ties by the ids, never by the physical order of the rows, so the same
 -- data and seed give the same split.  Rows of the same (user, item) pair
 -- stay together.  The tables keep all source columns.
@@ -442,7 +462,7 @@ BEGIN
             HINT = 'Split a view that filters out rows with null ids.';
     END IF;
     IF npairs < 2 THEN
-        RAISE EXCEPTION USING ERRCODE = 'no_data',
+        RAISE EXCEPTION USING ERRCODE = '02000',  -- no_data, which PL/pgSQL cannot name
             MESSAGE = format('relation %s has %s distinct (user, item) pairs, a split needs at least 2',
                              source, npairs);
     END IF;
@@ -596,7 +616,7 @@ BEGIN
             HINT = 'Split a view that filters out rows without a user or a time.';
     END IF;
     IF nrows < 2 THEN
-        RAISE EXCEPTION USING ERRCODE = 'no_data',
+        RAISE EXCEPTION USING ERRCODE = '02000',  -- no_data, which PL/pgSQL cannot name
             MESSAGE = format('relation %s has %s rows, a split needs at least 2', source, nrows);
     END IF;
 
@@ -640,9 +660,102 @@ $$;
 COMMENT ON FUNCTION @extschema@.split_temporal(regclass, text, text, name, double precision, boolean, integer, integer, name, boolean, name)
     IS 'temporal split: the latest rows by time_col go to the test table (a fraction of all rows, or of each user''s rows with per_user), every test row strictly later than every training row (of that user)';
 
+-- Item cold-start holdout: a seeded fraction of the items goes to the test
+-- table with every interaction it has, so that no test item occurs in the
+-- training table (evaluate(..., candidates => 'cold') then ranks them).
+CREATE FUNCTION @extschema@.split_items(
+    source         regclass,
+    train_table    text,
+    test_table     text,
+    test_fraction  double precision DEFAULT 0.2,
+    seed           integer DEFAULT 42,
+    user_col       name DEFAULT 'user_id',
+    item_col       name DEFAULT 'item_id',
+    replace        boolean DEFAULT false,
+    target_schema  name DEFAULT pg_catalog.current_schema())
+RETURNS TABLE (train_rows bigint, test_rows bigint, test_items bigint, test_users bigint)
+LANGUAGE plpgsql VOLATILE ROWS 1
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u text := quote_ident(user_col);
+    i text := quote_ident(item_col);
+    hash text;
+    train_name text;
+    test_name text;
+    nitems bigint;
+    nnull bigint;
+    cut_h bigint;
+    cut_i bigint;
+BEGIN
+    IF test_fraction IS NULL OR NOT (test_fraction > 0 AND test_fraction < 1) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('test_fraction must be between 0 and 1 (exclusive), got %s',
+                             coalesce(test_fraction::text, 'NULL')),
+            HINT = 'For example test_fraction => 0.2 holds out 20% of the items, with all their interactions.';
+    END IF;
+    PERFORM recsys.eval_check_split(test_fraction, NULL, 2, seed);
+    PERFORM recsys.eval_column_type(source, user_col, 'user', 'id');
+    PERFORM recsys.eval_column_type(source, item_col, 'item', 'id');
+    PERFORM recsys.eval_distinct_columns(ARRAY[user_col, item_col], '{user,item}');
+    train_name := recsys.eval_target_table(train_table, target_schema, replace, 'train table', source);
+    test_name := recsys.eval_target_table(test_table, target_schema, replace, 'test table', source);
+    IF train_name = test_name THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('train and test table are the same table %s', train_name);
+    END IF;
+    hash := format('pg_catalog.hashint8extended(s.%s::bigint, %s)', i, seed);
+
+    EXECUTE format('SELECT count(DISTINCT s.%s), count(*) FILTER (WHERE s.%s IS NULL OR s.%s IS NULL) FROM %s s',
+                   i, u, i, source)
+        INTO nitems, nnull;
+    IF nnull > 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = format('user or item column of relation %s contains null values', source),
+            HINT = 'Split a view that filters out rows with null ids.';
+    END IF;
+    IF nitems < 2 THEN
+        RAISE EXCEPTION USING ERRCODE = '02000',  -- no_data, which PL/pgSQL cannot name
+            MESSAGE = format('relation %s has %s distinct items, an item split needs at least 2',
+                             source, nitems),
+            HINT = 'At least one item must stay in training and one go to the test table.';
+    END IF;
+    -- round(test_fraction * items) half up, at least 1, at most items - 1.
+    test_items := recsys.eval_test_size(nitems, test_fraction, NULL);
+
+    -- The test items are the test_items smallest (hash, item); find the
+    -- largest of them, then each table is one scan with a row comparison.
+    EXECUTE format('SELECT p.h, p.i FROM (SELECT DISTINCT %s AS h, s.%s::bigint AS i FROM %s s) p
+                    ORDER BY p.h, p.i OFFSET $1 LIMIT 1', hash, i, source)
+        USING test_items - 1 INTO cut_h, cut_i;
+
+    EXECUTE format('CREATE TABLE %s AS SELECT s.* FROM %s s WHERE (%s, s.%s::bigint) <= ($1, $2)',
+                   test_name, source, hash, i)
+        USING cut_h, cut_i;
+    GET DIAGNOSTICS test_rows = ROW_COUNT;
+    EXECUTE format('CREATE TABLE %s AS SELECT s.* FROM %s s WHERE (%s, s.%s::bigint) > ($1, $2)',
+                   train_name, source, hash, i)
+        USING cut_h, cut_i;
+    GET DIAGNOSTICS train_rows = ROW_COUNT;
+    EXECUTE format('SELECT count(DISTINCT t.%s) FROM %s t', u, test_name) INTO test_users;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.split_items(regclass, text, text, double precision, integer, name, name, boolean, name)
+    IS 'item cold-start holdout: round(test_fraction * items) items, chosen by a seeded hash, go to the test table with all their interactions, the rest to the train table, so that no test item is in training';
+
 --
 -- evaluate(): the model against the popular baseline on a test table
 --
+-- candidates chooses the items every ranking is drawn from:
+--   'all'   every item of the model (the usual protocol);
+--   'test'  the distinct items of the test table;
+--   'cold'  the items of the test table without training interactions in
+--           the model (no recsys.item_factors row with popularity > 0):
+--           after split_items, the held-out items.  Models trained with
+--           item features know such items; the others cannot rank them.
+-- With 'test' or 'cold', relevant items, the baseline, rating error and
+-- coverage are restricted to the candidates too.
 CREATE FUNCTION @extschema@.evaluate(
     model                text,
     test                 regclass,
@@ -651,7 +764,8 @@ CREATE FUNCTION @extschema@.evaluate(
     item_col             name DEFAULT NULL,
     value_col            name DEFAULT NULL,
     relevance_threshold  double precision DEFAULT NULL,
-    compute_auc          boolean DEFAULT true)
+    compute_auc          boolean DEFAULT true,
+    candidates           text DEFAULT 'all')
 RETURNS TABLE (metric text, at_k integer, model_value double precision,
                baseline_value double precision, evaluated bigint)
 LANGUAGE plpgsql STABLE PARALLEL RESTRICTED ROWS 10
@@ -665,6 +779,7 @@ DECLARE
     vcol name;
     vexpr text;
     nrank integer;
+    catalog_size bigint;
 BEGIN
     IF model IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'model must not be null';
@@ -680,6 +795,7 @@ BEGIN
     IF compute_auc IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'compute_auc must not be null';
     END IF;
+    PERFORM recsys.eval_check_candidates(candidates);
     SELECT mo.model_id, mo.method, mo.user_col, mo.item_col, mo.value_col, mo.num_items, mo.global_mean
     INTO m FROM recsys.models mo WHERE mo.name = model;
     IF NOT FOUND THEN
@@ -723,35 +839,60 @@ BEGIN
     END IF;
     nrank := CASE WHEN compute_auc THEN greatest(k, m.num_items) ELSE k END;
 
+    -- The candidates (NULL for 'all'): the distinct test items, for 'cold'
+    -- only those without training interactions in the model.  Their
+    -- number is the catalog that coverage and full rankings (AUC) use.
     -- Per test user: the relevant items (test items at or above the
-    -- threshold, minus the user's training items, which no ranking may
-    -- contain), the model's ranking (recommend, training items excluded),
-    -- and the baseline's: the model's training items by popularity
-    -- (ties by id, as recommend serves unknown users), training items
-    -- excluded.  Users without relevant items are skipped.
+    -- threshold, among the candidates, minus the user's training items,
+    -- which no ranking may contain), the model's ranking (recommend among
+    -- the candidates, training items excluded), and the baseline's: the
+    -- candidates (for 'all', the model's training items) by training
+    -- popularity (zero for an item without training interactions), ties
+    -- by id as recommend serves unknown users, training items excluded.
+    -- Users without relevant items are skipped.
     EXECUTE format($q$
         WITH t AS (
             SELECT s.%1$I::bigint AS u, s.%2$I::bigint AS i, %3$s AS v
             FROM %4$s s
             WHERE s.%1$I IS NOT NULL AND s.%2$I IS NOT NULL
             GROUP BY 1, 2),
+        ci AS (
+            SELECT DISTINCT t.i FROM t
+            WHERE $7 = 'test'
+               OR ($7 = 'cold' AND NOT EXISTS (
+                       SELECT 1 FROM recsys.item_factors f
+                       WHERE f.model_id = $1 AND f.item_id = t.i AND f.popularity > 0))),
+        cand AS (
+            SELECT CASE WHEN $7 = 'all' THEN NULL::bigint[]
+                        ELSE coalesce((SELECT pg_catalog.array_agg(ci.i ORDER BY ci.i) FROM ci), '{}') END AS items),
         pop AS (
-            SELECT coalesce(pg_catalog.array_agg(f.item_id ORDER BY f.popularity DESC, f.item_id), '{}') AS items
-            FROM recsys.item_factors f WHERE f.model_id = $1),
+            SELECT CASE WHEN cand.items IS NULL THEN
+                       (SELECT coalesce(pg_catalog.array_agg(f.item_id ORDER BY f.popularity DESC, f.item_id), '{}')
+                        FROM recsys.item_factors f WHERE f.model_id = $1)
+                   ELSE
+                       (SELECT coalesce(pg_catalog.array_agg(c.i ORDER BY coalesce(f.popularity, 0) DESC, c.i), '{}')
+                        FROM pg_catalog.unnest(cand.items) AS c(i)
+                        LEFT JOIN recsys.item_factors f ON f.model_id = $1 AND f.item_id = c.i)
+                   END AS items
+            FROM cand),
         usr AS (
             SELECT g.u, coalesce(f.seen, '{}') AS seen,
                    recsys.eval_exclude(g.rel, coalesce(f.seen, '{}'), pg_catalog.cardinality(g.rel)) AS rel
-            FROM (SELECT t.u, pg_catalog.array_agg(t.i) FILTER (WHERE $4 IS NULL OR t.v >= $4) AS rel
-                  FROM t GROUP BY t.u) g
+            FROM (SELECT t.u, pg_catalog.array_agg(t.i) FILTER (WHERE ($4 IS NULL OR t.v >= $4)
+                                                                  AND ($7 = 'all' OR ci.i IS NOT NULL)) AS rel
+                  FROM t LEFT JOIN ci ON ci.i = t.i GROUP BY t.u) g
             LEFT JOIN recsys.user_factors f ON f.model_id = $1 AND f.user_id = g.u
             WHERE g.rel IS NOT NULL),
         ranked AS (
             SELECT usr.u, usr.seen, usr.rel,
                    ARRAY(SELECT r.item_id
-                         FROM @extschema@.recommend(usr.u, $5, $2) WITH ORDINALITY AS r(item_id, score, o)
+                         FROM @extschema@.recommend(usr.u,
+                                  CASE WHEN cand.items IS NOT NULL AND $6
+                                       THEN greatest($3, pg_catalog.cardinality(cand.items)) ELSE $5 END,
+                                  $2, candidates => cand.items) WITH ORDINALITY AS r(item_id, score, o)
                          ORDER BY r.o) AS rec,
                    recsys.eval_exclude(pop.items, usr.seen, $3) AS brec
-            FROM usr, pop
+            FROM usr, pop, cand
             WHERE pg_catalog.cardinality(usr.rel) > 0),
         scored AS (
             SELECT ranked.*,
@@ -764,21 +905,29 @@ BEGIN
                pg_catalog.count(sc.auc) AS auc_users,
                pg_catalog.count(*) AS users,
                (SELECT pg_catalog.count(DISTINCT x) FROM scored c, pg_catalog.unnest(c.rec[1:$3]) x) AS cov,
-               (SELECT pg_catalog.count(DISTINCT x) FROM scored c, pg_catalog.unnest(c.brec) x) AS bcov
+               (SELECT pg_catalog.count(DISTINCT x) FROM scored c, pg_catalog.unnest(c.brec) x) AS bcov,
+               (SELECT cand.items FROM cand) AS cand
         FROM scored sc
         $q$, ucol, icol, vexpr, test)
     INTO r
-    USING m.model_id, model, k, relevance_threshold, nrank, compute_auc;
+    USING m.model_id, model, k, relevance_threshold, nrank, compute_auc, candidates;
+
+    IF candidates = 'cold' AND pg_catalog.cardinality(r.cand) = 0 THEN
+        RAISE WARNING 'test relation % has no item without training interactions in model "%"', test, model
+            USING HINT = 'Hold out items with split_items and train the model on its train table: then the test items are cold.';
+    END IF;
+    catalog_size := CASE WHEN candidates = 'all' THEN m.num_items ELSE pg_catalog.cardinality(r.cand) END;
 
     IF m.method = 'als' THEN
-        -- Rating error over the test pairs with a value; the baseline
-        -- predicts the training mean (a popularity ranking predicts no
-        -- ratings).
+        -- Rating error over the test pairs with a value (among the
+        -- candidates); the baseline predicts the training mean (a
+        -- popularity ranking predicts no ratings).
         RETURN QUERY EXECUTE format($q$
             WITH t AS (
                 SELECT s.%1$I::bigint AS u, s.%2$I::bigint AS i, %3$s AS v
                 FROM %4$s s
                 WHERE s.%1$I IS NOT NULL AND s.%2$I IS NOT NULL
+                  AND ($3::bigint[] IS NULL OR s.%2$I::bigint IN (SELECT pg_catalog.unnest($3::bigint[])))
                 GROUP BY 1, 2),
             e AS (
                 SELECT @extschema@.rmse(@extschema@.predict(t.u, t.i, $1)::float8, t.v) AS rmse,
@@ -791,7 +940,7 @@ BEGIN
             UNION ALL
             SELECT 'mae'::text, NULL::integer, e.mae, e.bmae, e.pairs FROM e
             $q$, ucol, icol, vexpr, test)
-        USING model, m.global_mean;
+        USING model, m.global_mean, r.cand;
     END IF;
 
     metric := 'precision'; at_k := k; evaluated := (r.mm).users;
@@ -811,13 +960,13 @@ BEGIN
     model_value := r.auc; baseline_value := r.bauc;
     RETURN NEXT;
     metric := 'coverage'; at_k := k; evaluated := r.users;
-    model_value := CASE WHEN r.users > 0 THEN r.cov::float8 / NULLIF(m.num_items, 0) END;
-    baseline_value := CASE WHEN r.users > 0 THEN r.bcov::float8 / NULLIF(m.num_items, 0) END;
+    model_value := CASE WHEN r.users > 0 THEN r.cov::float8 / NULLIF(catalog_size, 0) END;
+    baseline_value := CASE WHEN r.users > 0 THEN r.bcov::float8 / NULLIF(catalog_size, 0) END;
     RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION @extschema@.evaluate(text, regclass, integer, name, name, name, double precision, boolean)
-    IS 'offline evaluation of a model on a test table, beside the popular baseline: rmse and mae (explicit models), precision, recall, ndcg, map, hit_rate and mrr at k, auc, and catalog coverage';
+COMMENT ON FUNCTION @extschema@.evaluate(text, regclass, integer, name, name, name, double precision, boolean, text)
+    IS 'offline evaluation of a model on a test table, beside the popular baseline: rmse and mae (explicit models), precision, recall, ndcg, map, hit_rate and mrr at k, auc, and catalog coverage; candidates ''test'' or ''cold'' ranks only the test items, or those without training interactions (cold-start)';
 
 --
 -- Tuning: train on one table, evaluate on another; k-fold cross-validation;
@@ -878,7 +1027,8 @@ CREATE FUNCTION @extschema@.train_and_evaluate(
     item_col             name DEFAULT 'item_id',
     value_col            name DEFAULT NULL,
     relevance_threshold  double precision DEFAULT NULL,
-    compute_auc          boolean DEFAULT true)
+    compute_auc          boolean DEFAULT true,
+    candidates           text DEFAULT 'all')
 RETURNS TABLE (metric text, at_k integer, model_value double precision,
                baseline_value double precision, evaluated bigint)
 LANGUAGE plpgsql VOLATILE ROWS 10
@@ -888,14 +1038,16 @@ DECLARE
     model_name text := format('__recsys_eval_%s_%s', pg_catalog.pg_backend_pid(),
                               (extract(epoch FROM pg_catalog.clock_timestamp()) * 1000000)::bigint);
 BEGIN
+    PERFORM recsys.eval_check_candidates(candidates);
     PERFORM recsys.eval_train(model_name, train_table, params, user_col, item_col, value_col);
     RETURN QUERY SELECT * FROM @extschema@.evaluate(model_name, test_table, k, user_col, item_col,
-                                                   value_col, relevance_threshold, compute_auc);
+                                                   value_col, relevance_threshold, compute_auc,
+                                                   candidates);
     PERFORM @extschema@.drop_model(model_name);
 END
 $$;
-COMMENT ON FUNCTION @extschema@.train_and_evaluate(regclass, regclass, jsonb, integer, name, name, name, double precision, boolean)
-    IS 'train a temporary model on one table with the given hyperparameters (jsonb), evaluate it on another with evaluate(), and drop it';
+COMMENT ON FUNCTION @extschema@.train_and_evaluate(regclass, regclass, jsonb, integer, name, name, name, double precision, boolean, text)
+    IS 'train a temporary model on one table with the given hyperparameters (jsonb), evaluate it on another with evaluate() (candidates: all, test or cold), and drop it';
 
 -- Temporary train/test tables for k-fold cross-validation (folds >= 2) or
 -- a per-user holdout (folds NULL), holding the user, item and value

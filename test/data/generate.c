@@ -56,9 +56,60 @@
  *	  non-decreasing times spread over that window (sorted uniform times),
  *	  so "later rows of a user are later", which temporal splits rely on.
  *
+ * Item features and user attributes
+ * ---------------------------------
+ * With --features N (N >= 1; the default 0 is off), items get features
+ * and users get attributes, and both shape the factors of step 1 before
+ * steps 2 to 6 use them, so that side information predicts preferences
+ * (cold-start items and users become predictable).  Write the features
+ * with --item-features FILE and the attributes with --user-attributes
+ * FILE (CSV with a header line, whatever --no-header says); the
+ * interactions still go to stdout.
+ *
+ * a. Features are named f1..fN.  Their popularity is Zipf-like like that of
+ *	  the items: a seeded permutation gives feature f a rank k_f and the
+ *	  weight 1/k_f^z (z = --feature-zipf), so a few features are common and
+ *	  most are rare.  Every feature gets a latent vector e_f with the same
+ *	  i.i.d. N(0, 1/sqrt(r)) entries as the factors of step 1.
+ *
+ * b. Item i draws m_i = min(N, 1 + Poisson(M - 1)) features, M =
+ *	  --features-per-item (so the mean is M, up to that clamp), distinct,
+ *	  by successive sampling without replacement from the feature weights
+ *	  (rejection of repeats, or exponential keys when repeats stall).  Each
+ *	  (i, f) gets a weight w_if: 1 by default, or with --feature-weights
+ *	  real uniform in [0.1, 1] rounded to 4 decimals (the value written).
+ *
+ * c. With S = --feature-share, item i's factors become
+ *		q_i = sqrt(1 - S) * q_i' + sqrt(S) * sum_f w_if e_f / sqrt(sum_f w_if^2)
+ *	  where q_i' is the vector of step 1 and both sums run over i's
+ *	  features.  The second term has the same entry variance 1/sqrt(r) as
+ *	  q_i', so q_i does too and p_u.q_i keeps variance about 1; items with
+ *	  shared features get correlated factors.  S = 0 keeps step 1 as is,
+ *	  S = 1 makes an item's factors a function of its features only.
+ *
+ * d. Users get one value from each of G = 4 attribute groups: age
+ *	  (25-34, 35-44, 18-24, 45-54, 55-64, 65+), region (north, south, east,
+ *	  west, central), device (mobile, desktop, tablet) and plan (free,
+ *	  basic, standard, premium), written "age:25-34" and so on.  The j-th
+ *	  value of a group (in that order) is drawn with probability
+ *	  proportional to 1/j.  Every attribute value a gets a latent vector
+ *	  e_a like the features, and with T = --attribute-share
+ *		p_u = sqrt(1 - T) * p_u' + sqrt(T) * sum_a e_a / sqrt(G)
+ *	  over u's G attribute values (sqrt(G) times their mean), which again
+ *	  keeps the entry variance.  T defaults to S when N >= 1 and to 0
+ *	  otherwise; --attribute-share and --user-attributes also work
+ *	  without --features (with T = 0 the attributes are drawn and written
+ *	  but carry no signal).
+ *
+ * Biases are not affected.  The features of an item, the attributes of a
+ * user and the latent vectors come from their own random streams, so they
+ * depend neither on the number of users or rows nor on S and T, and with
+ * S = T = 0 the interactions are byte-identical to those without
+ * --features.
+ *
  * Random streams are derived from (seed, purpose, entity), so, for
  * instance, an item's parameters do not depend on the number of users.
- * Memory is O(U * r + I * r) plus one user's scratch; the rows are
+ * Memory is O(U * r + I * r + N * r) plus one user's scratch; the rows are
  * streamed, never stored.
  *
  * test/data/generate.c
@@ -98,6 +149,21 @@
 #define STREAM_USER		3
 #define STREAM_ACTIVITY	4
 #define STREAM_SAMPLE	5
+#define STREAM_FEATURE_PERM 6
+#define STREAM_FEATURE	7
+#define STREAM_ITEM_FEATURES 8
+#define STREAM_ATTRIBUTE 9
+#define STREAM_USER_ATTRIBUTES 10
+
+/* Range of the weights under --feature-weights real. */
+#define FEATURE_WEIGHT_MIN 0.1
+#define FEATURE_WEIGHT_MAX 1.0
+
+/* Largest --features. */
+#define MAX_FEATURES	10000000
+
+/* Largest number of values of one attribute group. */
+#define MAX_GROUP_VALUES 8
 
 typedef enum
 {
@@ -123,7 +189,23 @@ typedef struct Options
 	int			header;
 	long		min_per_user;
 	const char *truth;
+	long		features;		/* --features N, 0 = off */
+	double		features_per_item;	/* mean m_i, M */
+	double		feature_zipf;
+	double		feature_share;	/* S */
+	double		attribute_share;	/* T */
+	int			real_weights;	/* --feature-weights real */
+	const char *item_features;	/* output file or NULL */
+	const char *user_attributes;	/* output file or NULL */
 } Options;
+
+/* One attribute group of the users, e.g. age; see the file header. */
+typedef struct AttributeGroup
+{
+	const char *name;
+	int			nvalues;
+	const char *values[MAX_GROUP_VALUES];	/* most frequent first */
+} AttributeGroup;
 
 /* xoshiro256** state plus a cached second Box-Muller normal. */
 typedef struct Rng
@@ -178,7 +260,28 @@ typedef struct Sampler
 	unsigned   *mark;			/* mark[i] == stamp: user has item i */
 } Sampler;
 
+/* Feature popularity plus the scratch to draw one item's features. */
+typedef struct FeatureSampler
+{
+	int			n;				/* number of features */
+	double	   *logw;			/* logarithms of the popularity weights */
+	AliasCell  *alias;			/* alias table over the weights */
+	unsigned   *mark;			/* mark[f] == stamp: item has feature f */
+	KeyedItem  *keyed;			/* allocated on first use */
+} FeatureSampler;
+
 static const char *progname = "generate";
+
+/* The user attribute groups; the j-th value has weight 1/j. */
+static const AttributeGroup attribute_groups[] = {
+	{"age", 6, {"25-34", "35-44", "18-24", "45-54", "55-64", "65+"}},
+	{"region", 5, {"north", "south", "east", "west", "central"}},
+	{"device", 3, {"mobile", "desktop", "tablet"}},
+	{"plan", 4, {"free", "basic", "standard", "premium"}}
+};
+
+#define N_ATTRIBUTE_GROUPS \
+	((int) (sizeof(attribute_groups) / sizeof(attribute_groups[0])))
 
 /* Output buffer state. */
 static char *outbuf;
@@ -342,10 +445,40 @@ usage(FILE *f)
 			"  --seed S           PRNG seed, 0..2^64-1 (default 42)\n"
 			"  --help             show this help and exit\n"
 			"\n"
+			"Item features and user attributes (model: see the header of generate.c):\n"
+			"  --features N       number of distinct item features f1..fN, 0..%d;\n"
+			"                     they shape the item factors (default 0: off)\n"
+			"  --features-per-item M\n"
+			"                     mean number of features of an item, 1..N\n"
+			"                     (default 10, or N if smaller)\n"
+			"  --feature-zipf Z   feature popularity exponent, weight 1/rank^Z\n"
+			"                     (default 0.8)\n"
+			"  --feature-weights W\n"
+			"                     one (every weight is 1) or real (weights in\n"
+			"                     [0.1, 1] that also weigh the features in the\n"
+			"                     item factors) (default one)\n"
+			"  --feature-share S  share of the item factors' variance that comes\n"
+			"                     from the item's features, 0..1 (default 0.5)\n"
+			"  --attribute-share T\n"
+			"                     share of the user factors' variance that comes\n"
+			"                     from the user's attributes, 0..1 (default S\n"
+			"                     with --features, otherwise 0)\n"
+			"  --item-features FILE\n"
+			"                     write CSV item_id,feature,weight to FILE, e.g.\n"
+			"                     7,f17,1 (needs --features)\n"
+			"  --user-attributes FILE\n"
+			"                     write CSV user_id,attribute to FILE: per user\n"
+			"                     one value of each group age, region, device,\n"
+			"                     plan, e.g. 7,age:25-34 (they shape the user\n"
+			"                     factors when the attribute share is above 0)\n"
+			"Both files have a header line.  The --truth file also gets lines\n"
+			"f,<feature>,<e1..eR> (with --features) and a,<attribute>,<e1..eR>\n"
+			"(when the attribute share is above 0).\n"
+			"\n"
 			"Options also accept the form --name=value.\n"
 			"Constraints: min-per-user <= floor(items/2) and\n"
 			"users * min-per-user <= rows <= users * floor(items/2).\n",
-			progname);
+			progname, MAX_FEATURES);
 }
 
 /* Report a bad command line, print the usage and exit with status 2. */
@@ -422,6 +555,11 @@ static void
 parse_options(int argc, char **argv, Options *opts)
 {
 	int			k;
+	int			fpi_given = 0,
+				fzipf_given = 0,
+				fweights_given = 0,
+				fshare_given = 0,
+				ashare_given = 0;
 
 	opts->users = 6040;
 	opts->items = 3706;
@@ -438,6 +576,14 @@ parse_options(int argc, char **argv, Options *opts)
 	opts->header = 1;
 	opts->min_per_user = 5;
 	opts->truth = NULL;
+	opts->features = 0;
+	opts->features_per_item = 10.0;
+	opts->feature_zipf = 0.8;
+	opts->feature_share = 0.5;
+	opts->attribute_share = 0.0;
+	opts->real_weights = 0;
+	opts->item_features = NULL;
+	opts->user_attributes = NULL;
 
 	for (k = 1; k < argc; k++)
 	{
@@ -493,7 +639,15 @@ parse_options(int argc, char **argv, Options *opts)
 			strcmp(name, "noise") != 0 && strcmp(name, "zipf") != 0 &&
 			strcmp(name, "beta") != 0 && strcmp(name, "mean") != 0 &&
 			strcmp(name, "seed") != 0 && strcmp(name, "kind") != 0 &&
-			strcmp(name, "min-per-user") != 0 && strcmp(name, "truth") != 0)
+			strcmp(name, "min-per-user") != 0 && strcmp(name, "truth") != 0 &&
+			strcmp(name, "features") != 0 &&
+			strcmp(name, "features-per-item") != 0 &&
+			strcmp(name, "feature-zipf") != 0 &&
+			strcmp(name, "feature-weights") != 0 &&
+			strcmp(name, "feature-share") != 0 &&
+			strcmp(name, "attribute-share") != 0 &&
+			strcmp(name, "item-features") != 0 &&
+			strcmp(name, "user-attributes") != 0)
 			bad_usage("unknown option \"%s\"%s", argv[k], "");
 		if (val == NULL)
 		{
@@ -532,17 +686,81 @@ parse_options(int argc, char **argv, Options *opts)
 				bad_usage("invalid value for --kind: \"%s\"%s", val,
 						  " (expected explicit or implicit)");
 		}
+		else if (strcmp(name, "features") == 0)
+			opts->features = (long) parse_int(name, val, 0, MAX_FEATURES);
+		else if (strcmp(name, "features-per-item") == 0)
+		{
+			opts->features_per_item = parse_real(name, val, 1.0, MAX_FEATURES);
+			fpi_given = 1;
+		}
+		else if (strcmp(name, "feature-zipf") == 0)
+		{
+			opts->feature_zipf = parse_real(name, val, 0.0, 10.0);
+			fzipf_given = 1;
+		}
+		else if (strcmp(name, "feature-weights") == 0)
+		{
+			if (strcmp(val, "one") == 0)
+				opts->real_weights = 0;
+			else if (strcmp(val, "real") == 0)
+				opts->real_weights = 1;
+			else
+				bad_usage("invalid value for --feature-weights: \"%s\"%s", val,
+						  " (expected one or real)");
+			fweights_given = 1;
+		}
+		else if (strcmp(name, "feature-share") == 0)
+		{
+			opts->feature_share = parse_real(name, val, 0.0, 1.0);
+			fshare_given = 1;
+		}
+		else if (strcmp(name, "attribute-share") == 0)
+		{
+			opts->attribute_share = parse_real(name, val, 0.0, 1.0);
+			ashare_given = 1;
+		}
 		else
 		{
 			if (*val == '\0')
-				bad_usage("option --truth needs a file name%s%s", "", "");
-			opts->truth = val;
+				bad_usage("option --%s needs a file name%s", name, "");
+			if (strcmp(name, "truth") == 0)
+				opts->truth = val;
+			else if (strcmp(name, "item-features") == 0)
+				opts->item_features = val;
+			else
+				opts->user_attributes = val;
 		}
 	}
 
 	/* cross-option checks */
 	if (opts->continuous && opts->kind != KIND_EXPLICIT)
 		bad_usage("--continuous requires --kind explicit%s%s", "", "");
+	if (opts->features == 0)
+	{
+		const char *needs = fpi_given ? "--features-per-item" :
+			fzipf_given ? "--feature-zipf" :
+			fweights_given ? "--feature-weights" :
+			fshare_given ? "--feature-share" :
+			opts->item_features != NULL ? "--item-features" : NULL;
+
+		if (needs != NULL)
+			bad_usage("%s requires --features N with N >= 1%s", needs, "");
+	}
+	else if (!fpi_given)
+	{
+		if (opts->features_per_item > (double) opts->features)
+			opts->features_per_item = (double) opts->features;
+	}
+	else if (opts->features_per_item > (double) opts->features)
+	{
+		char		buf[2][64];
+
+		snprintf(buf[0], sizeof(buf[0]), "%g", opts->features_per_item);
+		snprintf(buf[1], sizeof(buf[1]), "%ld", opts->features);
+		bad_usage("--features-per-item %s exceeds --features %s", buf[0], buf[1]);
+	}
+	if (!ashare_given)
+		opts->attribute_share = opts->features > 0 ? opts->feature_share : 0.0;
 	{
 		long long	cap = opts->items / 2;
 		char		buf[2][64];
@@ -908,22 +1126,385 @@ draw_entity(Rng *rng, double *factors, double *bias, int rank, double factor_sd)
 	*bias = BIAS_SD * rng_normal(rng);
 }
 
-/* Write the planted model to a CSV file. */
-static void
-write_truth(const Options *opts, const double *P, const double *bu,
-			const double *Q, const double *bi)
+/* Number of events of a unit-rate Poisson process in [0, lambda]. */
+static long
+rng_poisson(Rng *rng, double lambda)
 {
-	FILE	   *f = fopen(opts->truth, "w");
-	int			rank = (int) opts->rank;
-	long		n;
-	int			k;
+	long		n = 0;
+	double		t = -log(rng_uniform(rng));
+
+	while (t <= lambda)
+	{
+		n++;
+		t -= log(rng_uniform(rng));
+	}
+	return n;
+}
+
+/* Order ints increasingly, for qsort. */
+static int
+cmp_int(const void *a, const void *b)
+{
+	int			x = *(const int *) a;
+	int			y = *(const int *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Open a file for writing, exiting with status 1 on failure. */
+static FILE *
+open_output(const char *path)
+{
+	FILE	   *f = fopen(path, "w");
 
 	if (f == NULL)
 	{
 		fprintf(stderr, "%s: could not open \"%s\" for writing: %s\n",
-				progname, opts->truth, strerror(errno));
+				progname, path, strerror(errno));
 		exit(1);
 	}
+	return f;
+}
+
+/* Close a file from open_output, exiting with status 1 if writing failed. */
+static void
+close_output(FILE *f, const char *path)
+{
+	if (ferror(f) || fclose(f) != 0)
+	{
+		fprintf(stderr, "%s: could not write \"%s\"\n", progname, path);
+		exit(1);
+	}
+}
+
+/*
+ * Draw n latent vectors of rank entries with standard deviation sd, vector
+ * j from its own stream (seed, purpose, j); returns them as an n x rank
+ * array.
+ */
+static double *
+draw_latent(const Options *opts, uint64_t purpose, long n, double sd)
+{
+	int			rank = (int) opts->rank;
+	double	   *v = xmalloc((size_t) n * rank, sizeof(double));
+	long		j;
+	int			k;
+
+	for (j = 0; j < n; j++)
+	{
+		Rng			rng;
+
+		rng_init(&rng, opts->seed, purpose, (uint64_t) j);
+		for (k = 0; k < rank; k++)
+			v[(size_t) j * rank + k] = sd * rng_normal(&rng);
+	}
+	return v;
+}
+
+/*
+ * Choose 'want' distinct features (1 <= want <= number of features) into
+ * sel by successive sampling without replacement from the feature
+ * popularity weights (step b of "Item features and user attributes" in the
+ * file header), marking them with 'stamp'; returns want.
+ *
+ * Like select_items: rejection of repeats from the alias table while that
+ * works, then exponential keys over the features not yet chosen, which
+ * draws from the same distribution.
+ */
+static int
+draw_features(FeatureSampler *fs, Rng *rng, unsigned stamp, int *sel, int want)
+{
+	long long	tries = 0,
+				max_tries = 50LL * want + 64;
+	int			got = 0;
+	int			f,
+				m,
+				k;
+
+	while (got < want && tries++ < max_tries)
+	{
+		f = alias_draw(fs->alias, (uint32_t) fs->n, rng);
+		if (fs->mark[f] == stamp)
+			continue;
+		fs->mark[f] = stamp;
+		sel[got++] = f;
+	}
+	if (got < want)
+	{
+		if (fs->keyed == NULL)
+			fs->keyed = xmalloc((size_t) fs->n, sizeof(KeyedItem));
+		m = 0;
+		for (f = 0; f < fs->n; f++)
+		{
+			if (fs->mark[f] == stamp)
+				continue;
+			/* log of E / weight with E ~ Exp(1); the smallest keys win */
+			fs->keyed[m].key = log(-log(rng_uniform(rng))) - fs->logw[f];
+			fs->keyed[m].dot = 0.0;
+			fs->keyed[m].item = f;
+			m++;
+		}
+		qsort(fs->keyed, (size_t) m, sizeof(KeyedItem), cmp_keyed);
+		for (k = 0; k < m && got < want; k++)
+		{
+			fs->mark[fs->keyed[k].item] = stamp;
+			sel[got++] = fs->keyed[k].item;
+		}
+	}
+	return got;
+}
+
+/*
+ * Give every item its features and weights, mix the features' latent
+ * vectors E (features x rank) into the item factors Q (steps a to c of
+ * "Item features and user attributes" in the file header), and write the
+ * features to the --item-features file if asked.
+ */
+static void
+plant_item_features(const Options *opts, double *Q, const double *E)
+{
+	int			rank = (int) opts->rank;
+	int			nfeatures = (int) opts->features;
+	double		share = opts->feature_share;
+	double		own = sqrt(1.0 - share);
+	FeatureSampler fs;
+	FILE	   *out = NULL;
+	double	   *w,
+			   *acc,
+			   *wt = NULL;
+	int		   *perm,
+			   *sel = NULL;
+	unsigned char *used;
+	int			cap = 0;
+	long		nused = 0;
+	long long	total = 0;
+	Rng			rng;
+	long		i;
+	int			f,
+				j,
+				k;
+
+	/* feature popularity, exactly like item popularity in step 2 */
+	perm = xmalloc((size_t) nfeatures, sizeof(int));
+	for (f = 0; f < nfeatures; f++)
+		perm[f] = f;
+	rng_init(&rng, opts->seed, STREAM_FEATURE_PERM, 0);
+	for (f = nfeatures - 1; f > 0; f--)
+	{
+		int			r = (int) rng_below(&rng, (uint32_t) f + 1);
+		int			t = perm[f];
+
+		perm[f] = perm[r];
+		perm[r] = t;
+	}
+	w = xmalloc((size_t) nfeatures, sizeof(double));
+	fs.logw = xmalloc((size_t) nfeatures, sizeof(double));
+	for (f = 0; f < nfeatures; f++)
+	{
+		/* perm[f] is the feature at popularity rank f + 1 */
+		fs.logw[perm[f]] = -opts->feature_zipf * log((double) f + 1.0);
+		w[perm[f]] = exp(fs.logw[perm[f]]);
+	}
+	free(perm);
+	fs.n = nfeatures;
+	fs.alias = build_alias(w, nfeatures);
+	fs.mark = xmalloc((size_t) nfeatures, sizeof(unsigned));
+	memset(fs.mark, 0, (size_t) nfeatures * sizeof(unsigned));
+	fs.keyed = NULL;
+	used = xmalloc((size_t) nfeatures, 1);
+	memset(used, 0, (size_t) nfeatures);
+	acc = xmalloc((size_t) rank, sizeof(double));
+
+	if (opts->item_features != NULL)
+	{
+		out = open_output(opts->item_features);
+		fputs("item_id,feature,weight\n", out);
+	}
+
+	for (i = 0; i < opts->items; i++)
+	{
+		double	   *q = Q + (size_t) i * rank;
+		long		m;
+		int			got;
+		double		ss = 0.0;
+
+		rng_init(&rng, opts->seed, STREAM_ITEM_FEATURES, (uint64_t) i);
+		m = 1 + rng_poisson(&rng, opts->features_per_item - 1.0);
+		if (m > nfeatures)
+			m = nfeatures;
+		if (m > cap)
+		{
+			free(sel);
+			free(wt);
+			/* grow geometrically, but never beyond the number of features */
+			cap = 2 * cap > m ? 2 * cap : (int) m;
+			if (cap > nfeatures)
+				cap = nfeatures;
+			sel = xmalloc((size_t) cap, sizeof(int));
+			wt = xmalloc((size_t) cap, sizeof(double));
+		}
+		got = draw_features(&fs, &rng, (unsigned) i + 1, sel, (int) m);
+		qsort(sel, (size_t) got, sizeof(int), cmp_int);
+
+		/* weights, drawn after the features so those do not depend on them */
+		for (j = 0; j < got; j++)
+		{
+			if (opts->real_weights)
+				wt[j] = floor((FEATURE_WEIGHT_MIN + (FEATURE_WEIGHT_MAX - FEATURE_WEIGHT_MIN) *
+							   rng_uniform(&rng)) * 10000.0 + 0.5) / 10000.0;
+			else
+				wt[j] = 1.0;
+			ss += wt[j] * wt[j];
+			if (!used[sel[j]])
+			{
+				used[sel[j]] = 1;
+				nused++;
+			}
+		}
+		total += got;
+
+		/* q_i = sqrt(1 - S) q_i' + sqrt(S) sum w e_f / sqrt(sum w^2) */
+		if (share > 0.0)
+		{
+			double		scale = sqrt(share / ss);
+
+			for (k = 0; k < rank; k++)
+				acc[k] = 0.0;
+			for (j = 0; j < got; j++)
+			{
+				const double *e = E + (size_t) sel[j] * rank;
+
+				for (k = 0; k < rank; k++)
+					acc[k] += wt[j] * e[k];
+			}
+			for (k = 0; k < rank; k++)
+				q[k] = own * q[k] + scale * acc[k];
+		}
+
+		if (out != NULL)
+			for (j = 0; j < got; j++)
+			{
+				if (opts->real_weights)
+					fprintf(out, "%ld,f%d,%.4f\n", i + 1, sel[j] + 1, wt[j]);
+				else
+					fprintf(out, "%ld,f%d,1\n", i + 1, sel[j] + 1);
+			}
+	}
+	if (out != NULL)
+		close_output(out, opts->item_features);
+
+	fprintf(stderr, "%s: item features: %ld of %d features used, %.2f per item\n",
+			progname, nused, nfeatures, (double) total / (double) opts->items);
+
+	free(acc);
+	free(used);
+	free(sel);
+	free(wt);
+	free(fs.keyed);
+	free(fs.mark);
+	free(fs.alias);
+	free(fs.logw);
+	free(w);
+}
+
+/*
+ * Give every user one value of each attribute group; with A (the latent
+ * vectors of all attribute values, in group order, x rank) mix them into
+ * the user factors P (step d of "Item features and user attributes" in the
+ * file header), and write the attributes to the --user-attributes file if
+ * asked.  A is NULL when the attribute share is 0.
+ */
+static void
+plant_user_attributes(const Options *opts, double *P, const double *A)
+{
+	int			rank = (int) opts->rank;
+	double		share = opts->attribute_share;
+	double		own = sqrt(1.0 - share);
+	double		scale = sqrt(share / N_ATTRIBUTE_GROUPS);
+	int			offset[N_ATTRIBUTE_GROUPS];
+	double		gsum[N_ATTRIBUTE_GROUPS];
+	int			value[N_ATTRIBUTE_GROUPS];
+	double	   *acc = xmalloc((size_t) rank, sizeof(double));
+	FILE	   *out = NULL;
+	long		u;
+	int			g,
+				j,
+				k,
+				n = 0;
+
+	for (g = 0; g < N_ATTRIBUTE_GROUPS; g++)
+	{
+		offset[g] = n;
+		n += attribute_groups[g].nvalues;
+		gsum[g] = 0.0;
+		for (j = 0; j < attribute_groups[g].nvalues; j++)
+			gsum[g] += 1.0 / (j + 1.0);
+	}
+	if (opts->user_attributes != NULL)
+	{
+		out = open_output(opts->user_attributes);
+		fputs("user_id,attribute\n", out);
+	}
+
+	for (u = 0; u < opts->users; u++)
+	{
+		Rng			rng;
+
+		rng_init(&rng, opts->seed, STREAM_USER_ATTRIBUTES, (uint64_t) u);
+		for (g = 0; g < N_ATTRIBUTE_GROUPS; g++)
+		{
+			/* value j (from 0) with probability proportional to 1/(j + 1) */
+			double		x = rng_uniform(&rng) * gsum[g];
+
+			for (j = 0; j < attribute_groups[g].nvalues - 1 && x >= 1.0 / (j + 1.0); j++)
+				x -= 1.0 / (j + 1.0);
+			value[g] = j;
+		}
+
+		/* p_u = sqrt(1 - T) p_u' + sqrt(T) sum e_a / sqrt(G) */
+		if (A != NULL)
+		{
+			double	   *p = P + (size_t) u * rank;
+
+			for (k = 0; k < rank; k++)
+				acc[k] = 0.0;
+			for (g = 0; g < N_ATTRIBUTE_GROUPS; g++)
+			{
+				const double *e = A + (size_t) (offset[g] + value[g]) * rank;
+
+				for (k = 0; k < rank; k++)
+					acc[k] += e[k];
+			}
+			for (k = 0; k < rank; k++)
+				p[k] = own * p[k] + scale * acc[k];
+		}
+
+		if (out != NULL)
+			for (g = 0; g < N_ATTRIBUTE_GROUPS; g++)
+				fprintf(out, "%ld,%s:%s\n", u + 1, attribute_groups[g].name,
+						attribute_groups[g].values[value[g]]);
+	}
+	if (out != NULL)
+		close_output(out, opts->user_attributes);
+	free(acc);
+}
+
+/*
+ * Write the planted model to a CSV file; E (feature vectors) and A
+ * (attribute value vectors, in group order) are written when not NULL.
+ */
+static void
+write_truth(const Options *opts, const double *P, const double *bu,
+			const double *Q, const double *bi, const double *E,
+			const double *A)
+{
+	FILE	   *f = open_output(opts->truth);
+	int			rank = (int) opts->rank;
+	long		n;
+	int			g,
+				j,
+				k;
+
 	fprintf(f, "mu,%.6f,%.6f\n", opts->mean, opts->noise);
 	for (n = 0; n < opts->users; n++)
 	{
@@ -939,11 +1520,24 @@ write_truth(const Options *opts, const double *P, const double *bu,
 			fprintf(f, ",%.6f", Q[(size_t) n * rank + k]);
 		fputc('\n', f);
 	}
-	if (ferror(f) || fclose(f) != 0)
+	for (n = 0; E != NULL && n < opts->features; n++)
 	{
-		fprintf(stderr, "%s: could not write \"%s\"\n", progname, opts->truth);
-		exit(1);
+		fprintf(f, "f,f%ld", n + 1);
+		for (k = 0; k < rank; k++)
+			fprintf(f, ",%.6f", E[(size_t) n * rank + k]);
+		fputc('\n', f);
 	}
+	n = 0;
+	for (g = 0; A != NULL && g < N_ATTRIBUTE_GROUPS; g++)
+		for (j = 0; j < attribute_groups[g].nvalues; j++, n++)
+		{
+			fprintf(f, "a,%s:%s", attribute_groups[g].name,
+					attribute_groups[g].values[j]);
+			for (k = 0; k < rank; k++)
+				fprintf(f, ",%.6f", A[(size_t) n * rank + k]);
+			fputc('\n', f);
+		}
+	close_output(f, opts->truth);
 }
 
 /*
@@ -1095,6 +1689,8 @@ main(int argc, char **argv)
 	double		factor_sd;
 	double	   *P,
 			   *Q,
+			   *E = NULL,
+			   *A = NULL,
 			   *bu,
 			   *bi,
 			   *w,
@@ -1169,8 +1765,27 @@ main(int argc, char **argv)
 		rng_init(&rng, opts.seed, STREAM_USER, (uint64_t) u);
 		draw_entity(&rng, P + (size_t) u * rank, &bu[u], rank, factor_sd);
 	}
+
+	/* item features and user attributes (see the file header) */
+	if (opts.features > 0)
+	{
+		E = draw_latent(&opts, STREAM_FEATURE, opts.features, factor_sd);
+		plant_item_features(&opts, Q, E);
+	}
+	if (opts.attribute_share > 0.0)
+	{
+		int			nvalues = 0;
+		int			g;
+
+		for (g = 0; g < N_ATTRIBUTE_GROUPS; g++)
+			nvalues += attribute_groups[g].nvalues;
+		A = draw_latent(&opts, STREAM_ATTRIBUTE, nvalues, factor_sd);
+	}
+	if (A != NULL || opts.user_attributes != NULL)
+		plant_user_attributes(&opts, P, A);
+
 	if (opts.truth != NULL)
-		write_truth(&opts, P, bu, Q, bi);
+		write_truth(&opts, P, bu, Q, bi, E, A);
 
 	nu = draw_activity(&opts);
 
@@ -1352,6 +1967,8 @@ main(int argc, char **argv)
 	free(Q);
 	free(bu);
 	free(bi);
+	free(E);
+	free(A);
 	free(logw);
 	return 0;
 }
