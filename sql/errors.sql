@@ -107,7 +107,7 @@ SELECT * FROM recommend_all(0, 'fixture');
 SELECT * FROM recommend_all(3, 'fixture', NULL);
 
 -- Fold-in, refresh and explanations.
-SELECT * FROM recommend_for_items('{}', 5, 'fixture');
+SELECT * FROM recommend_for_items('{}'::bigint[], 5, 'fixture');
 SELECT * FROM recommend_for_items(ARRAY[1, 2], 5, 'fixture');
 SELECT * FROM recommend_for_items(ARRAY[1, 2], 5, 'fixture', "values" => ARRAY[5]);
 SELECT * FROM recommend_for_items(ARRAY[1, 2], 5, 'fixture', "values" => ARRAY[5, 'NaN'::float8]);

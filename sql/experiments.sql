@@ -14,15 +14,15 @@ SET extra_float_digits = 0;
 -- prints 391B673381FE71D6, read little-endian 0xd671fe8133671b39, whose top
 -- 53 bits are 7545122864917731.
 --
-SELECT s.salt, s.user_id, (experiment_bucket(s.salt, s.user_id) * 2 ^ 53)::bigint AS top53
+SELECT s.salt, s.user_id, (recsys.experiment_bucket(s.salt, s.user_id) * 2 ^ 53)::bigint AS top53
 FROM (VALUES ('', 0::bigint), ('abc', 1), ('abc', -1), ('abc', 9223372036854775807),
              ('abc', -9223372036854775808), ('homepage-2024', 42),
              ('a salt longer than sixteen bytes', 123456789)) AS s(salt, user_id);
 -- In [0, 1), the same on every call, and different salts are independent.
 SELECT min(b) >= 0 AND max(b) < 1 AS in_range,
-       bool_and(b = experiment_bucket('abc', u)) AS stable,
-       abs(corr(b, experiment_bucket('xyz', u))) < 0.05 AS uncorrelated
-FROM (SELECT u, experiment_bucket('abc', u) AS b FROM generate_series(1, 10000) u) s;
+       bool_and(b = recsys.experiment_bucket('abc', u)) AS stable,
+       abs(corr(b, recsys.experiment_bucket('xyz', u))) < 0.05 AS uncorrelated
+FROM (SELECT u, recsys.experiment_bucket('abc', u) AS b FROM generate_series(1, 10000) u) s;
 
 -- The split on 100,000 users matches the weights (exact counts; each
 -- within 4 standard deviations of its expectation, and the chi-square test
@@ -31,13 +31,13 @@ WITH w(weights) AS (VALUES ('{50,50}'::int[]), ('{90,10}'), ('{1,1,1}'), ('{2,1,
 counts AS (
     SELECT w.weights, v, count(*) AS users
     FROM w CROSS JOIN generate_series(1, 100000) u
-    CROSS JOIN LATERAL assign_variant('split-test', u, w.weights) v
+    CROSS JOIN LATERAL recsys.assign_variant('split-test', u, w.weights) v
     GROUP BY w.weights, v
 )
 SELECT c.weights, array_agg(c.users ORDER BY c.v) AS users,
        bool_and(abs(c.users - 100000.0 * c.weights[c.v] / t.total)
                 < 4 * sqrt(100000.0 * c.weights[c.v] / t.total * (1 - c.weights[c.v]::float8 / t.total))) AS within_4_sd,
-       sample_ratio_test(array_agg(c.users ORDER BY c.v), array_agg(c.weights[c.v]::float8 ORDER BY c.v)) > 0.001 AS no_mismatch
+       recsys.sample_ratio_test(array_agg(c.users ORDER BY c.v), array_agg(c.weights[c.v]::float8 ORDER BY c.v)) > 0.001 AS no_mismatch
 FROM counts c
 CROSS JOIN LATERAL (SELECT sum(x) AS total FROM unnest(c.weights) x) t
 GROUP BY c.weights ORDER BY c.weights;
@@ -48,11 +48,11 @@ SELECT count(*) FILTER (WHERE v1 <> e1) AS mismatches_3,
        count(*) FILTER (WHERE v2 <> e2) AS mismatches_big,
        count(*) FILTER (WHERE v2 = 2) AS second_of_big
 FROM (
-    SELECT assign_variant('exact', u, '{1,1,1}') AS v1,
+    SELECT recsys.assign_variant('exact', u, '{1,1,1}') AS v1,
            floor(m * 3 / 9007199254740992) + 1 AS e1,
-           assign_variant('exact', u, '{1500000000,647483647}') AS v2,
+           recsys.assign_variant('exact', u, '{1500000000,647483647}') AS v2,
            CASE WHEN floor(m * 2147483647 / 9007199254740992) < 1500000000 THEN 1 ELSE 2 END AS e2
-    FROM (SELECT u, (experiment_bucket('exact', u) * 2 ^ 53)::bigint::numeric AS m
+    FROM (SELECT u, (recsys.experiment_bucket('exact', u) * 2 ^ 53)::bigint::numeric AS m
           FROM generate_series(1, 100000) u) s
 ) t;
 
@@ -79,7 +79,7 @@ WHERE e.name = 'homepage' ORDER BY v.position;
 -- A user's variant is the assignment of the salt with the weights, the
 -- same in every call and every session.
 SELECT u, experiment_variant('homepage', u) AS variant,
-       (ARRAY['als', 'popular', 'ials'])[assign_variant('homepage', u, '{50,30,20}')] AS by_hash
+       (ARRAY['als', 'popular', 'ials'])[recsys.assign_variant('homepage', u, '{50,30,20}')] AS by_hash
 FROM generate_series(1, 9) u;
 CREATE TABLE exp_assigned AS
 SELECT u, experiment_variant('homepage', u) AS variant FROM generate_series(1, 2000) u;
@@ -225,33 +225,33 @@ SELECT drop_experiment('short', if_exists => true);
 -- [0.00200234871528300, 0.0580704850222028], pooled z 2.10274060562211,
 -- two-sided p 0.0354884504664747.
 --
-SELECT round(low::numeric, 12) AS low, round(high::numeric, 12) AS high FROM wilson_interval(100, 1000);
-SELECT round(low::numeric, 12) AS low, round(high::numeric, 12) AS high FROM wilson_interval(100, 1000, 0.99);
+SELECT round(low::numeric, 12) AS low, round(high::numeric, 12) AS high FROM recsys.wilson_interval(100, 1000);
+SELECT round(low::numeric, 12) AS low, round(high::numeric, 12) AS high FROM recsys.wilson_interval(100, 1000, 0.99);
 SELECT round(difference::numeric, 12) AS difference, round(low::numeric, 12) AS low,
        round(high::numeric, 12) AS high, round(z::numeric, 12) AS z, round(p_value::numeric, 12) AS p_value
-FROM two_proportion_test(100, 1000, 130, 1000);
+FROM recsys.two_proportion_test(100, 1000, 130, 1000);
 -- Symmetric: swapping the sides flips the signs and keeps p.
 SELECT round(difference::numeric, 12) AS difference, round(low::numeric, 12) AS low,
        round(high::numeric, 12) AS high, round(z::numeric, 12) AS z, round(p_value::numeric, 12) AS p_value
-FROM two_proportion_test(130, 1000, 100, 1000);
+FROM recsys.two_proportion_test(130, 1000, 100, 1000);
 -- Edges: no successes, all successes, no trials (NULL), no variation (no
 -- test), unequal sizes.
-SELECT low, round(high::numeric, 12) AS high FROM wilson_interval(0, 10);
-SELECT round(low::numeric, 12) AS low, high FROM wilson_interval(10, 10);
-SELECT low IS NULL AND high IS NULL AS undefined FROM wilson_interval(0, 0);
-SELECT difference, low, high, z, p_value FROM two_proportion_test(0, 0, 1, 10);
+SELECT low, round(high::numeric, 12) AS high FROM recsys.wilson_interval(0, 10);
+SELECT round(low::numeric, 12) AS low, high FROM recsys.wilson_interval(10, 10);
+SELECT low IS NULL AND high IS NULL AS undefined FROM recsys.wilson_interval(0, 0);
+SELECT difference, low, high, z, p_value FROM recsys.two_proportion_test(0, 0, 1, 10);
 SELECT difference, round(low::numeric, 12) AS low, round(high::numeric, 12) AS high, z, p_value
-FROM two_proportion_test(0, 10, 0, 20);
+FROM recsys.two_proportion_test(0, 10, 0, 20);
 SELECT round(difference::numeric, 12) AS difference, round(z::numeric, 12) AS z,
        round(p_value::numeric, 12) AS p_value
-FROM two_proportion_test(5, 50, 30, 120);
+FROM recsys.two_proportion_test(5, 50, 30, 120);
 -- Sample ratio mismatch: chi-square p-values (1 df: erfc(sqrt(X^2/2));
 -- 2 df: exp(-X^2/2)).
-SELECT round(sample_ratio_test('{510,490}', '{1,1}')::numeric, 12) AS p_1df,
-       round(sample_ratio_test('{330,340,330}', '{1,1,1}')::numeric, 12) AS p_2df,
-       round(sample_ratio_test('{600,400}', '{1,1}')::numeric * 1e10, 6) AS p_mismatch_e10,
-       round(sample_ratio_test('{450,300,250}', '{45,30,25}')::numeric, 12) AS p_exact,
-       sample_ratio_test('{0,0}', '{1,1}') AS p_nothing;
+SELECT round(recsys.sample_ratio_test('{510,490}', '{1,1}')::numeric, 12) AS p_1df,
+       round(recsys.sample_ratio_test('{330,340,330}', '{1,1,1}')::numeric, 12) AS p_2df,
+       round(recsys.sample_ratio_test('{600,400}', '{1,1}')::numeric * 1e10, 6) AS p_mismatch_e10,
+       round(recsys.sample_ratio_test('{450,300,250}', '{45,30,25}')::numeric, 12) AS p_exact,
+       recsys.sample_ratio_test('{0,0}', '{1,1}') AS p_nothing;
 
 --
 -- The report on fixed data: 1,000 exposed users per side, 100 converting
@@ -367,21 +367,21 @@ FROM (VALUES
     ('report conf 0',      $$SELECT * FROM experiment_report('homepage', confidence => 0)$$),
     ('report conf 1.5',    $$SELECT * FROM experiment_report('homepage', confidence => 1.5)$$),
     ('report conf NaN',    $$SELECT * FROM experiment_report('homepage', confidence => 'NaN')$$),
-    ('assign empty',       $$SELECT assign_variant('s', 1, '{}')$$),
-    ('assign null weight', $$SELECT assign_variant('s', 1, '{1,NULL}')$$),
-    ('assign zero weight', $$SELECT assign_variant('s', 1, '{1,0}')$$),
-    ('assign 2-D',         $$SELECT assign_variant('s', 1, '{{1,1},{1,1}}')$$),
-    ('assign overflow',    $$SELECT assign_variant('s', 1, '{2147483647,1}')$$),
-    ('wilson x > n',       $$SELECT * FROM wilson_interval(11, 10)$$),
-    ('wilson negative',    $$SELECT * FROM wilson_interval(-1, 10)$$),
-    ('wilson conf 1',      $$SELECT * FROM wilson_interval(1, 10, 1)$$),
-    ('test x > n',         $$SELECT * FROM two_proportion_test(1, 10, 11, 10)$$),
-    ('test conf -1',       $$SELECT * FROM two_proportion_test(1, 10, 1, 10, -1)$$),
-    ('srm lengths',        $$SELECT sample_ratio_test('{1,2}', '{1,1,1}')$$),
-    ('srm one group',      $$SELECT sample_ratio_test('{1}', '{1}')$$),
-    ('srm negative',       $$SELECT sample_ratio_test('{1,-2}', '{1,1}')$$),
-    ('srm zero weight',    $$SELECT sample_ratio_test('{1,2}', '{1,0}')$$),
-    ('srm null',           $$SELECT sample_ratio_test('{1,NULL}', '{1,1}')$$)
+    ('assign empty',       $$SELECT recsys.assign_variant('s', 1, '{}')$$),
+    ('assign null weight', $$SELECT recsys.assign_variant('s', 1, '{1,NULL}')$$),
+    ('assign zero weight', $$SELECT recsys.assign_variant('s', 1, '{1,0}')$$),
+    ('assign 2-D',         $$SELECT recsys.assign_variant('s', 1, '{{1,1},{1,1}}')$$),
+    ('assign overflow',    $$SELECT recsys.assign_variant('s', 1, '{2147483647,1}')$$),
+    ('wilson x > n',       $$SELECT * FROM recsys.wilson_interval(11, 10)$$),
+    ('wilson negative',    $$SELECT * FROM recsys.wilson_interval(-1, 10)$$),
+    ('wilson conf 1',      $$SELECT * FROM recsys.wilson_interval(1, 10, 1)$$),
+    ('test x > n',         $$SELECT * FROM recsys.two_proportion_test(1, 10, 11, 10)$$),
+    ('test conf -1',       $$SELECT * FROM recsys.two_proportion_test(1, 10, 1, 10, -1)$$),
+    ('srm lengths',        $$SELECT recsys.sample_ratio_test('{1,2}', '{1,1,1}')$$),
+    ('srm one group',      $$SELECT recsys.sample_ratio_test('{1}', '{1}')$$),
+    ('srm negative',       $$SELECT recsys.sample_ratio_test('{1,-2}', '{1,1}')$$),
+    ('srm zero weight',    $$SELECT recsys.sample_ratio_test('{1,2}', '{1,0}')$$),
+    ('srm null',           $$SELECT recsys.sample_ratio_test('{1,NULL}', '{1,1}')$$)
 ) AS c(label, stmt)
 CROSS JOIN LATERAL pg_temp.fails(c.stmt) f;
 -- Nothing was created, changed or logged by the failures.
@@ -389,8 +389,8 @@ SELECT name, status FROM recsys.experiments ORDER BY name;
 SELECT count(*) AS outcomes FROM recsys.experiment_outcomes JOIN recsys.experiments USING (experiment_id)
 WHERE name = 'homepage';
 -- Strict helpers give NULL for NULL input.
-SELECT experiment_bucket(NULL, 1) IS NULL AS a, assign_variant('s', NULL, '{1}') IS NULL AS b,
-       (wilson_interval(NULL, 10)).low IS NULL AS c;
+SELECT recsys.experiment_bucket(NULL, 1) IS NULL AS a, recsys.assign_variant('s', NULL, '{1}') IS NULL AS b,
+       (recsys.wilson_interval(NULL, 10)).low IS NULL AS c;
 
 --
 -- Privileges: nothing is SECURITY DEFINER; an application role with the

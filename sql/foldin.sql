@@ -32,7 +32,7 @@ SELECT item_id FROM recommend_for_items(ARRAY[1, 2], 2, 'clicks');
 SELECT item_id FROM recommend_for_items(ARRAY[4, 5, 424242], 2, 'clicks');
 SELECT * FROM recommend_for_items(ARRAY[424242], 3, 'clicks');
 SELECT count(*) FROM recommend_for_items(ARRAY[1, 2, 3, 4, 5, 6], 3, 'clicks');
-SELECT count(*) FROM recommend_for_items(NULL, 3, 'clicks');
+SELECT count(*) FROM recommend_for_items(NULL::bigint[], 3, 'clicks');
 
 -- Folding in exactly a trained user's history reproduces the stored user
 -- (training ends with an exact user half-step against the final items).

@@ -148,6 +148,8 @@ SELECT metric, round(model_value::numeric, 4) AS model, round(baseline_value::nu
 FROM train_and_evaluate('m_train', 'm_test', '{"method": "item_knn", "neighbors": 3}', k => 2,
                         value_col => 'rating', relevance_threshold => 4)
 WHERE metric IN ('precision', 'ndcg') ORDER BY metric;
+-- (the progress NOTICEs carry timings)
+SET client_min_messages = warning;
 SELECT metric, round(mean::numeric, 4) AS mean, round(baseline_mean::numeric, 4) AS popular
 FROM cross_validate('ratings', '{"method": "ease", "regularization": 10}', folds => 2, k => 2,
                     value_col => 'rating', relevance_threshold => 4)
@@ -155,6 +157,7 @@ WHERE metric IN ('precision', 'recall') ORDER BY metric;
 DROP TABLE m_train, m_test;
 SELECT trial, params FROM grid_search('ratings', '{"method": "item_knn", "neighbors": [1, 5]}', 'tn_knn',
                                       k => 2);
+RESET client_min_messages;
 DROP TABLE tn_knn;
 
 -- Dump-and-restore and privileges cover item_neighbors like the other tables.

@@ -43,8 +43,12 @@ SET token = ('x' || pg_catalog.substr(pg_catalog.md5(pg_catalog.gen_random_uuid(
 ALTER TABLE recsys.models ALTER COLUMN token SET NOT NULL;
 COMMENT ON COLUMN recsys.models.token IS 'random number drawn with every version: with model_id and version, the key of the serving caches';
 
--- What the preprocessing options did (train.c: Preprocess)
-ALTER TABLE recsys.models ADD COLUMN preprocessing jsonb;
+-- What the preprocessing options did (train.c: Preprocess), and the
+-- types of the source's ids (text-keyed models: recsys.id_map)
+ALTER TABLE recsys.models ADD COLUMN preprocessing jsonb,
+    ADD COLUMN user_id_type regtype, ADD COLUMN item_id_type regtype;
+COMMENT ON COLUMN recsys.models.user_id_type IS 'the type of the source''s user ids: integers are the model''s ids; text, varchar and uuid ids go through recsys.id_map';
+COMMENT ON COLUMN recsys.models.item_id_type IS 'the type of the source''s item ids, as user_id_type';
 COMMENT ON COLUMN recsys.models.preprocessing IS 'what the preprocessing options did (values capped, rows without a time, the oldest decay factor, what k-core filtering left out); NULL when none was asked for';
 
 -- The database's secret salt of recsys's lock keys (10_storage.sql)
@@ -1435,3 +1439,548 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.train_and_evaluate(regclass, regclass, jsonb, integer, name, name, name, double precision, boolean, text)
     IS 'train a temporary model on one table with the given hyperparameters (jsonb), evaluate it on another with evaluate() (candidates: all, test or cold), and drop it';
+
+-- Internals out of the extension's schema (issue 12, item 4)
+--
+-- The extension's schema (public by default) keeps what a user calls; the
+-- aggregates' support functions, the result type of ranking_metrics and the
+-- experiments' assignment and statistics functions move to schema recsys
+-- (their oids, privileges and dependents are kept).  The functions that call
+-- them are replaced with their 1.2 definitions, which qualify the new names.
+--
+ALTER FUNCTION @extschema@.als_solve_transfn(internal, real[], double precision, double precision) SET SCHEMA recsys;
+ALTER FUNCTION @extschema@.als_solve_combinefn(internal, internal) SET SCHEMA recsys;
+ALTER FUNCTION @extschema@.als_solve_serialfn(internal) SET SCHEMA recsys;
+ALTER FUNCTION @extschema@.als_solve_deserialfn(bytea, internal) SET SCHEMA recsys;
+ALTER FUNCTION @extschema@.als_solve_finalfn(internal) SET SCHEMA recsys;
+COMMENT ON FUNCTION recsys.als_solve_transfn(internal, real[], double precision, double precision)
+    IS 'transition function of the als_solve aggregate';
+COMMENT ON FUNCTION recsys.als_solve_combinefn(internal, internal)
+    IS 'combine function of the als_solve aggregate';
+COMMENT ON FUNCTION recsys.als_solve_serialfn(internal)
+    IS 'serialization function of the als_solve aggregate';
+COMMENT ON FUNCTION recsys.als_solve_deserialfn(bytea, internal)
+    IS 'deserialization function of the als_solve aggregate';
+COMMENT ON FUNCTION recsys.als_solve_finalfn(internal)
+    IS 'final function of the als_solve aggregate';
+
+ALTER TYPE @extschema@.ranking_metrics_result SET SCHEMA recsys;
+
+ALTER FUNCTION @extschema@.experiment_bucket(text, bigint) SET SCHEMA recsys;
+ALTER FUNCTION @extschema@.assign_variant(text, bigint, integer[]) SET SCHEMA recsys;
+ALTER FUNCTION @extschema@.wilson_interval(bigint, bigint, double precision) SET SCHEMA recsys;
+ALTER FUNCTION @extschema@.two_proportion_test(bigint, bigint, bigint, bigint, double precision) SET SCHEMA recsys;
+ALTER FUNCTION @extschema@.sample_ratio_test(bigint[], double precision[]) SET SCHEMA recsys;
+
+-- Their callers (70_experiments.sql, 80_catalog_writes.sql)
+CREATE OR REPLACE FUNCTION recsys.assigned_variant(experiment_id bigint, user_id bigint)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (array_agg(v.variant ORDER BY v.position))
+           [recsys.assign_variant(e.salt, $2, array_agg(v.weight ORDER BY v.position))]
+    FROM recsys.experiments e JOIN recsys.experiment_variants v USING (experiment_id)
+    WHERE e.experiment_id = $1 AND e.status = 'running'
+    GROUP BY e.experiment_id, e.salt
+$$;
+COMMENT ON FUNCTION recsys.assigned_variant(bigint, bigint)
+    IS 'the variant a user is assigned to in a running experiment (NULL once ended, or if not visible)';
+
+CREATE OR REPLACE FUNCTION @extschema@.experiment_variant(experiment text, user_id bigint)
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict error
+DECLARE
+    e_status  text;
+    e_winner  text;
+    e_salt    text;
+    names     text[];
+    weights   integer[];
+BEGIN
+    IF experiment IS NULL THEN
+        RAISE EXCEPTION 'experiment must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT e.status, e.winner, e.salt,
+           array_agg(v.variant ORDER BY v.position), array_agg(v.weight ORDER BY v.position)
+    INTO e_status, e_winner, e_salt, names, weights
+    FROM recsys.experiments e JOIN recsys.experiment_variants v USING (experiment_id)
+    WHERE e.name = experiment
+    GROUP BY e.experiment_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'experiment "%" does not exist', experiment
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See SELECT name FROM recsys.experiments.';
+    END IF;
+    IF user_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF e_status = 'ended' THEN
+        RETURN e_winner;
+    END IF;
+    RETURN names[recsys.assign_variant(e_salt, user_id, weights)];
+END
+$$;
+COMMENT ON FUNCTION @extschema@.experiment_variant(text, bigint)
+    IS 'the variant a user is served: their salted-hash assignment while the experiment runs, the winner once it has ended';
+
+CREATE OR REPLACE FUNCTION @extschema@.recommend_experiment(
+    experiment    text,
+    user_id       bigint,
+    n             integer DEFAULT 10,
+    candidates    bigint[] DEFAULT NULL,
+    exclude       bigint[] DEFAULT NULL,
+    log_exposure  boolean DEFAULT true)
+RETURNS TABLE (item_id bigint, score real, variant text)
+LANGUAGE plpgsql VOLATILE ROWS 10
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict error
+DECLARE
+    e_id       bigint;
+    e_status   text;
+    e_winner   text;
+    e_salt     text;
+    names      text[];
+    weights    integer[];
+    models     text[];
+    opts       jsonb[];
+    idx        integer;
+    v_opts     jsonb;
+    v_version  bigint;
+    shown      bigint[];
+    scores     real[];
+BEGIN
+    IF experiment IS NULL THEN
+        RAISE EXCEPTION 'experiment must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF n IS NULL THEN
+        RAISE EXCEPTION 'n must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF log_exposure IS NULL THEN
+        RAISE EXCEPTION 'log_exposure must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT e.experiment_id, e.status, e.winner, e.salt,
+           array_agg(v.variant ORDER BY v.position), array_agg(v.weight ORDER BY v.position),
+           array_agg(v.model ORDER BY v.position), array_agg(v.options ORDER BY v.position)
+    INTO e_id, e_status, e_winner, e_salt, names, weights, models, opts
+    FROM recsys.experiments e JOIN recsys.experiment_variants v USING (experiment_id)
+    WHERE e.name = experiment
+    GROUP BY e.experiment_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'experiment "%" does not exist', experiment
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See SELECT name FROM recsys.experiments.';
+    END IF;
+    -- A NULL user gets no rows, as from recommend().
+    IF user_id IS NULL THEN
+        RETURN;
+    END IF;
+
+    IF e_status = 'ended' THEN
+        idx := array_position(names, e_winner);
+    ELSE
+        idx := recsys.assign_variant(e_salt, user_id, weights);
+    END IF;
+    v_opts := opts[idx];
+
+    SELECT m.version INTO v_version FROM recsys.models m WHERE m.name = models[idx];
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" of variant "%" in experiment "%" does not exist', models[idx], names[idx], experiment
+            USING ERRCODE = 'undefined_object',
+                  HINT = format('Train it again with CALL train(%L, ...), or end the experiment with end_experiment(%L, winner => ...).',
+                                models[idx], experiment);
+    END IF;
+
+    SELECT array_agg(r.item_id ORDER BY r.ord), array_agg(r.score ORDER BY r.ord)
+    INTO shown, scores
+    FROM @extschema@.recommend(user_id,
+                               coalesce((v_opts ->> 'n')::integer, n),
+                               models[idx],
+                               coalesce((v_opts ->> 'exclude_seen')::boolean, true),
+                               candidates,
+                               exclude) WITH ORDINALITY AS r(item_id, score, ord);
+
+    -- An exposure is a list that was shown: nothing shown, nothing logged.
+    IF log_exposure AND e_status = 'running' AND shown IS NOT NULL THEN
+        PERFORM recsys.write_experiment_exposure(e_id, names[idx], user_id, shown, v_version);
+    END IF;
+
+    RETURN QUERY
+        SELECT s.i, s.s, names[idx]
+        FROM unnest(shown, scores) WITH ORDINALITY AS s(i, s, ord)
+        ORDER BY s.ord;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.recommend_experiment(text, bigint, integer, bigint[], bigint[], boolean)
+    IS 'recommend through an experiment: the user''s variant serves recommend() with its model and options; logs the list as an exposure';
+
+CREATE OR REPLACE FUNCTION @extschema@.log_exposure(experiment text, user_id bigint, items bigint[] DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict error
+DECLARE
+    e_id      bigint;
+    e_status  text;
+    e_salt    text;
+    names     text[];
+    weights   integer[];
+    v_name    text;
+BEGIN
+    IF experiment IS NULL THEN
+        RAISE EXCEPTION 'experiment must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF user_id IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF array_position(items, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'items must not contain nulls' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT e.experiment_id, e.status, e.salt,
+           array_agg(v.variant ORDER BY v.position), array_agg(v.weight ORDER BY v.position)
+    INTO e_id, e_status, e_salt, names, weights
+    FROM recsys.experiments e JOIN recsys.experiment_variants v USING (experiment_id)
+    WHERE e.name = experiment
+    GROUP BY e.experiment_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'experiment "%" does not exist', experiment
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See SELECT name FROM recsys.experiments.';
+    END IF;
+    IF e_status = 'ended' THEN
+        RETURN NULL;
+    END IF;
+    v_name := names[recsys.assign_variant(e_salt, user_id, weights)];
+    PERFORM recsys.write_experiment_exposure(e_id, v_name, user_id, coalesce(items, '{}'), NULL);
+    RETURN v_name;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.log_exposure(text, bigint, bigint[])
+    IS 'log that a user was shown a list (items served some other way); returns the user''s variant, or NULL if the experiment has ended (nothing logged)';
+
+CREATE OR REPLACE FUNCTION @extschema@.log_outcome(
+    experiment  text,
+    user_id     bigint,
+    item_id     bigint DEFAULT NULL,
+    kind        text DEFAULT 'click',
+    value       double precision DEFAULT 1)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict error
+DECLARE
+    e_id      bigint;
+    e_status  text;
+    e_salt    text;
+    names     text[];
+    weights   integer[];
+    v_name    text;
+    x_id      bigint;
+BEGIN
+    IF experiment IS NULL THEN
+        RAISE EXCEPTION 'experiment must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF user_id IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF kind IS NULL OR value IS NULL THEN
+        RAISE EXCEPTION '% must not be null', CASE WHEN kind IS NULL THEN 'kind' ELSE 'value' END
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF kind = '' THEN
+        RAISE EXCEPTION 'kind must not be empty'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example ''click'', ''purchase'' or ''rating''.';
+    END IF;
+    IF value IN ('NaN', 'Infinity', '-Infinity') THEN
+        RAISE EXCEPTION 'value must be finite, got %', value
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT e.experiment_id, e.status, e.salt,
+           array_agg(v.variant ORDER BY v.position), array_agg(v.weight ORDER BY v.position)
+    INTO e_id, e_status, e_salt, names, weights
+    FROM recsys.experiments e JOIN recsys.experiment_variants v USING (experiment_id)
+    WHERE e.name = experiment
+    GROUP BY e.experiment_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'experiment "%" does not exist', experiment
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See SELECT name FROM recsys.experiments.';
+    END IF;
+    IF e_status = 'ended' THEN
+        RETURN NULL;
+    END IF;
+    v_name := names[recsys.assign_variant(e_salt, user_id, weights)];
+
+    -- Attribution: the user's latest exposure that showed the item, else
+    -- the user's latest exposure; none if the user was never exposed.  Both
+    -- are backward scans of the (experiment, user, exposure) index that stop
+    -- at the first match.
+    IF item_id IS NOT NULL THEN
+        SELECT x.exposure_id INTO x_id
+        FROM recsys.experiment_exposures x
+        WHERE x.experiment_id = e_id AND x.user_id = log_outcome.user_id
+          AND log_outcome.item_id = ANY (x.items)
+        ORDER BY x.exposure_id DESC
+        LIMIT 1;
+    END IF;
+    IF x_id IS NULL THEN
+        SELECT x.exposure_id INTO x_id
+        FROM recsys.experiment_exposures x
+        WHERE x.experiment_id = e_id AND x.user_id = log_outcome.user_id
+        ORDER BY x.exposure_id DESC
+        LIMIT 1;
+    END IF;
+
+    PERFORM recsys.write_experiment_outcome(e_id, v_name, user_id, item_id, kind, value, x_id);
+    RETURN v_name;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.log_outcome(text, bigint, bigint, text, double precision)
+    IS 'log an outcome (click, purchase, rating, ...) of a user, attributed to their variant and latest exposure; returns the variant, or NULL if the experiment has ended (nothing logged)';
+
+CREATE OR REPLACE FUNCTION @extschema@.experiment_report(
+    experiment  text,
+    outcome     text DEFAULT 'click',
+    confidence  double precision DEFAULT 0.95)
+RETURNS TABLE (
+    variant                text,
+    is_control             boolean,
+    exposed_users          bigint,
+    exposures              bigint,
+    converted_users        bigint,
+    conversion_rate        double precision,
+    conversion_low         double precision,
+    conversion_high        double precision,
+    outcomes               bigint,
+    outcome_value          double precision,
+    clicked_exposures      bigint,
+    ctr                    double precision,
+    ctr_low                double precision,
+    ctr_high               double precision,
+    difference             double precision,
+    difference_low         double precision,
+    difference_high        double precision,
+    relative_lift          double precision,
+    z                      double precision,
+    p_value                double precision,
+    significant            boolean,
+    srm_p_value            double precision,
+    unattributed_outcomes  bigint)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict error
+DECLARE
+    e_id     bigint;
+    e_ctl    text;
+BEGIN
+    IF experiment IS NULL OR outcome IS NULL OR confidence IS NULL THEN
+        RAISE EXCEPTION '% must not be null',
+                CASE WHEN experiment IS NULL THEN 'experiment' WHEN outcome IS NULL THEN 'outcome' ELSE 'confidence' END
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT (confidence > 0 AND confidence < 1) THEN
+        RAISE EXCEPTION 'confidence must be between 0 and 1 (exclusive), got %', confidence
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use for example 0.95 for 95% intervals.';
+    END IF;
+    SELECT e.experiment_id, e.control INTO e_id, e_ctl
+    FROM recsys.experiments e WHERE e.name = experiment;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'experiment "%" does not exist', experiment
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See SELECT name FROM recsys.experiments.';
+    END IF;
+
+    RETURN QUERY
+    WITH shown AS (
+        SELECT x.variant AS v, count(*) AS exposures, count(DISTINCT x.user_id) AS users
+        FROM recsys.experiment_exposures x
+        WHERE x.experiment_id = e_id
+        GROUP BY x.variant
+    ), done AS (
+        -- Attributed outcomes come from exposed users, after an exposure.
+        SELECT o.variant AS v,
+               count(o.exposure_id) AS outcomes,
+               sum(o.value) FILTER (WHERE o.exposure_id IS NOT NULL) AS total,
+               count(DISTINCT o.user_id) FILTER (WHERE o.exposure_id IS NOT NULL) AS users,
+               count(DISTINCT o.exposure_id) AS exposures,
+               count(*) FILTER (WHERE o.exposure_id IS NULL) AS unattributed
+        FROM recsys.experiment_outcomes o
+        WHERE o.experiment_id = e_id AND o.kind = outcome
+        GROUP BY o.variant
+    ), per AS (
+        SELECT v.variant AS v, v.position, v.weight,
+               coalesce(s.users, 0) AS exposed_users,
+               coalesce(s.exposures, 0) AS exposures,
+               coalesce(d.users, 0) AS converted_users,
+               coalesce(d.outcomes, 0) AS outcomes,
+               coalesce(d.total, 0) AS outcome_value,
+               coalesce(d.exposures, 0) AS clicked_exposures,
+               coalesce(d.unattributed, 0) AS unattributed
+        FROM recsys.experiment_variants v
+        LEFT JOIN shown s ON s.v = v.variant
+        LEFT JOIN done d ON d.v = v.variant
+        WHERE v.experiment_id = e_id
+    ), ctl AS (
+        SELECT p.exposed_users, p.converted_users FROM per p WHERE p.v = e_ctl
+    ), srm AS (
+        SELECT recsys.sample_ratio_test(array_agg(p.exposed_users ORDER BY p.position),
+                                        array_agg(p.weight::double precision ORDER BY p.position)) AS p
+        FROM per p
+    )
+    SELECT p.v,
+           p.v = e_ctl,
+           p.exposed_users,
+           p.exposures,
+           p.converted_users,
+           p.converted_users::double precision / nullif(p.exposed_users, 0),
+           cw.low,
+           cw.high,
+           p.outcomes,
+           p.outcome_value,
+           p.clicked_exposures,
+           p.clicked_exposures::double precision / nullif(p.exposures, 0),
+           tw.low,
+           tw.high,
+           t.difference,
+           t.low,
+           t.high,
+           t.difference / nullif(c.converted_users::double precision / nullif(c.exposed_users, 0), 0),
+           t.z,
+           t.p_value,
+           t.p_value < 1 - confidence,
+           srm.p,
+           p.unattributed
+    FROM per p
+    CROSS JOIN ctl c
+    CROSS JOIN srm
+    CROSS JOIN LATERAL recsys.wilson_interval(p.converted_users, p.exposed_users, confidence) cw
+    CROSS JOIN LATERAL recsys.wilson_interval(p.clicked_exposures, p.exposures, confidence) tw
+    LEFT JOIN LATERAL recsys.two_proportion_test(c.converted_users, c.exposed_users,
+                                                 p.converted_users, p.exposed_users, confidence) t
+        ON p.v <> e_ctl
+    ORDER BY p.position;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.experiment_report(text, text, double precision)
+    IS 'per variant: exposed users, exposures, conversion rate and click-through rate with Wilson intervals, difference to the control (Newcombe interval), pooled two-proportion z-test, sample ratio mismatch p-value';
+
+-- Models keyed by text, varchar or uuid ids: their dictionary (10_storage.sql,
+-- 15_access.sql) and the serving functions by text id (45_text_ids.sql)
+CREATE TABLE recsys.id_map (
+    model_id          bigint NOT NULL,
+    side              text NOT NULL CHECK (side IN ('item', 'user')),
+    external          text NOT NULL,
+    internal          bigint NOT NULL,
+    PRIMARY KEY (model_id, side, external),
+    UNIQUE (model_id, side, internal)
+);
+COMMENT ON TABLE recsys.id_map IS 'for models trained on text, varchar or uuid ids: the model''s (internal) id of each external id';
+SELECT pg_catalog.pg_extension_config_dump('recsys.id_map', '');
+ALTER TABLE recsys.id_map ENABLE ROW LEVEL SECURITY;
+CREATE POLICY id_map_serve ON recsys.id_map FOR SELECT
+    USING (recsys.model_privilege(model_id, 'serve'));
+GRANT SELECT ON recsys.id_map TO PUBLIC;
+CREATE FUNCTION @extschema@.recommend(
+    user_id       text,
+    n             integer DEFAULT 10,
+    model         text DEFAULT NULL,
+    exclude_seen  boolean DEFAULT true,
+    candidates    text[] DEFAULT NULL,
+    exclude       text[] DEFAULT NULL)
+RETURNS TABLE (item_id text, score real)
+AS 'MODULE_PATHNAME', 'recsys_recommend'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.recommend(text, integer, text, boolean, text[], text[])
+    IS 'top-n items for a user, by the source''s text (or uuid) ids; popular items for users unknown to the model';
+
+CREATE FUNCTION @extschema@.predict(
+    user_id  text,
+    item_id  text,
+    model    text DEFAULT NULL)
+RETURNS real
+AS 'MODULE_PATHNAME', 'recsys_predict'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.predict(text, text, text)
+    IS 'predicted value of an item for a user, by text ids';
+
+CREATE FUNCTION @extschema@.similar_items(
+    item_id  text,
+    n        integer DEFAULT 10,
+    model    text DEFAULT NULL)
+RETURNS TABLE (item_id text, score real)
+AS 'MODULE_PATHNAME', 'recsys_similar_items'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.similar_items(text, integer, text)
+    IS 'the n items most similar to the item, by text ids';
+
+CREATE FUNCTION @extschema@.similar_users(
+    user_id  text,
+    n        integer DEFAULT 10,
+    model    text DEFAULT NULL)
+RETURNS TABLE (user_id text, score real)
+AS 'MODULE_PATHNAME', 'recsys_similar_users'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.similar_users(text, integer, text)
+    IS 'the n users most similar to the user, by text ids';
+
+CREATE FUNCTION @extschema@.recommend_for_items(
+    items    text[],
+    n        integer DEFAULT 10,
+    model    text DEFAULT NULL,
+    "values" double precision[] DEFAULT NULL)
+RETURNS TABLE (item_id text, score real)
+AS 'MODULE_PATHNAME', 'recsys_recommend_for_items'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.recommend_for_items(text[], integer, text, double precision[])
+    IS 'top-n items for a new or anonymous user from the items they touched, by text ids';
+
+CREATE FUNCTION @extschema@.explain(
+    user_id  text,
+    item_id  text,
+    n        integer DEFAULT 5,
+    model    text DEFAULT NULL)
+RETURNS TABLE (item_id text, contribution real)
+AS 'MODULE_PATHNAME', 'recsys_explain'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 6;
+COMMENT ON FUNCTION @extschema@.explain(text, text, integer, text)
+    IS 'the items of the user''s history that contribute most to the item''s score, by text ids; a last row with a NULL item_id holds the rest';
+
+CREATE FUNCTION @extschema@.explain_features(
+    user_id  text,
+    item_id  text,
+    n        integer DEFAULT 5,
+    model    text DEFAULT NULL)
+RETURNS TABLE (feature text, contribution real)
+AS 'MODULE_PATHNAME', 'recsys_explain_features'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 6;
+COMMENT ON FUNCTION @extschema@.explain_features(text, text, integer, text)
+    IS 'the features of the item that contribute most to its score for the user, by text ids';
+
+CREATE FUNCTION @extschema@.refresh_user(model text, user_id text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'recsys_refresh_user'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.refresh_user(text, text)
+    IS 'recompute one user''s factors from their current rows in the model''s source, by text id (a new user gets an id); false if none are left';
+
+CREATE FUNCTION @extschema@.refresh_item(model text, item_id text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'recsys_refresh_item'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.refresh_item(text, text)
+    IS 'compute one item''s row from its current features and interactions, by text id (a new item gets an id); false if it has neither';
+
+CREATE FUNCTION @extschema@.forget_user(model text, user_id text)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'recsys_forget_user'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.forget_user(text, text)
+    IS 'delete a user (by text id) from a model, with their id, and re-solve the items they had; returns the number of items re-solved';

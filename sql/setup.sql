@@ -5,12 +5,17 @@ CREATE EXTENSION recsys;
 SELECT extname, extversion, extrelocatable FROM pg_extension WHERE extname = 'recsys';
 
 -- The user-facing functions land in the extension's schema (public here),
+-- the internals (support functions of the aggregates, helpers, types) and
 -- the storage tables in schema recsys.
 SELECT p.oid::regprocedure AS function, p.prokind
 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
 WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'recsys')
-  AND p.proname NOT LIKE 'als\_solve\_%'
 ORDER BY p.oid::regprocedure::text COLLATE "C";
+
+SELECT t.oid::regtype AS type, t.typtype
+FROM pg_type t JOIN pg_depend d ON d.objid = t.oid AND d.classid = 'pg_type'::regclass
+WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'recsys')
+ORDER BY t.oid::regtype::text COLLATE "C";
 
 SELECT c.oid::regclass AS relation, c.relkind
 FROM pg_class c WHERE c.relnamespace = 'recsys'::regnamespace AND c.relkind IN ('r', 'S')

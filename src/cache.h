@@ -41,6 +41,9 @@ typedef struct CacheEntry
 	AlsWorkspace ws;			/* fold-in scratch */
 	float	   *scores;			/* one score per item: per-call scratch */
 	int32	   *result;			/* top-n scratch, one entry per item */
+	char	  **item_names;		/* text-keyed items: external id by row, on
+								 * first use (ids.c) */
+	struct TextDict *item_dict; /* external id -> row, alike */
 	uint64		last_used;
 	int			shared_slot;	/* the shared blob items point into, or -1 */
 } CacheEntry;

@@ -52,6 +52,7 @@
  * take or block a recsys lock from SQL.
  */
 #define CATALOG_LOCK_FIELD4 0x7273	/* "rs" */
+#define CATALOG_ID_LOCK_FIELD4 0x7274	/* new ids of a text-keyed model */
 
 /*
  * Upper bound of array elements sent in one INSERT batch.  Why this size:
@@ -196,6 +197,133 @@ CatalogLockModelName(const char *name, bool exclusive)
 }
 
 /*
+ * The model's id of an external (text) id of a text-keyed side, or -1 if
+ * it has none.  With `create`, a user the model does not know yet gets a
+ * new id (refresh_user of a new user): the next after the largest, taken
+ * under a lock of the model's dictionary (its fourth field is one SQL
+ * cannot use), so that concurrent refreshes draw different ids.
+ */
+int64
+CatalogInternalId(const RecsysModelInfo *info, bool users, const char *external,
+				  bool create)
+{
+	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	bool		isnull;
+	int64		id = -1;
+
+	values[0] = Int64GetDatum(info->model_id);
+	values[1] = CStringGetTextDatum(users ? "user" : "item");
+	values[2] = CStringGetTextDatum(external);
+	Connect();
+	Execute("SELECT internal FROM recsys.id_map WHERE model_id OPERATOR(pg_catalog.=) $1 "
+			"AND side OPERATOR(pg_catalog.=) $2 AND external OPERATOR(pg_catalog.=) $3",
+			3, types, values, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+										 &isnull));
+	else if (create)
+	{
+		LOCKTAG		tag;
+
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (info->model_id >> 32),
+							 (uint32) info->model_id, CATALOG_ID_LOCK_FIELD4);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		ExecuteAsOwner("INSERT INTO recsys.id_map (model_id, side, external, internal) "
+					   "SELECT $1, $2, $3, COALESCE(pg_catalog.max(internal), 0) OPERATOR(pg_catalog.+) 1 "
+					   "FROM recsys.id_map WHERE model_id OPERATOR(pg_catalog.=) $1 "
+					   "AND side OPERATOR(pg_catalog.=) $2 RETURNING internal",
+					   3, types, values, NULL, SPI_OK_INSERT_RETURNING);
+		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+										 &isnull));
+	}
+	SPI_finish();
+	return id;
+}
+
+/* The external id of a model's id of a text-keyed side, or NULL */
+char *
+CatalogExternalId(const RecsysModelInfo *info, bool users, int64 internal)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	Oid			types[3] = {INT8OID, TEXTOID, INT8OID};
+	Datum		values[3];
+	bool		isnull;
+	char	   *result = NULL;
+
+	values[0] = Int64GetDatum(info->model_id);
+	values[1] = CStringGetTextDatum(users ? "user" : "item");
+	values[2] = Int64GetDatum(internal);
+	Connect();
+	Execute("SELECT external FROM recsys.id_map WHERE model_id OPERATOR(pg_catalog.=) $1 "
+			"AND side OPERATOR(pg_catalog.=) $2 AND internal OPERATOR(pg_catalog.=) $3",
+			3, types, values, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+									  &isnull);
+		MemoryContext spi_cxt = MemoryContextSwitchTo(outer);
+
+		result = TextDatumGetCString(d);
+		MemoryContextSwitchTo(spi_cxt);
+	}
+	SPI_finish();
+	return result;
+}
+
+/*
+ * The external ids of one side of a text-keyed model into names[], at the
+ * rows `index` gives their model ids (n rows; rows not in the dictionary
+ * stay NULL); allocated in the current memory context.
+ */
+void
+CatalogLoadIdNames(const RecsysModelInfo *info, bool users, const IdMap *index,
+				   int n, char **names)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+	Portal		portal;
+
+	values[0] = Int64GetDatum(info->model_id);
+	values[1] = CStringGetTextDatum(users ? "user" : "item");
+	memset(names, 0, sizeof(char *) * n);
+	Connect();
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT internal, external FROM recsys.id_map "
+									   "WHERE model_id OPERATOR(pg_catalog.=) $1 "
+									   "AND side OPERATOR(pg_catalog.=) $2",
+									   2, types, values, NULL, true, CURSOR_OPT_NO_SCROLL);
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			int64		internal = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
+															   SPI_tuptable->tupdesc, 1, &isnull));
+			Datum		ext = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2,
+											&isnull);
+			int32		row = IdMapLookup(index, internal);
+
+			if (row >= 0 && row < n)
+			{
+				MemoryContext spi_cxt = MemoryContextSwitchTo(outer);
+
+				names[row] = TextDatumGetCString(ext);
+				MemoryContextSwitchTo(spi_cxt);
+			}
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+}
+
+/*
  * Error unless an SPI result has the columns this library reads: a
  * catalog created by another version of the extension must not be read
  * by position.
@@ -222,7 +350,7 @@ InfoFromTuple(MemoryContext cxt)
 	char	   *method;
 	Datum		d;
 
-	CheckShape(14, "table recsys.models");
+	CheckShape(16, "table recsys.models");
 	info->model_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	info->version = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 	info->name = MemoryContextStrdup(cxt, TextDatumGetCString(SPI_getbinval(tup, desc, 8, &isnull)));
@@ -253,6 +381,12 @@ InfoFromTuple(MemoryContext cxt)
 		MemoryContextSwitchTo(old);
 	}
 	info->token = DatumGetInt64(SPI_getbinval(tup, desc, 14, &isnull));
+	d = SPI_getbinval(tup, desc, 15, &isnull);
+	info->user_id_type = isnull ? InvalidOid : DatumGetObjectId(d);
+	d = SPI_getbinval(tup, desc, 16, &isnull);
+	info->item_id_type = isnull ? InvalidOid : DatumGetObjectId(d);
+	info->text_users = RatingsIsTextIdType(info->user_id_type);
+	info->text_items = RatingsIsTextIdType(info->item_id_type);
 
 	if (info->factors < (info->method->factors ? 1 : 0) ||
 		info->factors > RECSYS_MAX_FACTORS ||
@@ -268,6 +402,11 @@ InfoFromTuple(MemoryContext cxt)
 	"model_id, version, method, factors, num_users, num_items, global_mean, name, " \
 	"source, user_col::pg_catalog.text, item_col::pg_catalog.text, " \
 	"value_col::pg_catalog.text, params, "
+/* The columns that came with 1.2, and what stands for them before */
+#define MODEL_COLUMNS_1_2 \
+	"token, user_id_type::pg_catalog.oid, item_id_type::pg_catalog.oid"
+#define MODEL_COLUMNS_1_1 \
+	"0::pg_catalog.int8, 0::pg_catalog.oid, 0::pg_catalog.oid"
 
 /* Look up a model by name, with a new snapshot if `latest` */
 static RecsysModelInfo *
@@ -286,9 +425,9 @@ LookupModel(const char *name, bool latest)
 		Datum		values[1] = {CStringGetTextDatum(name)};
 		SPIPlanPtr	plan = Prepare(&lookup_plan,
 								   HasTokens() ?
-								   "SELECT " MODEL_COLUMNS "token"
+								   "SELECT " MODEL_COLUMNS MODEL_COLUMNS_1_2
 								   " FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1" :
-								   "SELECT " MODEL_COLUMNS "0::pg_catalog.int8"
+								   "SELECT " MODEL_COLUMNS MODEL_COLUMNS_1_1
 								   " FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1",
 								   1, types);
 
@@ -310,7 +449,7 @@ LookupModel(const char *name, bool latest)
 		 */
 		SPIPlanPtr	plan = Prepare(&only_model_plan,
 								   HasTokens() ?
-								   "SELECT " MODEL_COLUMNS "token"
+								   "SELECT " MODEL_COLUMNS MODEL_COLUMNS_1_2
 								   " FROM recsys.models m"
 								   " WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER')"
 								   " OR EXISTS (SELECT 1 FROM recsys.model_grants g"
@@ -318,7 +457,7 @@ LookupModel(const char *name, bool latest)
 								   " AND g.grantee IS NOT NULL"
 								   " AND pg_catalog.pg_has_role(g.grantee, 'MEMBER'))"
 								   " ORDER BY name LIMIT 2" :
-								   "SELECT " MODEL_COLUMNS "0::pg_catalog.int8"
+								   "SELECT " MODEL_COLUMNS MODEL_COLUMNS_1_1
 								   " FROM recsys.models m"
 								   " WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER')"
 								   " OR EXISTS (SELECT 1 FROM recsys.model_grants g"
@@ -547,6 +686,8 @@ DeleteModelRows(Datum model_id)
 					   1, &type, &model_id, NULL, SPI_OK_DELETE);
 		ExecuteAsOwner("DELETE FROM recsys.model_features WHERE model_id OPERATOR(pg_catalog.=) $1",
 					   1, &type, &model_id, NULL, SPI_OK_DELETE);
+		ExecuteAsOwner("DELETE FROM recsys.id_map WHERE model_id OPERATOR(pg_catalog.=) $1",
+					   1, &type, &model_id, NULL, SPI_OK_DELETE);
 	}
 }
 
@@ -580,12 +721,12 @@ UpsertModelRow(const RecsysTrained *t)
 {
 	const RecsysRatings *r = t->ratings;
 	const RecsysIteration *last = t->iterations > 0 ? &t->log[t->iterations - 1] : NULL;
-	Oid			types[20] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
+	Oid			types[22] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
 		NAMEOID, NAMEOID, NAMEOID, INT4OID, INT4OID, INT8OID, FLOAT8OID,
 		FLOAT8OID, FLOAT8OID, FLOAT8OID, INT8OID, INT8OID, INT8OID,
-	INT8OID, TEXTOID};
-	Datum		values[20];
-	char		nulls[20];
+	INT8OID, TEXTOID, OIDOID, OIDOID};
+	Datum		values[22];
+	char		nulls[22];
 	bool		tokens = HasTokens();
 	int64		model_id;
 	bool		isnull;
@@ -618,6 +759,8 @@ UpsertModelRow(const RecsysTrained *t)
 	values[19] = CStringGetTextDatum(t->preprocessing ? t->preprocessing : "");
 	if (t->preprocessing == NULL)
 		nulls[19] = 'n';
+	values[20] = ObjectIdGetDatum(t->user_id_type);
+	values[21] = ObjectIdGetDatum(t->item_id_type);
 
 	/* NAME parameters must be NAMEDATALEN-padded Name data */
 	for (int i = 5; i <= 7; i++)
@@ -642,6 +785,7 @@ UpsertModelRow(const RecsysTrained *t)
 					   "item_col = $7, value_col = $8, num_users = $9, num_items = $10, "
 					   "num_interactions = $11, global_mean = $12, "
 					   "version = DEFAULT, token = $19, preprocessing = $20::pg_catalog.jsonb, "
+					   "user_id_type = $21::pg_catalog.regtype, item_id_type = $22::pg_catalog.regtype, "
 					   "trained_at = pg_catalog.clock_timestamp(), "
 					   "train_seconds = $13, final_loss = $14, final_rmse = $15, "
 					   "null_values = $16, duplicates = $17 "
@@ -655,7 +799,7 @@ UpsertModelRow(const RecsysTrained *t)
 					   "train_seconds = $13, final_loss = $14, final_rmse = $15, "
 					   "null_values = $16, duplicates = $17 "
 					   "WHERE model_id OPERATOR(pg_catalog.=) $18 AND name OPERATOR(pg_catalog.=) $1",
-					   tokens ? 20 : 18, types, values, nulls, SPI_OK_UPDATE);
+					   tokens ? 22 : 18, types, values, nulls, SPI_OK_UPDATE);
 		if (SPI_processed != 1)
 			elog(ERROR, "model row of \"%s\" vanished under its lock", t->name);
 
@@ -672,10 +816,11 @@ UpsertModelRow(const RecsysTrained *t)
 					   "source, user_col, item_col, value_col, num_users, num_items, "
 					   "num_interactions, global_mean, trained_at, train_seconds, "
 					   "final_loss, final_rmse, null_values, duplicates, owner, token, "
-					   "preprocessing) "
+					   "preprocessing, user_id_type, item_id_type) "
 					   "VALUES ($1, $2, $3, $4::pg_catalog.jsonb, $5, $6, $7, $8, $9, $10, "
 					   "$11, $12, pg_catalog.clock_timestamp(), $13, $14, $15, $16, $17, "
-					   "$18::pg_catalog.regrole, $19, $20::pg_catalog.jsonb) RETURNING model_id" :
+					   "$18::pg_catalog.regrole, $19, $20::pg_catalog.jsonb, "
+					   "$21::pg_catalog.regtype, $22::pg_catalog.regtype) RETURNING model_id" :
 					   "INSERT INTO recsys.models (name, method, factors, params, "
 					   "source, user_col, item_col, value_col, num_users, num_items, "
 					   "num_interactions, global_mean, trained_at, train_seconds, "
@@ -683,7 +828,7 @@ UpsertModelRow(const RecsysTrained *t)
 					   "VALUES ($1, $2, $3, $4::pg_catalog.jsonb, $5, $6, $7, $8, $9, $10, "
 					   "$11, $12, pg_catalog.clock_timestamp(), $13, $14, $15, $16, $17, "
 					   "$18::pg_catalog.regrole) RETURNING model_id",
-					   tokens ? 20 : 18, types, values, nulls, SPI_OK_INSERT_RETURNING);
+					   tokens ? 22 : 18, types, values, nulls, SPI_OK_INSERT_RETURNING);
 		model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 1, &isnull));
 	}
@@ -965,6 +1110,44 @@ InsertFeatures(int64 model_id, const char *side, const ModelFeatures *f,
 	MemoryContextDelete(batch_cxt);
 }
 
+/*
+ * Insert one side's dictionary of text ids, in batches: id ids[j] is the
+ * external id names[ids[j] - 1].
+ */
+static void
+InsertIdMap(int64 model_id, const char *side, const int64 *ids, int n,
+			char **names)
+{
+	Oid			types[4] = {INT8OID, TEXTOID, TEXTARRAYOID, INT8ARRAYOID};
+	int			max_rows = CATALOG_BATCH_ELEMENTS / 4;
+	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
+													"recsys id batch",
+													ALLOCSET_DEFAULT_SIZES);
+
+	for (int start = 0; start < n; start += max_rows)
+	{
+		int			count = Min(max_rows, n - start);
+		Datum		values[4];
+		Datum	   *ext;
+		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+
+		CHECK_FOR_INTERRUPTS();
+		ext = palloc(sizeof(Datum) * count);
+		for (int j = 0; j < count; j++)
+			ext[j] = CStringGetTextDatum(names[ids[start + j] - 1]);
+		values[0] = Int64GetDatum(model_id);
+		values[1] = CStringGetTextDatum(side);
+		values[2] = PointerGetDatum(construct_array_builtin(ext, count, TEXTOID));
+		values[3] = PointerGetDatum(ArrayFromInt8(ids + start, count));
+		ExecuteAsOwner("INSERT INTO recsys.id_map (model_id, side, external, internal) "
+					   "SELECT $1, $2, u.e, u.i FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(e, i)",
+					   4, types, values, NULL, SPI_OK_INSERT);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(batch_cxt);
+	}
+	MemoryContextDelete(batch_cxt);
+}
+
 /* Insert the training log rows */
 static void
 InsertLog(int64 model_id, const RecsysTrained *t)
@@ -1019,6 +1202,12 @@ CatalogStoreModel(const RecsysTrained *t)
 		InsertFeatures(model_id, "item", t->item_features, t->ratings->item_ids);
 	if (t->user_features != NULL)
 		InsertFeatures(model_id, "user", t->user_features, t->ratings->user_ids);
+	if (t->ratings->user_names != NULL)
+		InsertIdMap(model_id, "user", t->ratings->user_ids, t->ratings->nusers,
+					t->ratings->user_names);
+	if (t->ratings->item_names != NULL)
+		InsertIdMap(model_id, "item", t->ratings->item_ids, t->ratings->nitems,
+					t->ratings->item_names);
 	if (t->iterations > 0)
 		InsertLog(model_id, t);
 	SPI_finish();
@@ -1563,6 +1752,11 @@ CatalogDeleteUser(const RecsysModelInfo *info, int64 user_id)
 				   "AND user_id OPERATOR(pg_catalog.=) $2",
 				   2, types, values, NULL, SPI_OK_DELETE);
 	found = SPI_processed > 0;
+	/* A user forgotten by a text-keyed model: their id goes too */
+	if (info->text_users)
+		ExecuteAsOwner("DELETE FROM recsys.id_map WHERE model_id OPERATOR(pg_catalog.=) $1 "
+					   "AND side OPERATOR(pg_catalog.=) 'user' AND internal OPERATOR(pg_catalog.=) $2",
+					   2, types, values, NULL, SPI_OK_DELETE);
 	SPI_finish();
 	return found;
 }

@@ -42,6 +42,8 @@ typedef struct RecsysTrained
 	double		seconds;
 	const char *preprocessing;	/* jsonb text of what preprocessing did, or
 								 * NULL */
+	Oid			user_id_type;	/* the source's id column types */
+	Oid			item_id_type;
 } RecsysTrained;
 
 /* Called with each batch of user rows by CatalogForEachUserBatch */
@@ -52,6 +54,12 @@ extern void CatalogForEachUserBatch(const RecsysModelInfo *info, int batch,
 									bool latest, CatalogUserBatchFn fn,
 									void *arg);
 extern void CatalogLockModelName(const char *name, bool exclusive);
+extern int64 CatalogInternalId(const RecsysModelInfo *info, bool users,
+							   const char *external, bool create);
+extern char *CatalogExternalId(const RecsysModelInfo *info, bool users,
+							   int64 internal);
+extern void CatalogLoadIdNames(const RecsysModelInfo *info, bool users,
+							   const IdMap *index, int n, char **names);
 extern RecsysModelInfo *CatalogLookupModel(const char *name);
 extern RecsysModelInfo *CatalogLookupModelLatest(const char *name);
 extern void CatalogStoreModel(const RecsysTrained *t);

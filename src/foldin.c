@@ -30,6 +30,7 @@
 #include "catalog.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "ids.h"
 #include "method.h"
 #include "ratings.h"
 #include "recommend.h"
@@ -56,11 +57,11 @@ HistoryRow(const CacheEntry *e, const RatingsUser *given, RecsysUserRow *row)
  * sorted, duplicate-free (item, value) pairs, by the model's rule.
  */
 static void
-ItemsArgs(FunctionCallInfo fcinfo, const RecsysModelInfo *info, RatingsUser *out)
+ItemsArgs(FunctionCallInfo fcinfo, CacheEntry *e, const RecsysModelInfo *info,
+		  RatingsUser *out)
 {
-	ArrayType  *items_arr = PG_GETARG_ARRAYTYPE_P(0);
 	int			nitems;
-	int64	   *items = ArrayGetInt8(items_arr, &nitems);
+	int64	   *items = IdsArrayArg(fcinfo, 0, e, info, true, &nitems);
 	ItemValue  *pairs;
 
 	if (nitems == 0)
@@ -138,8 +139,8 @@ recsys_recommend_for_items(PG_FUNCTION_ARGS)
 
 	info = CatalogLookupModel(model);
 	m = info->method;
-	ItemsArgs(fcinfo, info, &given);
 	e = CacheGetModel(info);
+	ItemsArgs(fcinfo, e, info, &given);
 	ServeMapHistory(e, given.items, given.values, given.n, &h);
 	HistoryRow(e, &given, &row);
 
@@ -149,7 +150,7 @@ recsys_recommend_for_items(PG_FUNCTION_ARGS)
 		m->fold_in(e, &h, info->name, &row);
 	ServeScoreUser(e, &row);
 	ServeExcludeIds(e, given.items, given.n, e->scores);
-	ServeTopK(fcinfo, e, n);
+	ServeTopK(fcinfo, e, info, n);
 	return (Datum) 0;
 }
 
@@ -172,12 +173,12 @@ recsys_refresh_user(PG_FUNCTION_ARGS)
 	RatingsUser rows;
 	ServeHistory h;
 	RecsysUserRow row;
+	char	   *user_text;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("user_id must not be null")));
-	user_id = PG_GETARG_INT64(1);
 
 	/*
 	 * Refreshes of a model run side by side, but never during its training:
@@ -189,15 +190,24 @@ recsys_refresh_user(PG_FUNCTION_ARGS)
 	info = CatalogLookupModelLatest(info->name);
 	CatalogRequireTrain(info);
 	e = CacheGetModel(info);
+	/* A text id the model does not know yet gets a new model id */
+	user_id = IdsUserArg(fcinfo, 1, info, true, &user_text);
 
+	memset(&src, 0, sizeof(src));
 	src.relid = RatingsSourceOid(info->source);
 	src.user_col = info->user_col;
 	src.item_col = info->item_col;
 	src.value_col = info->value_col;
 	src.sum_duplicates = !info->method->explicit_values;
+	if (info->text_items)
+	{
+		IdsPrepareItems(e, info);
+		src.resolve = IdsResolveItem;
+		src.resolve_arg = e;
+	}
 	/* Capped and decayed as training did, against its reference time */
 	RatingsPrepare(&src, &info->params);
-	RatingsLoadUser(&src, user_id, &rows);
+	RatingsLoadUser(&src, user_id, user_text, &rows);
 	ServeMapHistory(e, rows.items, rows.values, rows.n, &h);
 
 	if (h.n == 0)
@@ -254,8 +264,8 @@ recsys_explain(PG_FUNCTION_ARGS)
 	if (info->method->explain == NULL)
 		MethodNotSupported(info->method, info->name, "explain");
 	e = CacheGetModel(info);
-	CatalogLoadUser(info, PG_GETARG_INT64(0), false, &user);
-	item = IdMapLookup(e->index, PG_GETARG_INT64(1));
+	CatalogLoadUser(info, IdsUserArg(fcinfo, 0, info, false, NULL), false, &user);
+	item = IdsItemRow(fcinfo, 1, e, info);
 	if (!user.found || item < 0)
 		return (Datum) 0;
 
@@ -266,7 +276,7 @@ recsys_explain(PG_FUNCTION_ARGS)
 	n = Min(n, Max(h.n, 1));
 	chosen = palloc(sizeof(int32) * n);
 	count = TopK(contrib, h.ids, h.n, n, chosen);
-	ServeEmit(fcinfo, h.ids, contrib, chosen, count);
+	ServeEmit(fcinfo, e, info, false, h.ids, contrib, chosen, count);
 	for (int j = 0; j < count; j++)
 		shown += contrib[chosen[j]];
 
@@ -345,7 +355,7 @@ recsys_recommend_for_features(PG_FUNCTION_ARGS)
 	e = CacheGetModel(info);
 	if (!info->method->score_features(e, names, weights, nnames, info->name, e->scores))
 		ScorePopularity(&e->items, e->scores);
-	ServeTopK(fcinfo, e, n);
+	ServeTopK(fcinfo, e, info, n);
 	return (Datum) 0;
 }
 
@@ -385,8 +395,8 @@ recsys_explain_features(PG_FUNCTION_ARGS)
 	if (info->method->explain_features == NULL)
 		MethodNotSupported(info->method, info->name, "explain_features");
 	e = CacheGetModel(info);
-	CatalogLoadUser(info, PG_GETARG_INT64(0), false, &user);
-	item = IdMapLookup(e->index, PG_GETARG_INT64(1));
+	CatalogLoadUser(info, IdsUserArg(fcinfo, 0, info, false, NULL), false, &user);
+	item = IdsItemRow(fcinfo, 1, e, info);
 	if (!user.found || item < 0)
 		return (Datum) 0;
 
@@ -447,12 +457,12 @@ recsys_refresh_item(PG_FUNCTION_ARGS)
 	RecsysSparse feats;
 	MethodItemRow row;
 	bool		known;
+	char	   *item_text;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("item_id must not be null")));
-	item_id = PG_GETARG_INT64(1);
 
 	/* As refresh_user: side by side with refreshes, never during a training */
 	info = CatalogLookupModel(model);
@@ -462,15 +472,23 @@ recsys_refresh_item(PG_FUNCTION_ARGS)
 	if (info->method->refresh_item == NULL)
 		MethodNotSupported(info->method, info->name, "refresh_item");
 	e = CacheGetModel(info);
-	known = IdMapLookup(e->index, item_id) >= 0;
+	item_id = IdsItemArg(fcinfo, 1, e, info, &item_text);
+	known = item_id != IDS_UNKNOWN && IdMapLookup(e->index, item_id) >= 0;
 
+	memset(&src, 0, sizeof(src));
 	src.relid = RatingsSourceOid(info->source);
 	src.user_col = info->user_col;
 	src.item_col = info->item_col;
 	src.value_col = info->value_col;
 	src.sum_duplicates = !info->method->explicit_values;
+	if (info->text_users)
+	{
+		/* The item's users as the model's ids (the read swaps the sides) */
+		src.resolve = IdsResolveUser;
+		src.resolve_arg = info;
+	}
 	RatingsPrepare(&src, &info->params);
-	RatingsLoadItem(&src, item_id, &users);
+	RatingsLoadItem(&src, item_id, item_text, &users);
 
 	/* The item's features, as numbers of the model's vocabulary */
 	if (info->params.item_features)
@@ -480,6 +498,7 @@ recsys_refresh_item(PG_FUNCTION_ARGS)
 		fs[nfs].id_col = info->item_col;
 		fs[nfs].one = true;
 		fs[nfs].id = item_id;
+		fs[nfs].id_text = item_text;
 		nfs++;
 	}
 	if (info->params.item_text)
@@ -491,6 +510,7 @@ recsys_refresh_item(PG_FUNCTION_ARGS)
 		fs[nfs].config = info->params.text_config;
 		fs[nfs].one = true;
 		fs[nfs].id = item_id;
+		fs[nfs].id_text = item_text;
 		nfs++;
 	}
 	memset(&feats, 0, sizeof(feats));
@@ -532,6 +552,10 @@ recsys_refresh_item(PG_FUNCTION_ARGS)
 		}
 		PG_RETURN_BOOL(false);
 	}
+
+	/* A text id the model does not know yet gets a new model id */
+	if (item_id == IDS_UNKNOWN)
+		item_id = CatalogInternalId(info, false, item_text, true);
 
 	memset(&row, 0, sizeof(row));
 	row.factors = palloc0(sizeof(float) * Max(info->factors, 1));

@@ -32,6 +32,7 @@
 #include "cache.h"
 #include "catalog.h"
 #include "fmgr.h"
+#include "ids.h"
 #include "method.h"
 #include "recommend.h"
 #include "utils/builtins.h"
@@ -141,13 +142,13 @@ recsys_forget_user(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("user_id must not be null")));
-	user_id = PG_GETARG_INT64(1);
 
 	/* Like a training: it changes items, so it excludes trainings and refreshes */
 	info = CatalogLookupModel(model);
 	CatalogLockModelName(info->name, true);
 	info = CatalogLookupModelLatest(info->name);
 	CatalogRequireTrain(info);
+	user_id = IdsUserArg(fcinfo, 1, info, false, NULL);
 	CatalogLoadUser(info, user_id, true, &user);
 	if (!user.found)
 		PG_RETURN_INT32(0);

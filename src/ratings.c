@@ -38,6 +38,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "ratings.h"
+#include "textdict.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -141,6 +142,42 @@ CheckReadable(Oid relid, const char *relname)
 	return table_ok;
 }
 
+/*
+ * Whether ids of this type are kept as text, with a dictionary in the model
+ * (text, varchar, char, uuid); integer ids are the model's ids themselves
+ */
+bool
+RatingsIsTextIdType(Oid type)
+{
+	return type == TEXTOID || type == VARCHAROID || type == BPCHAROID ||
+		type == UUIDOID;
+}
+
+/*
+ * Before training: a dictionary for each side whose id column is text-like
+ * (src->user_dict, src->item_dict; NULL for integer ids), in the current
+ * memory context.  Feature relations intern their ids into the same.
+ */
+void
+RatingsIdDicts(RatingsSource *src)
+{
+	src->user_dict = RatingsIsTextIdType(RatingsIdType(src->relid, src->user_col)) ?
+		TextDictCreate(1024) : NULL;
+	src->item_dict = RatingsIsTextIdType(RatingsIdType(src->relid, src->item_col)) ?
+		TextDictCreate(1024) : NULL;
+}
+
+/* The base type of a relation's column, or InvalidOid */
+Oid
+RatingsIdType(Oid relid, const char *col)
+{
+	AttrNumber	attnum = get_attnum(relid, col);
+
+	if (attnum <= 0)
+		return InvalidOid;
+	return getBaseType(get_atttype(relid, attnum));
+}
+
 /* Whether a column type is one of the numbers a value may have */
 static bool
 IsNumberType(Oid type)
@@ -190,12 +227,13 @@ ValidateSource(const RatingsSource *src, const char *relname, Oid *types)
 		CheckColumnPrivilege(src->relid, attnum, relname, cols[c], table_ok);
 		types[c] = type;
 
-		if (c < 2 && type != INT2OID && type != INT4OID && type != INT8OID)
+		if (c < 2 && type != INT2OID && type != INT4OID && type != INT8OID &&
+			!RatingsIsTextIdType(type))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("%s id column \"%s\" of relation %s has type %s, but an integer type is required",
+					 errmsg("%s id column \"%s\" of relation %s has type %s, but an integer, text or uuid type is required",
 							roles[c], cols[c], relname, format_type_be(type)),
-					 errhint("Use a smallint, integer or bigint column, or train from a view that maps ids to integers.")));
+					 errhint("Use a smallint, integer, bigint, text, varchar or uuid column, or train from a view that casts the ids to one.")));
 		if (c == 2 && !IsNumberType(type))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -687,11 +725,16 @@ BadValue(const char *relname, const char *col, double v, int64 user,
  */
 static void
 SelectSql(StringInfo sql, const RatingsSource *src, const char *relname,
-		  Oid time_type, bool by_user)
+		  const Oid *types, bool by_user)
 {
+	Oid			time_type = types[3];
+
+	/* Text-like ids are read as text, whatever their type */
 	initStringInfo(sql);
-	appendStringInfo(sql, "SELECT %s, %s", quote_identifier(src->user_col),
-					 quote_identifier(src->item_col));
+	appendStringInfo(sql, "SELECT %s%s, %s%s", quote_identifier(src->user_col),
+					 RatingsIsTextIdType(types[0]) ? "::pg_catalog.text" : "",
+					 quote_identifier(src->item_col),
+					 RatingsIsTextIdType(types[1]) ? "::pg_catalog.text" : "");
 	if (src->value_col)
 		appendStringInfo(sql, ", %s", quote_identifier(src->value_col));
 	if (src->prep.time_col)
@@ -707,7 +750,12 @@ SelectSql(StringInfo sql, const RatingsSource *src, const char *relname,
 							 quote_identifier(src->prep.time_col));
 	}
 	appendStringInfo(sql, " FROM %s", relname);
-	if (by_user)
+	/* The key in the column's own type, so that an index on it serves */
+	if (by_user && RatingsIsTextIdType(types[0]))
+		appendStringInfo(sql, " WHERE %s OPERATOR(pg_catalog.=) $1::pg_catalog.text::%s",
+						 quote_identifier(src->user_col),
+						 format_type_be_qualified(types[0]));
+	else if (by_user)
 		appendStringInfo(sql, " WHERE %s OPERATOR(pg_catalog.=) $1",
 						 quote_identifier(src->user_col));
 }
@@ -771,7 +819,35 @@ typedef struct LoadState
 	RatingsBuilder b;
 	double	   *times;			/* decay: each triplet's time */
 	int64		times_cap;
+	TextDict   *dict[2];		/* text-keyed users, items: their ids */
 } LoadState;
+
+/* The text of a text datum (detoasted if need be) and its length */
+static inline const char *
+TextOf(Datum d, int *len)
+{
+	text	   *t = DatumGetTextPP(d);
+
+	*len = VARSIZE_ANY_EXHDR(t);
+	return VARDATA_ANY(t);
+}
+
+/*
+ * A text id's provisional id while the source is read: its dictionary
+ * index + 1 (numbered by byte order once all are known, RatingsLoad)
+ */
+static int64
+TextRowId(Datum d, bool isnull, TextDict *dict, const char *relname,
+		  const char *col, const char *role)
+{
+	const char *s;
+	int			len;
+
+	if (isnull)
+		(void) RowId(d, isnull, TEXTOID, relname, col, role);
+	s = TextOf(d, &len);
+	return (int64) TextDictIntern(dict, s, len) + 1;
+}
 
 /* A value capped at max_value (counted in *capped) */
 static inline double
@@ -845,10 +921,27 @@ LoadReceiveSlot(TupleTableSlot *slot, DestReceiver *self)
 
 	old = MemoryContextSwitchTo(st->batch_cxt);
 	slot_getallattrs(slot);
-	uid = RowId(slot->tts_values[0], slot->tts_isnull[0], st->types[0],
-				st->relname, src->user_col, "user");
-	iid = RowId(slot->tts_values[1], slot->tts_isnull[1], st->types[1],
-				st->relname, src->item_col, "item");
+	if (st->dict[0])
+	{
+		/* The dictionary lives in the outer context */
+		MemoryContextSwitchTo(st->outer);
+		uid = TextRowId(slot->tts_values[0], slot->tts_isnull[0], st->dict[0],
+						st->relname, src->user_col, "user");
+		MemoryContextSwitchTo(st->batch_cxt);
+	}
+	else
+		uid = RowId(slot->tts_values[0], slot->tts_isnull[0], st->types[0],
+					st->relname, src->user_col, "user");
+	if (st->dict[1])
+	{
+		MemoryContextSwitchTo(st->outer);
+		iid = TextRowId(slot->tts_values[1], slot->tts_isnull[1], st->dict[1],
+						st->relname, src->item_col, "item");
+		MemoryContextSwitchTo(st->batch_cxt);
+	}
+	else
+		iid = RowId(slot->tts_values[1], slot->tts_isnull[1], st->types[1],
+					st->relname, src->item_col, "item");
 	if (src->value_col &&
 		!RowValue(slot->tts_values[2], slot->tts_isnull[2], st->types[2],
 				  st->relname, src->value_col, uid, iid, &v))
@@ -1004,14 +1097,79 @@ RatingsBuilderFinish(RatingsBuilder *b, bool sum_duplicates)
 	return r;
 }
 
+/* Order (id, row) pairs by id */
+static int
+CompareIdRow(const void *a, const void *b)
+{
+	const int64 *x = (const int64 *) a;
+	const int64 *y = (const int64 *) b;
+
+	return (x[0] > y[0]) - (x[0] < y[0]);
+}
+
+/*
+ * Give text ids their final numbers: id j for the j-th string in byte
+ * order, so that a model does not depend on the order rows were read in.
+ * Renumbers the builder's first-seen ids and a side's features (ids and
+ * their rows, kept ascending), and returns the strings by id (*names,
+ * names[j - 1]).
+ */
+static void
+NumberTextIds(const TextDict *dict, int64 *first, int nfirst,
+			  RecsysFeatures *features, char ***names, int64 *nnames)
+{
+	int32	   *rank = TextDictRanks(dict);
+
+	*names = palloc_extended(sizeof(char *) * Max(dict->count, 1), MCXT_ALLOC_HUGE);
+	for (int32 i = 0; i < dict->count; i++)
+		(*names)[rank[i]] = dict->names[i];
+	*nnames = dict->count;
+	for (int i = 0; i < nfirst; i++)
+		first[i] = (int64) rank[first[i] - 1] + 1;
+
+	if (features != NULL && features->nentities > 0)
+	{
+		int			n = features->nentities;
+		int64	   *pairs = palloc(sizeof(int64) * 2 * n);
+		RecsysSparse old = features->by_entity;
+		RecsysSparse *m = &features->by_entity;
+		int64		out = 0;
+
+		for (int e = 0; e < n; e++)
+		{
+			pairs[2 * e] = (int64) rank[features->ids[e] - 1] + 1;
+			pairs[2 * e + 1] = e;
+		}
+		qsort(pairs, n, 2 * sizeof(int64), CompareIdRow);
+		m->indptr = palloc0(sizeof(int64) * ((Size) n + 1));
+		m->indices = palloc(sizeof(int32) * Max(old.nnz, 1));
+		m->values = palloc(sizeof(float) * Max(old.nnz, 1));
+		for (int e = 0; e < n; e++)
+		{
+			int64		row = pairs[2 * e + 1];
+
+			features->ids[e] = pairs[2 * e];
+			for (int64 x = old.indptr[row]; x < old.indptr[row + 1]; x++)
+			{
+				m->indices[out] = old.indices[x];
+				m->values[out] = old.values[x];
+				out++;
+			}
+			m->indptr[e + 1] = out;
+		}
+		pfree(pairs);
+	}
+	pfree(rank);
+}
+
 /*
  * Read the source relation into a RecsysRatings allocated in the current
  * memory context.  Users and items that have features (either may be NULL)
  * are part of the model even without interactions: they get empty rows.
  */
 RecsysRatings *
-RatingsLoad(const RatingsSource *src, const RecsysFeatures *user_features,
-			const RecsysFeatures *item_features)
+RatingsLoad(const RatingsSource *src, RecsysFeatures *user_features,
+			RecsysFeatures *item_features)
 {
 	LoadState	st;
 	RecsysRatings *r = palloc0(sizeof(RecsysRatings));
@@ -1031,13 +1189,18 @@ RatingsLoad(const RatingsSource *src, const RecsysFeatures *user_features,
 	st.r = r;
 	st.outer = CurrentMemoryContext;
 	ValidateSource(src, relname, st.types);
+	st.dict[0] = src->user_dict;
+	st.dict[1] = src->item_dict;
+	if ((st.dict[0] != NULL) != RatingsIsTextIdType(st.types[0]) ||
+		(st.dict[1] != NULL) != RatingsIsTextIdType(st.types[1]))
+		elog(ERROR, "the id dictionaries do not match the source's id types");
 
 	/* Start at the planner's estimate */
 	BuilderInit(&st.b, r, EstimatedRows(src->relid));
 	st.batch_cxt = AllocSetContextCreate(st.outer, "recsys load batch",
 										 ALLOCSET_DEFAULT_SIZES);
 
-	SelectSql(&sql, src, relname, st.types[3], false);
+	SelectSql(&sql, src, relname, st.types, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	memset(&options, 0, sizeof(options));
@@ -1087,6 +1250,12 @@ RatingsLoad(const RatingsSource *src, const RecsysFeatures *user_features,
 	if (item_features)
 		for (int e = 0; e < item_features->nentities; e++)
 			(void) MapId(st.b.items, item_features->ids[e], &st.b.item_first, &st.b.item_cap);
+	if (st.dict[0])
+		NumberTextIds(st.dict[0], st.b.user_first, st.b.users->count,
+					  user_features, &r->user_names, &r->nuser_names);
+	if (st.dict[1])
+		NumberTextIds(st.dict[1], st.b.item_first, st.b.items->count,
+					  item_features, &r->item_names, &r->nitem_names);
 	return RatingsBuilderFinish(&st.b, src->sum_duplicates);
 }
 
@@ -1227,21 +1396,32 @@ CompareItemValue(const void *a, const void *b)
  * into `out`, allocated in the current memory context.
  */
 void
-RatingsLoadUser(const RatingsSource *src, int64 user_id, RatingsUser *out)
+RatingsLoadUser(const RatingsSource *src, int64 user_id, const char *user_text,
+				RatingsUser *out)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	char	   *relname = RatingsSourceName(src->relid);
 	Oid			types[4];
 	StringInfoData sql;
-	Oid			argtypes[1] = {INT8OID};
+	Oid			argtypes[1];
 	int64		capped = 0;
-	Datum		args[1] = {Int64GetDatum(user_id)};
+	Datum		args[1];
 	ItemValue  *pairs;
 	int			npairs = 0;
 	uint64		nrows;
+	SPITupleTable *tuptable;
 
 	ValidateSource(src, relname, types);
-	SelectSql(&sql, src, relname, types[3], true);
+	if (RatingsIsTextIdType(types[0]) != (user_text != NULL) ||
+		RatingsIsTextIdType(types[1]) != (src->resolve != NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the id columns of relation %s changed type since the model was trained",
+						relname),
+				 errhint("Train the model again.")));
+	SelectSql(&sql, src, relname, types, true);
+	argtypes[0] = user_text ? TEXTOID : INT8OID;
+	args[0] = user_text ? CStringGetTextDatum(user_text) : Int64GetDatum(user_id);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1256,15 +1436,31 @@ RatingsLoadUser(const RatingsSource *src, int64 user_id, RatingsUser *out)
 
 	pairs = MemoryContextAllocExtended(outer, sizeof(ItemValue) * Max(nrows, 1),
 									   MCXT_ALLOC_HUGE);
+	/* Kept: resolving an id may run a query of its own */
+	tuptable = SPI_tuptable;
 	for (uint64 row = 0; row < nrows; row++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[row];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		HeapTuple	tup = tuptable->vals[row];
+		TupleDesc	desc = tuptable->tupdesc;
 		bool		isnull;
 		Datum		d = SPI_getbinval(tup, desc, 2, &isnull);
-		int64		iid = RowId(d, isnull, types[1], relname, src->item_col, "item");
+		int64		iid;
 		double		v = 1.0;
 
+		if (src->resolve != NULL)
+		{
+			int			len;
+			const char *s;
+
+			/* An item the model does not know cannot be part of its rows */
+			(void) RowId(d, isnull, TEXTOID, relname, src->item_col, "item");
+			s = TextOf(d, &len);
+			iid = src->resolve(src->resolve_arg, s, len);
+			if (iid < 0)
+				continue;
+		}
+		else
+			iid = RowId(d, isnull, types[1], relname, src->item_col, "item");
 		if (src->value_col)
 		{
 			d = SPI_getbinval(tup, desc, 3, &isnull);
@@ -1298,14 +1494,15 @@ RatingsLoadUser(const RatingsSource *src, int64 user_id, RatingsUser *out)
  * rule, sorted by user, into out (current memory context).
  */
 void
-RatingsLoadItem(const RatingsSource *src, int64 item_id, RatingsUser *out)
+RatingsLoadItem(const RatingsSource *src, int64 item_id, const char *item_text,
+				RatingsUser *out)
 {
 	RatingsSource swapped = *src;
 
 	/* The same read with the roles of the id columns swapped */
 	swapped.user_col = src->item_col;
 	swapped.item_col = src->user_col;
-	RatingsLoadUser(&swapped, item_id, out);
+	RatingsLoadUser(&swapped, item_id, item_text, out);
 }
 
 /*
@@ -1407,16 +1604,20 @@ ReadFeatureRelation(const FeatureSource *fs, FeatureRows *out,
 	Oid			value_type;
 	Oid			weight_type = InvalidOid;
 	StringInfoData sql;
-	Oid			argtypes[2] = {TEXTOID, INT8OID};
-	Datum		args[2];
+	Oid			argtypes[3] = {TEXTOID, INT8OID, TEXTOID};
+	Datum		args[3];
 	Portal		portal;
+	bool		text_ids;
 
 	CheckColumnPrivilege(fs->relid, attnum, relname, fs->id_col, table_ok);
-	if (id_type != INT2OID && id_type != INT4OID && id_type != INT8OID)
+	text_ids = fs->dict != NULL || fs->id_text != NULL;
+	if (text_ids ? !RatingsIsTextIdType(id_type) :
+		(id_type != INT2OID && id_type != INT4OID && id_type != INT8OID))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("id column \"%s\" of relation %s has type %s, but an integer type is required",
-						fs->id_col, relname, format_type_be(id_type)),
+				 errmsg("id column \"%s\" of relation %s has type %s, but %s type is required, as in the interactions",
+						fs->id_col, relname, format_type_be(id_type),
+						text_ids ? "a text or uuid" : "an integer"),
 				 errhint("Name the id column like the training's id column, with the same ids.")));
 	value_type = ColumnType(fs->relid, relname, value_col, &attnum);
 	CheckColumnPrivilege(fs->relid, attnum, relname, value_col, table_ok);
@@ -1445,25 +1646,30 @@ ReadFeatureRelation(const FeatureSource *fs, FeatureRows *out,
 	initStringInfo(&sql);
 	if (fs->text)
 		appendStringInfo(&sql,
-						 "SELECT t.%s, u.lexeme, COALESCE(pg_catalog.array_length(u.positions, 1), 1) "
+						 "SELECT t.%s%s, u.lexeme, COALESCE(pg_catalog.array_length(u.positions, 1), 1) "
 						 "FROM %s t CROSS JOIN LATERAL pg_catalog.unnest(%s) u",
-						 quote_identifier(fs->id_col), relname,
+						 quote_identifier(fs->id_col), text_ids ? "::pg_catalog.text" : "",
+						 relname,
 						 value_type == TSVECTOROID ? "t.document" :
 						 "pg_catalog.to_tsvector($1::pg_catalog.regconfig, t.document::pg_catalog.text)");
 	else
-		appendStringInfo(&sql, "SELECT t.%s, t.feature::pg_catalog.text, %s FROM %s t",
-						 quote_identifier(fs->id_col),
+		appendStringInfo(&sql, "SELECT t.%s%s, t.feature::pg_catalog.text, %s FROM %s t",
+						 quote_identifier(fs->id_col), text_ids ? "::pg_catalog.text" : "",
 						 OidIsValid(weight_type) ? "t.weight" : "1", relname);
-	if (fs->one)
+	if (fs->one && fs->id_text != NULL)
+		appendStringInfo(&sql, " WHERE t.%s OPERATOR(pg_catalog.=) $3::pg_catalog.text::%s",
+						 quote_identifier(fs->id_col), format_type_be_qualified(id_type));
+	else if (fs->one)
 		appendStringInfo(&sql, " WHERE t.%s OPERATOR(pg_catalog.=) $2",
 						 quote_identifier(fs->id_col));
 	args[0] = CStringGetTextDatum(fs->config ? fs->config : "simple");
 	args[1] = Int64GetDatum(fs->id);
+	args[2] = CStringGetTextDatum(fs->id_text ? fs->id_text : "");
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* refresh_item (one entity) must see the rows of its own transaction */
-	portal = SPI_cursor_open_with_args(NULL, sql.data, 2, argtypes, args, NULL, !fs->one,
+	portal = SPI_cursor_open_with_args(NULL, sql.data, 3, argtypes, args, NULL, !fs->one,
 									   CURSOR_OPT_NO_SCROLL);
 	for (;;)
 	{
@@ -1488,7 +1694,16 @@ ReadFeatureRelation(const FeatureSource *fs, FeatureRows *out,
 			MemoryContext spi_cxt;
 
 			/* Separate statements: argument evaluation order is unspecified */
-			id = RowId(d, isnull, id_type, relname, fs->id_col, "the");
+			if (fs->one)
+			{
+				/* One entity: the caller's id, whatever its type */
+				(void) RowId(d, isnull, INT8OID, relname, fs->id_col, "the");
+				id = fs->id;
+			}
+			else if (fs->dict != NULL)
+				id = TextRowId(d, isnull, fs->dict, relname, fs->id_col, "the");
+			else
+				id = RowId(d, isnull, id_type, relname, fs->id_col, "the");
 			name = SPI_getbinval(tup, desc, 2, &isnull);
 			w = SPI_getbinval(tup, desc, 3, &wnull);
 			if (isnull || wnull)

@@ -27,6 +27,9 @@ typedef struct RatingsPrep
 	double		max_value;		/* 0: no cap */
 } RatingsPrep;
 
+/* A text id of the other side as the model's id, or -1 if unknown */
+typedef int64 (*RatingsResolveFn) (void *arg, const char *id, int len);
+
 typedef struct RatingsSource
 {
 	Oid			relid;
@@ -35,6 +38,17 @@ typedef struct RatingsSource
 	const char *value_col;		/* NULL: every row has value 1 */
 	bool		sum_duplicates; /* merge duplicates by sum, not mean */
 	RatingsPrep prep;
+
+	/*
+	 * Reading one user's (or item's) rows of a model keyed by text: the
+	 * model's ids of the items (or users) they name
+	 */
+	RatingsResolveFn resolve;
+	void	   *resolve_arg;
+
+	/* Training of a model keyed by text: the ids read (RatingsIdDicts) */
+	struct TextDict *user_dict;
+	struct TextDict *item_dict;
 } RatingsSource;
 
 /* What k-core filtering left out (RatingsKCore) */
@@ -55,6 +69,8 @@ typedef struct FeatureSource
 	const char *config;			/* text: the text search configuration */
 	bool		one;			/* only the rows of entity `id` */
 	int64		id;
+	const char *id_text;		/* text-keyed: the entity, when one */
+	struct TextDict *dict;		/* text-keyed: ids interned here */
 } FeatureSource;
 
 /* An (item id, value) pair of one user's rows */
@@ -88,8 +104,8 @@ extern RecsysRatings *RatingsKCore(RecsysRatings *r, int min_user, int min_item,
 								   RatingsKCoreStats *stats);
 extern void RatingsPrepare(RatingsSource *src, const RecsysParams *p);
 extern RecsysRatings *RatingsLoad(const RatingsSource *source,
-								  const RecsysFeatures *user_features,
-								  const RecsysFeatures *item_features);
+								  RecsysFeatures *user_features,
+								  RecsysFeatures *item_features);
 extern RecsysFeatures *RatingsLoadFeatures(const FeatureSource *sources,
 										   int nsources);
 extern void RatingsAlignFeatures(const RecsysFeatures *f, const int64 *ids,
@@ -98,9 +114,12 @@ extern Size RatingsMemory(int64 nnz, int nusers, int nitems);
 extern void RatingsReleaseForStore(RecsysRatings *r, bool keep_user_values);
 extern Oid	RatingsSourceOid(const char *qualified_name);
 extern void RatingsLoadItem(const RatingsSource *src, int64 item_id,
-							RatingsUser *out);
+							const char *item_text, RatingsUser *out);
+extern bool RatingsIsTextIdType(Oid type);
+extern void RatingsIdDicts(RatingsSource *src);
+extern Oid	RatingsIdType(Oid relid, const char *col);
 extern void RatingsLoadUser(const RatingsSource *src, int64 user_id,
-							RatingsUser *out);
+							const char *user_text, RatingsUser *out);
 extern void RatingsMerge(ItemValue *pairs, int npairs, bool sum_duplicates,
 						 RatingsUser *out);
 

@@ -32,6 +32,7 @@
 #include "catalog.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "ids.h"
 #include "method.h"
 #include "miscadmin.h"
 #include "parallel.h"
@@ -70,17 +71,21 @@ ServeCountArg(FunctionCallInfo fcinfo, int argno)
 
 /* Emit the best `count` rows (ids[chosen[j]], scores[chosen[j]]) */
 void
-ServeEmit(FunctionCallInfo fcinfo, const int64 *ids, const float *scores,
+ServeEmit(FunctionCallInfo fcinfo, CacheEntry *e, const RecsysModelInfo *info,
+		  bool users, const int64 *ids, const float *scores,
 		  const int32 *chosen, int count)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			type = TupleDescAttr(rsinfo->setDesc, 0)->atttypid;
 
 	for (int j = 0; j < count; j++)
 	{
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
 
-		values[0] = Int64GetDatum(ids[chosen[j]]);
+		/* bigint, or text for the overloads taking the source's ids */
+		values[0] = type == INT8OID ? Int64GetDatum(ids[chosen[j]]) :
+			IdsDatum(e, info, users, ids[chosen[j]], type);
 		values[1] = Float4GetDatum(scores[chosen[j]]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
@@ -173,26 +178,15 @@ KeepCandidates(CacheEntry *e, const int64 *ids, int nids, float *scores)
 	pfree(saved);
 }
 
-/* The int8 array argument argno, or NULL (nids = -1) when SQL NULL */
-static int64 *
-IdsArg(FunctionCallInfo fcinfo, int argno, int *nids)
-{
-	if (PG_ARGISNULL(argno))
-	{
-		*nids = -1;
-		return NULL;
-	}
-	return ArrayGetInt8(PG_GETARG_ARRAYTYPE_P(argno), nids);
-}
-
 /* Pick the best n of e->scores and emit them */
 void
-ServeTopK(FunctionCallInfo fcinfo, CacheEntry *e, int n)
+ServeTopK(FunctionCallInfo fcinfo, CacheEntry *e, const RecsysModelInfo *info,
+		  int n)
 {
 	int			count = TopK(e->scores, e->items.ids, e->items.n,
 							 Min(n, e->items.n), e->result);
 
-	ServeEmit(fcinfo, e->items.ids, e->scores, e->result, count);
+	ServeEmit(fcinfo, e, info, false, e->items.ids, e->scores, e->result, count);
 }
 
 PG_FUNCTION_INFO_V1(recsys_recommend);
@@ -220,8 +214,6 @@ recsys_recommend(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("exclude_seen must not be null")));
 	exclude_seen = PG_GETARG_BOOL(3);
-	candidates = IdsArg(fcinfo, 4, &ncandidates);
-	exclude = IdsArg(fcinfo, 5, &nexclude);
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(0))
@@ -229,7 +221,9 @@ recsys_recommend(PG_FUNCTION_ARGS)
 
 	info = CatalogLookupModel(model);
 	e = CacheGetModel(info);
-	CatalogLoadUser(info, PG_GETARG_INT64(0), false, &user);
+	candidates = IdsArrayArg(fcinfo, 4, e, info, false, &ncandidates);
+	exclude = IdsArrayArg(fcinfo, 5, e, info, false, &nexclude);
+	CatalogLoadUser(info, IdsUserArg(fcinfo, 0, info, false, NULL), false, &user);
 
 	ServeScoreUser(e, &user);
 
@@ -240,7 +234,7 @@ recsys_recommend(PG_FUNCTION_ARGS)
 	if (nexclude > 0)
 		ServeExcludeIds(e, exclude, nexclude, e->scores);
 
-	ServeTopK(fcinfo, e, n);
+	ServeTopK(fcinfo, e, info, n);
 	return (Datum) 0;
 }
 
@@ -266,8 +260,8 @@ recsys_predict(PG_FUNCTION_ARGS)
 
 	info = CatalogLookupModel(model);
 	e = CacheGetModel(info);
-	CatalogLoadUser(info, PG_GETARG_INT64(0), false, &user);
-	item = IdMapLookup(e->index, PG_GETARG_INT64(1));
+	CatalogLoadUser(info, IdsUserArg(fcinfo, 0, info, false, NULL), false, &user);
+	item = IdsItemRow(fcinfo, 1, e, info);
 	if (!user.found)
 	{
 		/* A user with no history: no bias, zero factors */
@@ -311,12 +305,12 @@ recsys_similar_items(PG_FUNCTION_ARGS)
 	if (info->method->similar_items == NULL)
 		MethodNotSupported(info->method, info->name, "similar_items");
 	e = CacheGetModel(info);
-	item = IdMapLookup(e->index, PG_GETARG_INT64(0));
+	item = IdsItemRow(fcinfo, 0, e, info);
 	if (item < 0)
 		return (Datum) 0;
 
 	info->method->similar_items(e, item, e->scores);
-	ServeTopK(fcinfo, e, n);
+	ServeTopK(fcinfo, e, info, n);
 	return (Datum) 0;
 }
 
@@ -347,7 +341,11 @@ recsys_similar_users(PG_FUNCTION_ARGS)
 		MethodNotSupported(info->method, info->name, "similar_users");
 	e = CacheGetModel(info);
 	CacheLoadUsers(e, info);
-	user = IdMapLookup(e->user_index, PG_GETARG_INT64(0));
+	{
+		int64		id = IdsUserArg(fcinfo, 0, info, false, NULL);
+
+		user = id == IDS_UNKNOWN ? -1 : IdMapLookup(e->user_index, id);
+	}
 	if (user < 0)
 		return (Datum) 0;
 
@@ -357,7 +355,7 @@ recsys_similar_users(PG_FUNCTION_ARGS)
 	chosen = palloc(sizeof(int32) * n);
 	ScoreCosine(&e->users, e->user_norms, user, scores);
 	count = TopK(scores, e->users.ids, e->users.n, n, chosen);
-	ServeEmit(fcinfo, e->users.ids, scores, chosen, count);
+	ServeEmit(fcinfo, e, info, true, e->users.ids, scores, chosen, count);
 	return (Datum) 0;
 }
 
@@ -493,6 +491,13 @@ recsys_recommend_all(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 
 	info = CatalogLookupModel(model);
+	if (info->text_users || info->text_items)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("recommend_all serves models keyed by integers, and model \"%s\" is keyed by text",
+						info->name),
+				 errhint("Call recommend for each user, e.g. SELECT u.id, r.* FROM users u CROSS JOIN LATERAL recommend(u.id, 10, '%s') r.",
+						 info->name)));
 	b.fcinfo = fcinfo;
 	b.e = CacheGetModel(info);
 	b.n = Min(n, b.e->items.n);

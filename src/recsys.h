@@ -125,6 +125,11 @@ typedef struct RecsysRatings
 	double		mean;			/* mean value over the nnz pairs */
 	int64	   *user_ids;		/* dense user index -> original id, ascending */
 	int64	   *item_ids;		/* dense item index -> original id, ascending */
+	char	  **user_names;		/* text-keyed users: id j -> user_names[j - 1]
+								 * (byte order); NULL for integer ids */
+	char	  **item_names;		/* the same for items */
+	int64		nuser_names;
+	int64		nitem_names;
 	RecsysSparse by_user;		/* nusers x nitems */
 	RecsysSparse by_item;		/* nitems x nusers */
 } RecsysRatings;
@@ -176,6 +181,10 @@ typedef struct RecsysModelInfo
 	char	   *user_col;
 	char	   *item_col;
 	char	   *value_col;		/* NULL when trained without values */
+	bool		text_users;		/* users keyed by text (recsys.id_map) */
+	bool		text_items;		/* items keyed by text */
+	Oid			user_id_type;	/* the source's id column types */
+	Oid			item_id_type;
 } RecsysModelInfo;
 
 /* One side (items or users) of a stored model, as the cache holds it */

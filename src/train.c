@@ -188,7 +188,7 @@ ResolveRelation(char **name, const char *option)
  */
 static RecsysFeatures *
 LoadFeatures(const char *features, const char *text, const char *config,
-			 const char *id_col, const char *side)
+			 const char *id_col, struct TextDict *dict, const char *side)
 {
 	FeatureSource fs[2];
 	int			n = 0;
@@ -201,6 +201,7 @@ LoadFeatures(const char *features, const char *text, const char *config,
 		fs[n].id_col = id_col;
 		fs[n].text = false;
 		fs[n].config = NULL;
+		fs[n].dict = dict;
 		n++;
 	}
 	if (text != NULL)
@@ -209,6 +210,7 @@ LoadFeatures(const char *features, const char *text, const char *config,
 		fs[n].id_col = id_col;
 		fs[n].text = true;
 		fs[n].config = config;
+		fs[n].dict = dict;
 		n++;
 	}
 	if (n == 0)
@@ -375,10 +377,13 @@ Train(FunctionCallInfo fcinfo, bool legacy)
 									  ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(train_cxt);
 
+	/* Text ids get dictionaries, which the feature relations share */
+	RatingsIdDicts(&source);
 	item_features = LoadFeatures(params.item_features, params.item_text,
-								 params.text_config, source.item_col, "item");
+								 params.text_config, source.item_col,
+								 source.item_dict, "item");
 	user_features = LoadFeatures(params.user_features, NULL, NULL,
-								 source.user_col, "user");
+								 source.user_col, source.user_dict, "user");
 	ratings = RatingsLoad(&source, user_features, item_features);
 	if (ratings->null_values > 0)
 		ereport(NOTICE,
@@ -424,6 +429,8 @@ Train(FunctionCallInfo fcinfo, bool legacy)
 	trained.iterations = out.iterations;
 	trained.seconds = RecsysSecondsSince(start);
 	trained.preprocessing = preprocessing;
+	trained.user_id_type = RatingsIdType(source.relid, source.user_col);
+	trained.item_id_type = RatingsIdType(source.relid, source.item_col);
 	CatalogStoreModel(&trained);
 
 	MemoryContextSwitchTo(old);

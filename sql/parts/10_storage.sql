@@ -31,10 +31,14 @@ CREATE TABLE recsys.models (
     final_rmse        double precision,
     owner             regrole NOT NULL,
     token             bigint NOT NULL,
-    preprocessing     jsonb
+    preprocessing     jsonb,
+    user_id_type      regtype,
+    item_id_type      regtype
 );
 COMMENT ON TABLE recsys.models IS 'one row per trained model; version changes on every retrain';
 COMMENT ON COLUMN recsys.models.token IS 'random number drawn with every version: with model_id and version, the key of the serving caches';
+COMMENT ON COLUMN recsys.models.user_id_type IS 'the type of the source''s user ids: integers are the model''s ids; text, varchar and uuid ids go through recsys.id_map';
+COMMENT ON COLUMN recsys.models.item_id_type IS 'the type of the source''s item ids, as user_id_type';
 COMMENT ON COLUMN recsys.models.preprocessing IS 'what the preprocessing options did (values capped, rows without a time, the oldest decay factor, what k-core filtering left out); NULL when none was asked for';
 
 CREATE TABLE recsys.training_log (
@@ -111,6 +115,18 @@ CREATE TABLE recsys.entity_features (
 );
 COMMENT ON TABLE recsys.entity_features IS 'the features of each item and user of a content or hybrid model (feature ids of recsys.model_features) and their weights';
 
+-- The dictionary of a model keyed by text (or uuid) ids: the model's id
+-- of each external id, per side, numbered in byte order at training.
+CREATE TABLE recsys.id_map (
+    model_id          bigint NOT NULL,
+    side              text NOT NULL CHECK (side IN ('item', 'user')),
+    external          text NOT NULL,
+    internal          bigint NOT NULL,
+    PRIMARY KEY (model_id, side, external),
+    UNIQUE (model_id, side, internal)
+);
+COMMENT ON TABLE recsys.id_map IS 'for models trained on text, varchar or uuid ids: the model''s (internal) id of each external id';
+
 -- The database's secret salt of recsys's lock keys (catalog.c), so that
 -- pg_locks does not tell other roles which model names are being trained.
 -- One row, readable by the extension's owner only; not dumped: a restored
@@ -131,5 +147,6 @@ SELECT pg_catalog.pg_extension_config_dump('recsys.item_factors', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.item_neighbors', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.model_features', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.entity_features', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.id_map', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.model_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('recsys.version_seq', '');

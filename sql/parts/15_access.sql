@@ -54,6 +54,7 @@ ALTER TABLE recsys.item_factors ENABLE ROW LEVEL SECURITY;
 ALTER TABLE recsys.item_neighbors ENABLE ROW LEVEL SECURITY;
 ALTER TABLE recsys.model_features ENABLE ROW LEVEL SECURITY;
 ALTER TABLE recsys.entity_features ENABLE ROW LEVEL SECURITY;
+ALTER TABLE recsys.id_map ENABLE ROW LEVEL SECURITY;
 ALTER TABLE recsys.model_grants ENABLE ROW LEVEL SECURITY;
 
 -- The models policy reads model_grants directly (not model_privilege,
@@ -75,6 +76,8 @@ CREATE POLICY model_features_serve ON recsys.model_features FOR SELECT
     USING (recsys.model_privilege(model_id, 'serve'));
 CREATE POLICY entity_features_serve ON recsys.entity_features FOR SELECT
     USING (recsys.model_privilege(model_id, 'serve'));
+CREATE POLICY id_map_serve ON recsys.id_map FOR SELECT
+    USING (recsys.model_privilege(model_id, 'serve'));
 
 -- Grants are public knowledge, like the ACLs in pg_class.
 CREATE POLICY model_grants_read ON recsys.model_grants FOR SELECT USING (true);
@@ -82,7 +85,7 @@ CREATE POLICY model_grants_read ON recsys.model_grants FOR SELECT USING (true);
 GRANT USAGE ON SCHEMA recsys TO PUBLIC;
 GRANT SELECT ON recsys.models, recsys.training_log, recsys.user_factors,
     recsys.item_factors, recsys.item_neighbors, recsys.model_features,
-    recsys.entity_features, recsys.model_grants TO PUBLIC;
+    recsys.entity_features, recsys.id_map, recsys.model_grants TO PUBLIC;
 
 -- Let another role (NULL: every role) serve or also train a model
 CREATE FUNCTION @extschema@.grant_model(model text, grantee regrole, privilege text DEFAULT 'serve')

@@ -58,11 +58,11 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.auc(bigint[], bigint[], bigint[])
     IS 'AUC of a full ranking: the fraction of (relevant, non-relevant) pairs ranked in the right order; excluded ids are removed first; relevant ids missing from the ranking count as ranked last; NULL without relevant or non-relevant ids';
 
--- The aggregates.  Their support functions live in schema recsys, out of
--- the way of the users' schema.
+-- The aggregates.  Their support functions and the result type of
+-- ranking_metrics live in schema recsys, out of the way of the users' schema.
 --
 -- One row of means over users, the result of the ranking_metrics aggregate.
-CREATE TYPE @extschema@.ranking_metrics_result AS (
+CREATE TYPE recsys.ranking_metrics_result AS (
     users       bigint,
     "precision" double precision,
     recall      double precision,
@@ -70,7 +70,7 @@ CREATE TYPE @extschema@.ranking_metrics_result AS (
     map         double precision,
     hit_rate    double precision,
     mrr         double precision);
-COMMENT ON TYPE @extschema@.ranking_metrics_result
+COMMENT ON TYPE recsys.ranking_metrics_result
     IS 'means over users of the ranking metrics at k (users: how many had relevant ids)';
 
 CREATE FUNCTION recsys.ranking_metrics_transfn(internal, bigint[], bigint[], integer)
@@ -102,7 +102,7 @@ COMMENT ON FUNCTION recsys.ranking_metrics_deserialfn(bytea, internal)
     IS 'deserialization function of the ranking_metrics aggregate';
 
 CREATE FUNCTION recsys.ranking_metrics_finalfn(internal)
-RETURNS @extschema@.ranking_metrics_result
+RETURNS recsys.ranking_metrics_result
 AS 'MODULE_PATHNAME', 'recsys_ranking_metrics_finalfn'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION recsys.ranking_metrics_finalfn(internal)

@@ -171,23 +171,25 @@ $$;
 COMMENT ON FUNCTION recsys.owned_experiment(text, text)
     IS 'the named experiment when the current role owns it (NULL if not visible); insufficient_privilege otherwise';
 
--- Assignment and statistics, in C (src/experiment.c)
+-- Assignment and statistics, in C (src/experiment.c): the building blocks of
+-- experiment_variant() and experiment_report(), in schema recsys, out of the
+-- way of the users' schema
 
-CREATE FUNCTION @extschema@.experiment_bucket(salt text, user_id bigint)
+CREATE FUNCTION recsys.experiment_bucket(salt text, user_id bigint)
 RETURNS double precision
 AS 'MODULE_PATHNAME', 'recsys_experiment_bucket'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION @extschema@.experiment_bucket(text, bigint)
+COMMENT ON FUNCTION recsys.experiment_bucket(text, bigint)
     IS 'a user''s bucket in [0, 1) for a salt: the top 53 bits of SipHash-2-4 (key 00..0f) of the salt and the user id as 8 bytes little-endian';
 
-CREATE FUNCTION @extschema@.assign_variant(salt text, user_id bigint, weights integer[])
+CREATE FUNCTION recsys.assign_variant(salt text, user_id bigint, weights integer[])
 RETURNS integer
 AS 'MODULE_PATHNAME', 'recsys_assign_variant'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION @extschema@.assign_variant(text, bigint, integer[])
+COMMENT ON FUNCTION recsys.assign_variant(text, bigint, integer[])
     IS 'the 1-based variant a user gets for a salt and integer traffic weights: the first whose cumulative weight exceeds floor(experiment_bucket * total weight)';
 
-CREATE FUNCTION @extschema@.wilson_interval(
+CREATE FUNCTION recsys.wilson_interval(
     successes   bigint,
     trials      bigint,
     confidence  double precision DEFAULT 0.95,
@@ -195,10 +197,10 @@ CREATE FUNCTION @extschema@.wilson_interval(
     OUT high    double precision)
 AS 'MODULE_PATHNAME', 'recsys_wilson_interval'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION @extschema@.wilson_interval(bigint, bigint, double precision)
+COMMENT ON FUNCTION recsys.wilson_interval(bigint, bigint, double precision)
     IS 'Wilson score confidence interval of the proportion successes / trials';
 
-CREATE FUNCTION @extschema@.two_proportion_test(
+CREATE FUNCTION recsys.two_proportion_test(
     control_successes  bigint,
     control_trials     bigint,
     successes          bigint,
@@ -211,14 +213,14 @@ CREATE FUNCTION @extschema@.two_proportion_test(
     OUT p_value        double precision)
 AS 'MODULE_PATHNAME', 'recsys_two_proportion_test'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION @extschema@.two_proportion_test(bigint, bigint, bigint, bigint, double precision)
+COMMENT ON FUNCTION recsys.two_proportion_test(bigint, bigint, bigint, bigint, double precision)
     IS 'difference of two proportions (treatment minus control) with Newcombe''s score interval, and the pooled two-proportion z-test with its two-sided p-value';
 
-CREATE FUNCTION @extschema@.sample_ratio_test(observed bigint[], weights double precision[])
+CREATE FUNCTION recsys.sample_ratio_test(observed bigint[], weights double precision[])
 RETURNS double precision
 AS 'MODULE_PATHNAME', 'recsys_sample_ratio_test'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION @extschema@.sample_ratio_test(bigint[], double precision[])
+COMMENT ON FUNCTION recsys.sample_ratio_test(bigint[], double precision[])
     IS 'p-value of the chi-square test of observed counts against expected shares (sample ratio mismatch)';
 
 -- Guards: an experiment's assignment cannot change under its users
@@ -616,7 +618,7 @@ BEGIN
     IF e_status = 'ended' THEN
         RETURN e_winner;
     END IF;
-    RETURN names[@extschema@.assign_variant(e_salt, user_id, weights)];
+    RETURN names[recsys.assign_variant(e_salt, user_id, weights)];
 END
 $$;
 COMMENT ON FUNCTION @extschema@.experiment_variant(text, bigint)
@@ -678,7 +680,7 @@ BEGIN
     IF e_status = 'ended' THEN
         idx := array_position(names, e_winner);
     ELSE
-        idx := @extschema@.assign_variant(e_salt, user_id, weights);
+        idx := recsys.assign_variant(e_salt, user_id, weights);
     END IF;
     v_opts := opts[idx];
 
@@ -752,7 +754,7 @@ BEGIN
     IF e_status = 'ended' THEN
         RETURN NULL;
     END IF;
-    v_name := names[@extschema@.assign_variant(e_salt, user_id, weights)];
+    v_name := names[recsys.assign_variant(e_salt, user_id, weights)];
     PERFORM recsys.write_experiment_exposure(e_id, v_name, user_id, coalesce(items, '{}'), NULL);
     RETURN v_name;
 END
@@ -813,7 +815,7 @@ BEGIN
     IF e_status = 'ended' THEN
         RETURN NULL;
     END IF;
-    v_name := names[@extschema@.assign_variant(e_salt, user_id, weights)];
+    v_name := names[recsys.assign_variant(e_salt, user_id, weights)];
 
     -- Attribution: the user's latest exposure that showed the item, else
     -- the user's latest exposure; none if the user was never exposed.  Both
@@ -931,8 +933,8 @@ BEGIN
     ), ctl AS (
         SELECT p.exposed_users, p.converted_users FROM per p WHERE p.v = e_ctl
     ), srm AS (
-        SELECT @extschema@.sample_ratio_test(array_agg(p.exposed_users ORDER BY p.position),
-                                             array_agg(p.weight::double precision ORDER BY p.position)) AS p
+        SELECT recsys.sample_ratio_test(array_agg(p.exposed_users ORDER BY p.position),
+                                        array_agg(p.weight::double precision ORDER BY p.position)) AS p
         FROM per p
     )
     SELECT p.v,
@@ -961,10 +963,10 @@ BEGIN
     FROM per p
     CROSS JOIN ctl c
     CROSS JOIN srm
-    CROSS JOIN LATERAL @extschema@.wilson_interval(p.converted_users, p.exposed_users, confidence) cw
-    CROSS JOIN LATERAL @extschema@.wilson_interval(p.clicked_exposures, p.exposures, confidence) tw
-    LEFT JOIN LATERAL @extschema@.two_proportion_test(c.converted_users, c.exposed_users,
-                                                      p.converted_users, p.exposed_users, confidence) t
+    CROSS JOIN LATERAL recsys.wilson_interval(p.converted_users, p.exposed_users, confidence) cw
+    CROSS JOIN LATERAL recsys.wilson_interval(p.clicked_exposures, p.exposures, confidence) tw
+    LEFT JOIN LATERAL recsys.two_proportion_test(c.converted_users, c.exposed_users,
+                                                 p.converted_users, p.exposed_users, confidence) t
         ON p.v <> e_ctl
     ORDER BY p.position;
 END

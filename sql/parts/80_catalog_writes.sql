@@ -15,7 +15,7 @@ LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT (array_agg(v.variant ORDER BY v.position))
-           [@extschema@.assign_variant(e.salt, $2, array_agg(v.weight ORDER BY v.position))]
+           [recsys.assign_variant(e.salt, $2, array_agg(v.weight ORDER BY v.position))]
     FROM recsys.experiments e JOIN recsys.experiment_variants v USING (experiment_id)
     WHERE e.experiment_id = $1 AND e.status = 'running'
     GROUP BY e.experiment_id, e.salt

@@ -3,10 +3,11 @@
 # Upgrades: a database created with every released version of recsys and
 # brought to the current version with ALTER EXTENSION recsys UPDATE has
 # exactly the objects of a fresh install (functions with their bodies,
-# settings and privileges, tables with their columns, constraints, indexes,
-# policies, triggers, comments, storage and ACLs, the dumped configuration
-# tables), and the models, grants and experiments made under the old
-# version keep serving the same answers after the upgrade.
+# settings and privileges, types with their columns and comments, tables
+# with their columns, constraints, indexes, policies, triggers, comments,
+# storage and ACLs, the dumped configuration tables), and the models,
+# grants and experiments made under the old version keep serving the same
+# answers after the upgrade.
 use strict;
 use warnings;
 
@@ -53,6 +54,14 @@ lines AS (
 	       a.agginitval, a.aggfinalmodify, p.proparallel)::text
 	FROM pg_proc p JOIN pg_aggregate a ON a.aggfnoid = p.oid
 	JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+	UNION ALL
+	SELECT 'type ' || t.oid::regtype || ' kind=' || t.typtype::text
+	       || ' comment=' || coalesce(obj_description(t.oid, 'pg_type'), '-')
+	       || ' columns=' || coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod),
+	                                                     ', ' ORDER BY a.attnum)
+	                                   FROM pg_attribute a
+	                                   WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), '-')
+	FROM pg_type t JOIN members m ON m.classid = 'pg_type'::regclass AND m.objid = t.oid
 	UNION ALL
 	SELECT 'relation ' || c.oid::regclass || ' kind=' || c.relkind::text || ' rls=' || c.relrowsecurity
 	       || ' acl=' || coalesce(c.relacl::text, '-')
