@@ -160,6 +160,24 @@ FROM recsys.item_factors f JOIN recsys.models m USING (model_id)
 WHERE m.name = 'fh' AND f.item_id = 8;
 DELETE FROM ft_tags WHERE item_id = 8;
 
+-- refresh_user solves a user as the user half-step does, pulled toward
+-- the prior of their attributes: with exact solves and unchanged items it
+-- gives back the trained factors.  A user known only by attributes stays,
+-- at the prior.
+CALL train('fhx', 'ft_events', method => 'ials',
+           options => '{"factors": 3, "iterations": 10, "regularization": 0.5, "solver": "cholesky",
+                        "item_features": "ft_tags", "user_features": "ft_users"}');
+CREATE TEMP TABLE fhx_before AS
+SELECT f.user_id, f.factors FROM recsys.user_factors f JOIN recsys.models m USING (model_id)
+WHERE m.name = 'fhx';
+SELECT refresh_user('fhx', u) FROM generate_series(1, 5) u;
+SELECT b.user_id, pg_temp.max_diff(f.factors, b.factors) < 1e-4 AS same
+FROM fhx_before b JOIN recsys.user_factors f ON f.user_id = b.user_id
+JOIN recsys.models m ON m.model_id = f.model_id AND m.name = 'fhx' ORDER BY 1;
+-- forget_user re-solves the user's items with their feature priors.
+SELECT forget_user('fhx', 1);
+SELECT count(*) AS items FROM recommend(2, 10, 'fhx');
+
 -- Explicit ALS takes the same options; a visitor's predictions include
 -- the global mean.
 CREATE TABLE ft_ratings AS SELECT user_id, item_id, 3 + (user_id + item_id) % 3 AS rating FROM ft_events;
@@ -233,5 +251,5 @@ RESET ROLE;
 DROP OWNED BY regress_ft_reader;
 DROP ROLE regress_ft_reader;
 
-SELECT name, drop_model(name) FROM recsys.models WHERE name ~ '^(fa|fh|ft.*)$' ORDER BY name;
+SELECT name, drop_model(name) FROM recsys.models WHERE name ~ '^(fa|fh|fhx|ft.*)$' ORDER BY name;
 DROP TABLE ft_events, ft_tags, ft_text, ft_users, ft_ratings, ft_badid, ft_badweight, ft_rows;

@@ -511,7 +511,27 @@ CacheItemGram(CacheEntry *e)
 {
 	if (!e->has_gram)
 	{
-		AlsGram(e->items.factors, e->items.n, e->items.k, &e->ws);
+		if (e->item_features.factors != NULL)
+		{
+			/*
+			 * Hybrid: items known only by features (popularity 0) stay
+			 * out, as they did in training: unknown is not disliked
+			 */
+			RecsysSparse with_users;
+
+			memset(&with_users, 0, sizeof(with_users));
+			with_users.nrows = e->items.n;
+			with_users.indptr = palloc(sizeof(int64) * ((Size) e->items.n + 1));
+			with_users.indptr[0] = 0;
+			for (int i = 0; i < e->items.n; i++)
+				with_users.indptr[i + 1] = with_users.indptr[i] +
+					(e->items.popularity[i] > 0 ? 1 : 0);
+			AlsGramInto(e->items.factors, e->items.n, e->items.k, &with_users,
+						e->ws.yty, e->ws.yty_f, &e->ws);
+			pfree(with_users.indptr);
+		}
+		else
+			AlsGram(e->items.factors, e->items.n, e->items.k, &e->ws);
 		e->has_gram = true;
 	}
 }

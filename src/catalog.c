@@ -1607,31 +1607,32 @@ CatalogStoreItem(const RecsysModelInfo *info, int64 item_id, const float *factor
 }
 
 /*
- * Insert or replace one item's stored features (refresh_item), in the
- * current transaction.
+ * Insert or replace one item's or user's stored features (refresh_item,
+ * refresh_user; none: delete them), in the current transaction.
  */
 void
-CatalogStoreItemFeatures(const RecsysModelInfo *info, int64 item_id,
-						 const int32 *features, const float *weights, int n)
+CatalogStoreEntityFeatures(const RecsysModelInfo *info, bool users, int64 id,
+						   const int32 *features, const float *weights, int n)
 {
-	Oid			types[4] = {INT8OID, INT8OID, INT4ARRAYOID, FLOAT4ARRAYOID};
-	Datum		values[4];
+	Oid			types[5] = {INT8OID, INT8OID, INT4ARRAYOID, FLOAT4ARRAYOID, TEXTOID};
+	Datum		values[5];
 
 	values[0] = Int64GetDatum(info->model_id);
-	values[1] = Int64GetDatum(item_id);
+	values[1] = Int64GetDatum(id);
 	values[2] = PointerGetDatum(ArrayFromInt4(features, n));
 	values[3] = PointerGetDatum(ArrayFromFloat4(weights, n));
+	values[4] = CStringGetTextDatum(users ? "user" : "item");
 	Connect();
 	if (n > 0)
 		ExecuteAsOwner("INSERT INTO recsys.entity_features (model_id, side, entity_id, features, weights) "
-					   "VALUES ($1, 'item', $2, $3, $4) "
+					   "VALUES ($1, $5, $2, $3, $4) "
 					   "ON CONFLICT (model_id, side, entity_id) DO UPDATE "
 					   "SET features = EXCLUDED.features, weights = EXCLUDED.weights",
-					   4, types, values, NULL, SPI_OK_INSERT);
+					   5, types, values, NULL, SPI_OK_INSERT);
 	else
 		ExecuteAsOwner("DELETE FROM recsys.entity_features WHERE model_id OPERATOR(pg_catalog.=) $1 "
-					   "AND side OPERATOR(pg_catalog.=) 'item' AND entity_id OPERATOR(pg_catalog.=) $2",
-					   2, types, values, NULL, SPI_OK_DELETE);
+					   "AND side OPERATOR(pg_catalog.=) $5 AND entity_id OPERATOR(pg_catalog.=) $2",
+					   5, types, values, NULL, SPI_OK_DELETE);
 	SPI_finish();
 }
 

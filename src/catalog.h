@@ -76,9 +76,9 @@ extern void CatalogLoadFeatures(const RecsysModelInfo *info, bool users,
 extern void CatalogStoreItem(const RecsysModelInfo *info, int64 item_id,
 							 const float *factors, float bias,
 							 int64 popularity);
-extern void CatalogStoreItemFeatures(const RecsysModelInfo *info,
-									 int64 item_id, const int32 *features,
-									 const float *weights, int n);
+extern void CatalogStoreEntityFeatures(const RecsysModelInfo *info, bool users,
+									   int64 id, const int32 *features,
+									   const float *weights, int n);
 extern void CatalogLoadUser(const RecsysModelInfo *info, int64 user_id,
 							bool latest, RecsysUserRow *row);
 extern void CatalogStoreUser(const RecsysModelInfo *info, int64 user_id,

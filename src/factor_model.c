@@ -340,10 +340,22 @@ FactorFoldIn(CacheEntry *e, const ServeHistory *h, const char *model,
 	row->bias = 0.0f;
 	if (h->n == 0)
 	{
-		memset(row->factors, 0, sizeof(float) * e->items.k);
+		/* No interactions: the prior its features give, as in training */
+		if (h->prior != NULL)
+			memcpy(row->factors, h->prior, sizeof(float) * e->items.k);
+		else
+			memset(row->factors, 0, sizeof(float) * e->items.k);
 		return;
 	}
 	BuildNormal(e, h, kernel);
+	if (h->prior != NULL)
+	{
+		/* The penalty lambda |x - m|^2 adds lambda m to b */
+		double		penalty = AlsRowPenalty(&e->config, h->n);
+
+		for (int f = 0; f < e->items.k; f++)
+			e->ws.b[f] += penalty * h->prior[f];
+	}
 	info = AlsSolveRow(&e->config, h->n, &e->ws, row->factors, &row->bias);
 	if (info < 0)
 		SolveBug();
@@ -456,7 +468,8 @@ ForgetBatch(void *arg, const int64 *ids, const RecsysUserRow *rows, int n)
 	{
 		const RecsysUserRow *u = &rows[j];
 
-		if (ids[j] == st->forgotten)
+		/* Users known only by features are not in the objective */
+		if (ids[j] == st->forgotten || u->nseen == 0)
 			continue;
 		memcpy(x, u->factors, sizeof(float) * k);
 		if (st->explicit)
@@ -576,6 +589,17 @@ FactorForget(ForgetContext *fc)
 			for (int i = 0; i < st.d * st.d; i++)
 				a[i] += g[i];
 			pfree(g);
+		}
+		if (e->item_features.factors != NULL)
+		{
+			/* Hybrid: the item's prior from its features, as in training */
+			const RecsysSparse *rows = &e->item_features.rows;
+			double		penalty = AlsRowPenalty(&e->config, st.count[slot]);
+
+			for (int64 x = rows->indptr[row]; x < rows->indptr[row + 1]; x++)
+				for (int f = 0; f < k; f++)
+					b[f] += penalty * rows->values[x] *
+						e->item_features.factors[(Size) rows->indices[x] * k + f];
 		}
 		info = AlsSolve(a, b, st.d, AlsRowPenalty(&e->config, st.count[slot]));
 		if (info < 0)

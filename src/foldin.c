@@ -154,6 +154,68 @@ recsys_recommend_for_items(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/*
+ * One item's or user's current features, read from the model's feature
+ * relations with the caller's privileges, as numbers of the model's
+ * vocabulary (features it does not know are left out): a one-row matrix
+ * in out (current memory context).
+ */
+static void
+EntityFeatures(const RecsysModelInfo *info, const ModelFeatures *vocab,
+			   bool users, int64 id, const char *id_text, RecsysSparse *out)
+{
+	FeatureSource fs[2];
+	int			nfs = 0;
+	const char *features = users ? info->params.user_features : info->params.item_features;
+	const char *text = users ? NULL : info->params.item_text;
+	RecsysFeatures *read;
+
+	memset(fs, 0, sizeof(fs));
+	if (features)
+	{
+		fs[nfs].relid = RatingsSourceOid(features);
+		fs[nfs].id_col = users ? info->user_col : info->item_col;
+		fs[nfs].one = true;
+		fs[nfs].id = id;
+		fs[nfs].id_text = id_text;
+		nfs++;
+	}
+	if (text)
+	{
+		fs[nfs].relid = RatingsSourceOid(text);
+		fs[nfs].id_col = info->item_col;
+		fs[nfs].text = true;
+		fs[nfs].config = info->params.text_config;
+		fs[nfs].one = true;
+		fs[nfs].id = id;
+		fs[nfs].id_text = id_text;
+		nfs++;
+	}
+	memset(out, 0, sizeof(*out));
+	out->indptr = palloc0(sizeof(int64) * 2);
+	read = nfs > 0 ? RatingsLoadFeatures(fs, nfs) : NULL;
+	if (read != NULL && read->nentities == 1)
+	{
+		int64		len = read->by_entity.indptr[1];
+
+		out->indices = palloc(sizeof(int32) * Max(len, 1));
+		out->values = palloc(sizeof(float) * Max(len, 1));
+		for (int64 x = 0; x < len; x++)
+		{
+			int32		f = CacheFeatureRow(vocab, read->names[read->by_entity.indices[x]]);
+
+			if (f < 0)
+				continue;
+			out->indices[out->nnz] = f;
+			out->values[out->nnz] = read->by_entity.values[x];
+			out->nnz++;
+		}
+	}
+	out->nrows = 1;
+	out->ncols = vocab->nfeatures;
+	out->indptr[1] = out->nnz;
+}
+
 PG_FUNCTION_INFO_V1(recsys_refresh_user);
 
 /*
@@ -174,6 +236,7 @@ recsys_refresh_user(PG_FUNCTION_ARGS)
 	ServeHistory h;
 	RecsysUserRow row;
 	char	   *user_text;
+	RecsysSparse attrs;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -210,9 +273,26 @@ recsys_refresh_user(PG_FUNCTION_ARGS)
 	RatingsLoadUser(&src, user_id, user_text, &rows);
 	ServeMapHistory(e, rows.items, rows.values, rows.n, &h);
 
-	if (h.n == 0)
+	/* Hybrid: the user's current attributes give their prior */
+	memset(&attrs, 0, sizeof(attrs));
+	if (info->params.user_features != NULL && e->user_features.factors != NULL)
+	{
+		int			k = e->items.k;
+		float	   *prior = palloc0(sizeof(float) * k);
+
+		EntityFeatures(info, &e->user_features, true, user_id, user_text, &attrs);
+		for (int64 x = 0; x < attrs.nnz; x++)
+			for (int f = 0; f < k; f++)
+				prior[f] += attrs.values[x] *
+					e->user_features.factors[(Size) attrs.indices[x] * k + f];
+		h.prior = prior;
+	}
+
+	if (h.n == 0 && attrs.nnz == 0)
 	{
 		(void) CatalogDeleteUser(info, user_id);
+		if (info->params.user_features != NULL)
+			CatalogStoreEntityFeatures(info, true, user_id, NULL, NULL, 0);
 		CacheForgetUsers(e);
 		PG_RETURN_BOOL(false);
 	}
@@ -225,6 +305,9 @@ recsys_refresh_user(PG_FUNCTION_ARGS)
 	if (info->method->fold_in)
 		info->method->fold_in(e, &h, info->name, &row);
 	CatalogStoreUser(info, user_id, &row);
+	if (info->params.user_features != NULL)
+		CatalogStoreEntityFeatures(info, true, user_id, attrs.indices, attrs.values,
+								   (int) attrs.nnz);
 	CacheForgetUsers(e);
 	PG_RETURN_BOOL(true);
 }
@@ -451,9 +534,6 @@ recsys_refresh_item(PG_FUNCTION_ARGS)
 	CacheEntry *e;
 	RatingsSource src;
 	RatingsUser users;
-	FeatureSource fs[2];
-	int			nfs = 0;
-	RecsysFeatures *read;
 	RecsysSparse feats;
 	MethodItemRow row;
 	bool		known;
@@ -491,52 +571,7 @@ recsys_refresh_item(PG_FUNCTION_ARGS)
 	RatingsLoadItem(&src, item_id, item_text, &users);
 
 	/* The item's features, as numbers of the model's vocabulary */
-	if (info->params.item_features)
-	{
-		memset(&fs[nfs], 0, sizeof(FeatureSource));
-		fs[nfs].relid = RatingsSourceOid(info->params.item_features);
-		fs[nfs].id_col = info->item_col;
-		fs[nfs].one = true;
-		fs[nfs].id = item_id;
-		fs[nfs].id_text = item_text;
-		nfs++;
-	}
-	if (info->params.item_text)
-	{
-		memset(&fs[nfs], 0, sizeof(FeatureSource));
-		fs[nfs].relid = RatingsSourceOid(info->params.item_text);
-		fs[nfs].id_col = info->item_col;
-		fs[nfs].text = true;
-		fs[nfs].config = info->params.text_config;
-		fs[nfs].one = true;
-		fs[nfs].id = item_id;
-		fs[nfs].id_text = item_text;
-		nfs++;
-	}
-	memset(&feats, 0, sizeof(feats));
-	feats.indptr = palloc0(sizeof(int64) * 2);
-	read = nfs > 0 ? RatingsLoadFeatures(fs, nfs) : NULL;
-	if (read != NULL && read->nentities == 1)
-	{
-		int64		len = read->by_entity.indptr[1];
-
-		feats.indices = palloc(sizeof(int32) * Max(len, 1));
-		feats.values = palloc(sizeof(float) * Max(len, 1));
-		for (int64 x = 0; x < len; x++)
-		{
-			int32		f = CacheFeatureRow(&e->item_features,
-											read->names[read->by_entity.indices[x]]);
-
-			if (f < 0)
-				continue;
-			feats.indices[feats.nnz] = f;
-			feats.values[feats.nnz] = read->by_entity.values[x];
-			feats.nnz++;
-		}
-	}
-	feats.nrows = 1;
-	feats.ncols = e->item_features.nfeatures;
-	feats.indptr[1] = feats.nnz;
+	EntityFeatures(info, &e->item_features, false, item_id, item_text, &feats);
 
 	if (users.n == 0 && feats.nnz == 0)
 	{
@@ -547,7 +582,7 @@ recsys_refresh_item(PG_FUNCTION_ARGS)
 
 			memset(&none, 0, sizeof(none));
 			CatalogUpdateItems(info, &none, &item_id, 1);
-			CatalogStoreItemFeatures(info, item_id, NULL, NULL, 0);
+			CatalogStoreEntityFeatures(info, false, item_id, NULL, NULL, 0);
 			CatalogBumpVersion(info, 0, 1, 0);
 		}
 		PG_RETURN_BOOL(false);
@@ -561,7 +596,7 @@ recsys_refresh_item(PG_FUNCTION_ARGS)
 	row.factors = palloc0(sizeof(float) * Max(info->factors, 1));
 	info->method->refresh_item(e, info, item_id, &users, &feats, &row);
 	CatalogStoreItem(info, item_id, row.factors, row.bias, row.popularity);
-	CatalogStoreItemFeatures(info, item_id, row.features, row.weights, row.nfeatures);
+	CatalogStoreEntityFeatures(info, false, item_id, row.features, row.weights, row.nfeatures);
 	/* A new version: every backend reloads the item data */
 	CatalogBumpVersion(info, 0, known ? 0 : -1, 0);
 	PG_RETURN_BOOL(true);

@@ -523,7 +523,8 @@ recsys_methods(PG_FUNCTION_ARGS)
 		values[1] = CStringGetTextDatum(m->summary);
 		values[2] = CStringGetTextDatum(m->explicit_values ? "ratings" : "feedback");
 		values[3] = CStringGetTextDatum(m->factors ? "factors" :
-										m->neighbors ? "item neighbours" : "item scores");
+										m->neighbors ? "item neighbours" :
+										m->features ? "item profiles" : "item scores");
 		values[4] = BoolGetDatum(m->similar_items != NULL);
 		values[5] = BoolGetDatum(m->factors);
 		values[6] = BoolGetDatum(m->explain != NULL);

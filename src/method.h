@@ -114,6 +114,8 @@ typedef struct ServeHistory
 	int32	   *rows;			/* their rows in the cache */
 	float	   *values;			/* the values as given */
 	int64	   *ids;			/* their ids */
+	const float *prior;			/* hybrid: the user's prior from their
+								 * features (refresh_user), or NULL */
 } ServeHistory;
 
 /* One item's row computed by refresh_item */

@@ -8,9 +8,9 @@
  * (linear) or 1 + alpha * log(1 + v / epsilon) (log scaling), solved
  * exactly (Cholesky) or by a few conjugate-gradient steps per row
  * (Takacs, Pilaszy and Tikk, RecSys 2011).  With item_features,
- * item_text or user_features it is a hybrid model: collective matrix
- * factorization (Singh and Gordon, KDD 2008), the features' own factors
- * fitted with the items' and users' (factor_model.c).  The math is in
+ * item_text or user_features it is a hybrid model: each row is pulled
+ * toward a prior its features give (the regression-based latent factor
+ * model of Agarwal and Chen, KDD 2009; factor_model.c).  The math is in
  * als.c, what factor models share in factor_model.c.
  *
  * IDENTIFICATION

@@ -103,6 +103,7 @@ ServeMapHistory(const CacheEntry *e, const int64 *items, const float *values,
 	h->values = palloc(sizeof(float) * Max(n, 1));
 	h->ids = palloc(sizeof(int64) * Max(n, 1));
 	h->n = 0;
+	h->prior = NULL;
 	for (int j = 0; j < n; j++)
 	{
 		int32		i = IdMapLookup(e->index, items[j]);

@@ -24,6 +24,7 @@ PACKAGES=(
     sqlsmith                   # random-query fuzzing in the TAP suite
     valgrind                   # test/memcheck.sh
     perl                       # prove, Test::More
+    python3-psycopg            # psycopg 3: examples/shop.py, run by test/t/017_client.pl
     make
     gcc
     libc6-dev
