@@ -8,6 +8,14 @@ SELECT version AS fixture_version FROM recsys.models WHERE name = 'fixture' \gse
 
 -- The source: missing table or column, wrong object kind, wrong types.
 CALL train('bad', 'no_such_table', value_col => 'rating');
+-- A query where a table or view name belongs, and names that resolve.
+CALL train('bad', 'SELECT user_id, item_id FROM ratings');
+CALL train('bad', '  with r AS (SELECT 1) SELECT * FROM r');
+CALL train('bad', 'public.ratings.extra.part', value_col => 'rating');
+CREATE TABLE bool_ratings (user_id int, item_id int, liked boolean);
+INSERT INTO bool_ratings VALUES (1, 1, true);
+CALL train('bad', 'bool_ratings', value_col => 'liked', method => 'ials');
+DROP TABLE bool_ratings;
 CALL train('bad', 'ratings', user_col => 'no_such_column', value_col => 'rating');
 CALL train('bad', 'ratings', value_col => 'no_such_column');
 CALL train('bad', 'items_pkey', value_col => 'rating');

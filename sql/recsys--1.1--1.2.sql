@@ -1984,3 +1984,29 @@ AS 'MODULE_PATHNAME', 'recsys_forget_user'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.forget_user(text, text)
     IS 'delete a user (by text id) from a model, with their id, and re-solve the items they had; returns the number of items re-solved';
+
+-- train with the source given as text (20_train.sql)
+-- The same with the source as text: a quoted name resolves here (string
+-- literals prefer text), so that a query or a missing relation gets an
+-- error that says what to pass (train.c: SourceArg)
+CREATE PROCEDURE @extschema@.train(
+    model           text,
+    source          text,
+    user_col        name DEFAULT 'user_id',
+    item_col        name DEFAULT 'item_id',
+    value_col       name DEFAULT NULL,
+    method          text DEFAULT 'als',
+    factors         integer DEFAULT NULL,
+    iterations      integer DEFAULT NULL,
+    regularization  double precision DEFAULT NULL,
+    seed            integer DEFAULT NULL,
+    alpha           double precision DEFAULT NULL,
+    solver          text DEFAULT NULL,
+    cg_steps        integer DEFAULT NULL,
+    scaling         text DEFAULT NULL,
+    epsilon         double precision DEFAULT NULL,
+    options         jsonb DEFAULT '{}')
+AS 'MODULE_PATHNAME', 'recsys_train_1_2'
+LANGUAGE C;
+COMMENT ON PROCEDURE @extschema@.train(text, text, name, name, name, text, integer, integer, double precision, integer, double precision, text, integer, text, double precision, jsonb)
+    IS 'train (or retrain) a model, the source given by name (a table or view on the search_path, or schema-qualified): as train(text, regclass, ...)';

@@ -77,7 +77,7 @@ ItemsArgs(FunctionCallInfo fcinfo, CacheEntry *e, const RecsysModelInfo *info,
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("values are required for explicit model \"%s\"", info->name),
-					 errhint("Pass the user's ratings of the items, values => ARRAY[...].")));
+					 errhint("Pass the user's ratings of the items, e.g. \"values\" => ARRAY[4, 5, 3] (quoted: VALUES is a keyword).")));
 		for (int j = 0; j < nitems; j++)
 		{
 			pairs[j].item = items[j];

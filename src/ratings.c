@@ -238,7 +238,14 @@ ValidateSource(const RatingsSource *src, const char *relname, Oid *types)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("value column \"%s\" of relation %s has type %s, but a numeric type is required",
-							cols[c], relname, format_type_be(type))));
+							cols[c], relname, format_type_be(type)),
+					 type == BOOLOID ?
+					 errhint("Train from a view with the column as a number, e.g. CREATE VIEW v AS SELECT user_id, item_id, %s::int AS value FROM ..., or leave value_col out if every row counts 1.",
+							 quote_identifier(cols[c])) :
+					 (type == TEXTOID || type == VARCHAROID || type == BPCHAROID) ?
+					 errhint("Train from a view that converts the column, e.g. CREATE VIEW v AS SELECT user_id, item_id, %s::numeric AS value FROM ....",
+							 quote_identifier(cols[c])) :
+					 errhint("Use a smallint, integer, bigint, real, double precision or numeric column.")));
 		if (c == 3)
 			CheckTimeType(type, cols[c], relname);
 	}

@@ -83,7 +83,7 @@ RecsysCheckMemory(Size required, const char *what)
 				 errmsg("training needs about %zu MB of memory, but maintenance_work_mem is %d MB",
 						required / (1024 * 1024) + 1, maintenance_work_mem / 1024),
 				 errdetail("%s", what),
-				 errhint("Increase maintenance_work_mem, for example SET maintenance_work_mem = '%zuMB'.",
+				 errhint("Increase maintenance_work_mem for this session, for example SET maintenance_work_mem = '%zuMB' (the estimate plus 64 MB of headroom), or train on fewer interactions.",
 						 required / (1024 * 1024) + 64)));
 }
 

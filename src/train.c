@@ -39,6 +39,7 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/regproc.h"
+#include "utils/varlena.h"
 
 /* Error if argument argno is NULL */
 static void
@@ -182,6 +183,59 @@ ResolveRelation(char **name, const char *option)
 	*name = RatingsSourceName(relid);
 }
 
+/* Whether a source name is really a query, by its first word */
+static bool
+LooksLikeQuery(const char *s)
+{
+	static const char *const words[] = {"select", "with", "values", "table", "("};
+
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+		s++;
+	for (int i = 0; i < (int) lengthof(words); i++)
+	{
+		size_t		len = strlen(words[i]);
+
+		if (pg_strncasecmp(s, words[i], len) == 0 &&
+			(words[i][0] == '(' || s[len] == ' ' || s[len] == '\t' ||
+			 s[len] == '\n' || s[len] == '\r' || s[len] == '('))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The source relation of train: a regclass, or (the overload a quoted
+ * name resolves to) a name looked up with the caller's search_path, with
+ * errors that say what to pass instead of a query or a missing name.
+ */
+static Oid
+SourceArg(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *name;
+	char	   *copy;
+	List	   *parts;
+	Oid			relid;
+
+	if (get_fn_expr_argtype(fcinfo->flinfo, argno) != TEXTOID)
+		return PG_GETARG_OID(argno);
+	name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	copy = pstrdup(name);
+	if (LooksLikeQuery(name) || !SplitIdentifierString(copy, '.', &parts) ||
+		list_length(parts) == 0 || list_length(parts) > 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("source must be the name of a table or view, got \"%s\"", name),
+				 errhint("To train from a query, create a view: CREATE VIEW my_source AS SELECT ...; then CALL train(..., 'my_source', ...).")));
+	relid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(name)),
+							 AccessShareLock, true);
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s\" does not exist", name),
+				 errhint("Check the name, schema-qualify it, or see SHOW search_path.")));
+	return relid;
+}
+
 /*
  * Load the features of one side, as the method's options name them (NULL
  * when none): a features relation and, for items, a text relation.
@@ -218,12 +272,14 @@ LoadFeatures(const char *features, const char *text, const char *config,
 	f = RatingsLoadFeatures(fs, n);
 	if (f->null_features > 0)
 		ereport(NOTICE,
-				(errmsg("skipped %lld %s feature rows with a null feature or weight",
-						(long long) f->null_features, side)));
+				(errmsg_plural("skipped %lld %s feature row with a null feature or weight",
+							   "skipped %lld %s feature rows with a null feature or weight",
+							   f->null_features, (long long) f->null_features, side)));
 	if (f->duplicates > 0)
 		ereport(NOTICE,
-				(errmsg("merged %lld duplicate (%s, feature) rows into the sum of their weights",
-						(long long) f->duplicates, side)));
+				(errmsg_plural("merged %lld duplicate (%s, feature) row into the sum of its weights",
+							   "merged %lld duplicate (%s, feature) rows into the sum of their weights",
+							   f->duplicates, (long long) f->duplicates, side)));
 	return f;
 }
 
@@ -280,16 +336,18 @@ Preprocess(RecsysParams *p, const RatingsSource *src, RecsysRatings *r,
 	if (src->prep.max_value > 0.0)
 	{
 		ereport(NOTICE,
-				(errmsg("capped %lld values at max_value %g", (long long) r->capped,
-						src->prep.max_value)));
+				(errmsg_plural("capped %lld value at max_value %g",
+							   "capped %lld values at max_value %g",
+							   r->capped, (long long) r->capped, src->prep.max_value)));
 		appendStringInfo(&s, ", \"capped_values\": %lld", (long long) r->capped);
 	}
 	if (src->prep.time_col != NULL)
 	{
 		if (r->null_times > 0)
 			ereport(NOTICE,
-					(errmsg("skipped %lld rows with a null or infinite time",
-							(long long) r->null_times)));
+					(errmsg_plural("skipped %lld row with a null or infinite time",
+								   "skipped %lld rows with a null or infinite time",
+								   r->null_times, (long long) r->null_times)));
 		ereport(NOTICE,
 				(errmsg("decayed values with half-life %s of time column \"%s\": the oldest by a factor of %.6g",
 						p->half_life, src->prep.time_col, r->oldest_weight)));
@@ -346,7 +404,7 @@ Train(FunctionCallInfo fcinfo, bool legacy)
 	m = params.method;
 
 	memset(&source, 0, sizeof(source));
-	source.relid = PG_GETARG_OID(1);
+	source.relid = SourceArg(fcinfo, 1);
 	source.user_col = NameStr(*PG_GETARG_NAME(2));
 	source.item_col = NameStr(*PG_GETARG_NAME(3));
 	source.value_col = PG_ARGISNULL(4) ? NULL : NameStr(*PG_GETARG_NAME(4));
@@ -387,13 +445,15 @@ Train(FunctionCallInfo fcinfo, bool legacy)
 	ratings = RatingsLoad(&source, user_features, item_features);
 	if (ratings->null_values > 0)
 		ereport(NOTICE,
-				(errmsg("skipped %lld rows with a null value",
-						(long long) ratings->null_values)));
+				(errmsg_plural("skipped %lld row with a null value",
+							   "skipped %lld rows with a null value",
+							   ratings->null_values, (long long) ratings->null_values)));
 	if (ratings->duplicates > 0)
 		ereport(NOTICE,
-				(errmsg("merged %lld duplicate (user, item) rows into their %s",
-						(long long) ratings->duplicates,
-						source.sum_duplicates ? "sum" : "mean value")));
+				(errmsg_plural("merged %lld duplicate (user, item) row into the %s",
+							   "merged %lld duplicate (user, item) rows into the %s",
+							   ratings->duplicates, (long long) ratings->duplicates,
+							   source.sum_duplicates ? "sum of their values" : "mean of their values")));
 	ratings = Preprocess(&params, &source, ratings, user_features, item_features,
 						 &preprocessing);
 	if (!m->explicit_values && source.value_col != NULL)
