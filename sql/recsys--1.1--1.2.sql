@@ -1880,7 +1880,9 @@ CREATE TABLE recsys.id_map (
     external          text NOT NULL,
     internal          bigint NOT NULL,
     PRIMARY KEY (model_id, side, external),
-    UNIQUE (model_id, side, internal)
+    -- internal before side: with side second, the planner can take this
+    -- index for lookups by external id too (both look unique), and filter
+    UNIQUE (model_id, internal, side)
 );
 COMMENT ON TABLE recsys.id_map IS 'for models trained on text, varchar or uuid ids: the model''s (internal) id of each external id';
 SELECT pg_catalog.pg_extension_config_dump('recsys.id_map', '');

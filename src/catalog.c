@@ -77,6 +77,8 @@ static SPIPlanPtr only_model_plan = NULL;
 static SPIPlanPtr user_plan = NULL;
 static SPIPlanPtr items_plan = NULL;
 static SPIPlanPtr users_plan = NULL;
+static SPIPlanPtr id_plan = NULL;
+static SPIPlanPtr external_plan = NULL;
 
 /* Connect to SPI or fail */
 static void
@@ -104,7 +106,7 @@ Prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
 	if (plans_version != CatalogVersion())
 	{
 		SPIPlanPtr *plans[] = {&lookup_plan, &only_model_plan, &user_plan,
-		&items_plan, &users_plan};
+		&items_plan, &users_plan, &id_plan, &external_plan};
 
 		for (int i = 0; i < (int) lengthof(plans); i++)
 		{
@@ -116,7 +118,12 @@ Prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
 	}
 	if (*cache == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+		/*
+		 * Generic plans: these are key lookups, and a custom plan per call
+		 * (which the plan cache may keep choosing when the statistics make
+		 * the generic one look worse) costs more than the lookup itself
+		 */
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
@@ -216,9 +223,13 @@ CatalogInternalId(const RecsysModelInfo *info, bool users, const char *external,
 	values[1] = CStringGetTextDatum(users ? "user" : "item");
 	values[2] = CStringGetTextDatum(external);
 	Connect();
-	Execute("SELECT internal FROM recsys.id_map WHERE model_id OPERATOR(pg_catalog.=) $1 "
-			"AND side OPERATOR(pg_catalog.=) $2 AND external OPERATOR(pg_catalog.=) $3",
-			3, types, values, SPI_OK_SELECT);
+	/* Prepared once: one index probe per call of a serving function */
+	if (SPI_execute_plan(Prepare(&id_plan,
+								 "SELECT internal FROM recsys.id_map WHERE model_id OPERATOR(pg_catalog.=) $1 "
+								 "AND side OPERATOR(pg_catalog.=) $2 AND external OPERATOR(pg_catalog.=) $3",
+								 3, types),
+						 values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "looking up an id failed");
 	if (SPI_processed > 0)
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 										 &isnull));
@@ -255,9 +266,12 @@ CatalogExternalId(const RecsysModelInfo *info, bool users, int64 internal)
 	values[1] = CStringGetTextDatum(users ? "user" : "item");
 	values[2] = Int64GetDatum(internal);
 	Connect();
-	Execute("SELECT external FROM recsys.id_map WHERE model_id OPERATOR(pg_catalog.=) $1 "
-			"AND side OPERATOR(pg_catalog.=) $2 AND internal OPERATOR(pg_catalog.=) $3",
-			3, types, values, SPI_OK_SELECT);
+	if (SPI_execute_plan(Prepare(&external_plan,
+								 "SELECT external FROM recsys.id_map WHERE model_id OPERATOR(pg_catalog.=) $1 "
+								 "AND side OPERATOR(pg_catalog.=) $2 AND internal OPERATOR(pg_catalog.=) $3",
+								 3, types),
+						 values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "looking up an id failed");
 	if (SPI_processed > 0)
 	{
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
