@@ -92,8 +92,10 @@ WHERE name = 'tx_live' AND m.external = 'never-seen';
 SELECT item_id FROM recommend('1', 2, 'tx_int');
 SELECT item_id FROM similar_items('1', 1, 'tx_int');
 SELECT * FROM recommend('one', 2, 'tx_int');
--- recommend_all serves integer models only.
+-- recommend_all serves integer models only, and bigint results of a
+-- text-keyed model are refused (they would be internal numbers).
 SELECT * FROM recommend_all(1, 'tx');
+SELECT * FROM recommend(1, 2, 'tx');
 -- Text ids are interned, not parsed: '01' and '1' are different users.
 CREATE TABLE tx_digits (u text, i text);
 INSERT INTO tx_digits VALUES ('1', 'a'), ('01', 'b'), ('1', 'b');
@@ -116,6 +118,16 @@ CALL train('tx_hybrid', 'tx_events', user_col => 'customer', item_col => 'produc
 SELECT num_items FROM recsys.models WHERE name = 'tx_hybrid';
 SELECT count(*) AS cold_item_served FROM recommend('user-a', 10, 'tx_hybrid')
 WHERE item_id = '00000000-0000-4000-8000-000000000099';
+
+-- recommend_for_features has no id argument to overload on: on a
+-- text-keyed model it returns the model's numbers, mapped by recsys.id_map.
+CALL train('tx_content', 'tx_events', user_col => 'customer', item_col => 'product',
+           method => 'content', options => '{"item_features": "tx_tags", "weighting": "none"}');
+SELECT m.external AS product, round(r.score::numeric, 4) AS score
+FROM recommend_for_features(ARRAY['group:a'], 2, 'tx_content') r
+JOIN recsys.id_map m ON m.model_id = (SELECT model_id FROM recsys.models WHERE name = 'tx_content')
+                    AND m.side = 'item' AND m.internal = r.item_id
+ORDER BY r.score DESC, m.external;
 
 SELECT name, drop_model(name) FROM recsys.models WHERE name LIKE 'tx%' ORDER BY name;
 SELECT count(*) AS ids_left FROM recsys.id_map;

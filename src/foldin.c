@@ -438,6 +438,27 @@ recsys_recommend_for_features(PG_FUNCTION_ARGS)
 	e = CacheGetModel(info);
 	if (!info->method->score_features(e, names, weights, nnames, info->name, e->scores))
 		ScorePopularity(&e->items, e->scores);
+	if (info->text_items)
+	{
+		/*
+		 * No id argument to overload on: a text-keyed model's items come
+		 * back as its numbers, which recsys.id_map maps (documented)
+		 */
+		ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+		int			count = TopK(e->scores, e->items.ids, e->items.n,
+								 Min(n, e->items.n), e->result);
+
+		for (int j = 0; j < count; j++)
+		{
+			Datum		values[2];
+			bool		nulls[2] = {false, false};
+
+			values[0] = Int64GetDatum(e->items.ids[e->result[j]]);
+			values[1] = Float4GetDatum(e->scores[e->result[j]]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+		return (Datum) 0;
+	}
 	ServeTopK(fcinfo, e, info, n);
 	return (Datum) 0;
 }

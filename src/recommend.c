@@ -78,6 +78,16 @@ ServeEmit(FunctionCallInfo fcinfo, CacheEntry *e, const RecsysModelInfo *info,
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Oid			type = TupleDescAttr(rsinfo->setDesc, 0)->atttypid;
 
+	/* bigint results would be the model's internal numbers: refuse */
+	if (type == INT8OID && count > 0 &&
+		(users ? info->text_users : info->text_items))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("model \"%s\" is keyed by text %s ids, which a bigint result cannot hold",
+						info->name, users ? "user" : "item"),
+				 errhint("Call the text overload, e.g. recommend(user_id::text, 10, '%s'); recommend_for_features results can be joined to recsys.id_map.",
+						 info->name)));
+
 	for (int j = 0; j < count; j++)
 	{
 		Datum		values[2];
