@@ -26,7 +26,8 @@ TAP_TESTS    = 1
 PROVE_TESTS  = test/t/*.pl
 
 # PostgreSQL's headers as system headers: -Wextra then reports only our code.
-PG_CPPFLAGS  = -I$(srcdir)/src -isystem $(includedir_server) -isystem $(includedir_internal)
+PG_CPPFLAGS  = -I$(srcdir)/src -isystem $(includedir_server) -isystem $(includedir_internal) \
+               -isystem $(includedir)
 # Debian's alternatives pick OpenBLAS (pthread build) when it is installed,
 # the reference implementations otherwise.
 SHLIB_LINK  += -llapack -lblas -lm
@@ -38,6 +39,9 @@ EXTRA_CLEAN  = $(GENERATOR) results/ regression.diffs regression.out tmp_check/
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Distributed training talks to the shards with libpq, as postgres_fdw does
+SHLIB_LINK_INTERNAL += $(libpq)
 
 all: $(GENERATOR)
 

@@ -1171,9 +1171,10 @@ InsertLog(int64 model_id, const RecsysTrained *t)
 	double	   *loss = palloc(sizeof(double) * n);
 	double	   *rmse = palloc(sizeof(double) * n);
 	double	   *secs = palloc(sizeof(double) * n);
-	Oid			types[5] = {INT8OID, INT4ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
-	FLOAT8ARRAYOID};
-	Datum		values[5];
+	int64	   *bytes = palloc(sizeof(int64) * n);
+	Oid			types[6] = {INT8OID, INT4ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
+	FLOAT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[6];
 
 	for (int i = 0; i < n; i++)
 	{
@@ -1181,19 +1182,30 @@ InsertLog(int64 model_id, const RecsysTrained *t)
 		loss[i] = t->log[i].loss;
 		rmse[i] = t->log[i].rmse;
 		secs[i] = t->log[i].seconds;
+		bytes[i] = t->log[i].bytes;
 	}
 	values[0] = Int64GetDatum(model_id);
 	values[1] = PointerGetDatum(ArrayFromInt4(iters, n));
 	values[2] = PointerGetDatum(ArrayFromFloat8(loss, n));
 	values[3] = PointerGetDatum(ArrayFromFloat8(rmse, n));
 	values[4] = PointerGetDatum(ArrayFromFloat8(secs, n));
-	ExecuteAsOwner("INSERT INTO recsys.training_log (model_id, version, iteration, loss, rmse, seconds) "
+	values[5] = PointerGetDatum(ArrayFromInt8(bytes, n));
+	/* bytes_shipped (distributed trainings only) came with 1.2 */
+	ExecuteAsOwner(HasTokens() ?
+			"INSERT INTO recsys.training_log (model_id, version, iteration, loss, rmse, seconds, bytes_shipped) "
+			"SELECT $1, m.version, u.it, u.loss, "
+			"CASE WHEN pg_catalog.float8eq(u.rmse, 'NaN') THEN NULL ELSE u.rmse END, u.secs, "
+			"NULLIF(u.bytes, 0) "
+			"FROM recsys.models m, ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), "
+			"pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS u(it, loss, rmse, secs, bytes) "
+			"WHERE m.model_id OPERATOR(pg_catalog.=) $1" :
+			"INSERT INTO recsys.training_log (model_id, version, iteration, loss, rmse, seconds) "
 			"SELECT $1, m.version, u.it, u.loss, "
 			"CASE WHEN pg_catalog.float8eq(u.rmse, 'NaN') THEN NULL ELSE u.rmse END, u.secs "
 			"FROM recsys.models m, ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), "
 			"pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(it, loss, rmse, secs) "
 			"WHERE m.model_id OPERATOR(pg_catalog.=) $1",
-			5, types, values, NULL, SPI_OK_INSERT);
+			HasTokens() ? 6 : 5, types, values, NULL, SPI_OK_INSERT);
 }
 
 /*
@@ -1201,14 +1213,15 @@ InsertLog(int64 model_id, const RecsysTrained *t)
  * of every user and item, and the training log, replacing any previous
  * version of the model in the current transaction.
  */
-void
+int64
 CatalogStoreModel(const RecsysTrained *t)
 {
 	int64		model_id;
 
 	Connect();
 	model_id = UpsertModelRow(t);
-	InsertFactors(model_id, true, t->ratings, t->model, t->seen_values);
+	if (!t->users_elsewhere)
+		InsertFactors(model_id, true, t->ratings, t->model, t->seen_values);
 	InsertFactors(model_id, false, t->ratings, t->model, NULL);
 	if (t->graph != NULL)
 		InsertNeighbors(model_id, t->ratings, t->graph);
@@ -1224,6 +1237,21 @@ CatalogStoreModel(const RecsysTrained *t)
 					t->ratings->item_names);
 	if (t->iterations > 0)
 		InsertLog(model_id, t);
+	SPI_finish();
+	return model_id;
+}
+
+/*
+ * Insert a block of user rows of a model being stored (distributed
+ * training: the shards' users, one block at a time): r's users, their seen
+ * items as indexes into r->item_ids, m's user factors.
+ */
+void
+CatalogInsertUserChunk(int64 model_id, const RecsysRatings *r, const AlsModel *m,
+					   const float *seen_values)
+{
+	Connect();
+	InsertFactors(model_id, true, r, m, seen_values);
 	SPI_finish();
 }
 

@@ -23,6 +23,7 @@ typedef struct RecsysIteration
 	double		loss;
 	double		rmse;
 	double		seconds;
+	int64		bytes;			/* distributed: bytes shipped, else 0 */
 } RecsysIteration;
 
 /* Everything a finished training run stores */
@@ -44,6 +45,8 @@ typedef struct RecsysTrained
 								 * NULL */
 	Oid			user_id_type;	/* the source's id column types */
 	Oid			item_id_type;
+	bool		users_elsewhere;	/* distributed: the user rows are stored
+									 * by CatalogInsertUserChunk */
 } RecsysTrained;
 
 /* Called with each batch of user rows by CatalogForEachUserBatch */
@@ -62,7 +65,9 @@ extern void CatalogLoadIdNames(const RecsysModelInfo *info, bool users,
 							   const IdMap *index, int n, char **names);
 extern RecsysModelInfo *CatalogLookupModel(const char *name);
 extern RecsysModelInfo *CatalogLookupModelLatest(const char *name);
-extern void CatalogStoreModel(const RecsysTrained *t);
+extern int64 CatalogStoreModel(const RecsysTrained *t);
+extern void CatalogInsertUserChunk(int64 model_id, const RecsysRatings *r,
+								   const AlsModel *m, const float *seen_values);
 extern bool CatalogDropModel(const char *name, int64 *dropped_id);
 extern void CatalogRequireTrain(const RecsysModelInfo *info);
 extern void CatalogCheckTrainable(const char *name, const RatingsSource *src,

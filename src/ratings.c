@@ -167,6 +167,7 @@ RatingsIdDicts(RatingsSource *src)
 		TextDictCreate(1024) : NULL;
 }
 
+
 /* The base type of a relation's column, or InvalidOid */
 Oid
 RatingsIdType(Oid relid, const char *col)
@@ -249,6 +250,18 @@ ValidateSource(const RatingsSource *src, const char *relname, Oid *types)
 		if (c == 3)
 			CheckTimeType(type, cols[c], relname);
 	}
+}
+
+/*
+ * Check that the caller may read the source's columns and that their types
+ * fit (what RatingsLoad checks first), without reading it
+ */
+void
+RatingsValidate(const RatingsSource *src)
+{
+	Oid			types[4];
+
+	ValidateSource(src, RatingsSourceName(src->relid), types);
 }
 
 /* An integer id datum of type `type` as int64 */

@@ -117,6 +117,7 @@ extern void RatingsLoadItem(const RatingsSource *src, int64 item_id,
 							const char *item_text, RatingsUser *out);
 extern bool RatingsIsTextIdType(Oid type);
 extern void RatingsIdDicts(RatingsSource *src);
+extern void RatingsValidate(const RatingsSource *src);
 extern Oid	RatingsIdType(Oid relid, const char *col);
 extern void RatingsLoadUser(const RatingsSource *src, int64 user_id,
 							const char *user_text, RatingsUser *out);

@@ -16,6 +16,7 @@
 #include "miscadmin.h"
 #include "parallel.h"
 #include "recsys.h"
+#include "shard.h"
 #include "shared_cache.h"
 #include "simd.h"
 #include "utils/guc.h"
@@ -40,6 +41,7 @@ _PG_init(void)
 							   0,
 							   NULL, NULL, NULL);
 	ParallelInit();
+	DistributedInit();
 	SharedCacheInit();
 	SimdInit();
 	MarkGUCPrefixReserved("recsys");

@@ -33,6 +33,7 @@
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "ratings.h"
+#include "shard.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/jsonb.h"
@@ -374,6 +375,39 @@ Preprocess(RecsysParams *p, const RatingsSource *src, RecsysRatings *r,
 }
 
 /*
+ * Error unless a distributed training can do what the call asks: als and
+ * ials, solvers cg and cholesky, integer ids, no features and no
+ * preprocessing (whose counts and reference times are global); checks
+ * that the caller can read the partitioned table's columns.
+ */
+static void
+CheckDistributable(const RecsysParams *p, RatingsSource *source)
+{
+	const char *missing = NULL;
+
+	if (!p->method->factors)
+		missing = psprintf("method %s", p->method->name);
+	else if (p->solver != RECSYS_SOLVER_CG && p->solver != RECSYS_SOLVER_CHOLESKY)
+		missing = "this solver";
+	else if (p->item_features || p->item_text || p->user_features)
+		missing = "features";
+	else if (p->time_col || p->max_value > 0.0 || p->min_user_interactions > 1 ||
+			 p->min_item_interactions > 1)
+		missing = "preprocessing options";
+	else if (RatingsIsTextIdType(RatingsIdType(source->relid, source->user_col)) ||
+			 RatingsIsTextIdType(RatingsIdType(source->relid, source->item_col)))
+		missing = "text ids";
+	if (missing)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("distributed training does not support %s yet", missing),
+				 errdetail("Source %s is partitioned over postgres_fdw servers, which trains als and ials (solvers cg and cholesky) on integer ids.",
+						   RatingsSourceName(source->relid)),
+				 errhint("SET recsys.distributed_training = off to read every partition here and train as usual.")));
+	RatingsValidate(source);
+}
+
+/*
  * Train (or retrain) a model, in four steps, all inside the caller's
  * transaction (see the file header).  `legacy`: called through the 1.0/1.1
  * SQL signature.
@@ -429,6 +463,14 @@ Train(FunctionCallInfo fcinfo, bool legacy)
 
 	CatalogLockModelName(name, true);
 	CatalogCheckTrainable(name, &source, &params);
+
+	/* A source partitioned over postgres_fdw shards trains there */
+	if (DistributedSource(source.relid, source.user_col))
+	{
+		CheckDistributable(&params, &source);
+		DistributedTrain(name, &params, &source);
+		return;
+	}
 
 	/* All training memory goes away at once, also on error */
 	train_cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys training",

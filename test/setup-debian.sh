@@ -12,7 +12,7 @@
 set -euo pipefail
 
 PACKAGES=(
-    postgresql-15              # server: initdb, pg_ctl, postgres
+    postgresql-15              # server: initdb, pg_ctl, postgres (and postgres_fdw)
     postgresql-client-15       # psql
     postgresql-server-dev-15   # pg_config, PGXS, pg_regress, TAP test modules
     postgresql-common          # pg_virtualenv, pg_createcluster
@@ -20,6 +20,7 @@ PACKAGES=(
     libopenblas-pthread-dev
     liblapack-dev              # -llapack
     libblas-dev                # -lblas
+    libpq-dev                  # libpq: distributed training talks to the shards
     libipc-run-perl            # needed by PostgreSQL::Test::Cluster (TAP tests)
     sqlsmith                   # random-query fuzzing in the TAP suite
     valgrind                   # test/memcheck.sh

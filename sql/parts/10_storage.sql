@@ -48,9 +48,11 @@ CREATE TABLE recsys.training_log (
     loss              double precision NOT NULL,
     rmse              double precision,
     seconds           double precision NOT NULL,
+    bytes_shipped     bigint,
     PRIMARY KEY (model_id, iteration)
 );
 COMMENT ON TABLE recsys.training_log IS 'per-iteration loss and time of each model''s latest training';
+COMMENT ON COLUMN recsys.training_log.bytes_shipped IS 'distributed training: the bytes sent to and received from the shards in the iteration';
 
 CREATE TABLE recsys.user_factors (
     model_id          bigint NOT NULL,

@@ -1,0 +1,621 @@
+/*-------------------------------------------------------------------------
+ *
+ * shard.c
+ *	  The shard side of distributed training (distributed.c drives it).
+ *
+ * A source partitioned by user over postgres_fdw servers trains as
+ * Spark MLlib's blocked ALS does, with PostgreSQL's own connections: the
+ * coordinator opens one session per shard for the whole training, and each
+ * shard's backend keeps its part of the work in that session's memory:
+ *
+ *	- shard_open reads the shard's local rows (with the mapped role's
+ *	  privileges and row-level security) into user- and item-major
+ *	  matrices and returns its user and item ids;
+ *	- shard_setup receives the global item order (the union of all
+ *	  shards' items, ascending, as a single-node training numbers them),
+ *	  the global mean and the initial factors of its users;
+ *	- per iteration, shard_item_normals returns, for each item its users
+ *	  touched, the partial normal equations of the item half-step over
+ *	  those users (summed by the coordinator, which solves the items), and
+ *	  for implicit models the partial Gram matrix of its users;
+ *	  shard_user_step receives the new item factors and re-solves its
+ *	  users with the same kernels as a single-node training (AlsHalfStep),
+ *	  returning its part of the training loss;
+ *	- shard_export streams the final user rows; shard_close frees it all.
+ *
+ * The user factors never leave the shard until the end, and no table is
+ * written on a shard: a failed or cancelled training leaves nothing behind
+ * there (the session's memory goes with its backend).  Bulk data travels
+ * as bytea in the binary protocol (ShardPack*, a header then raw arrays),
+ * between builds of the same library on machines of the same byte order
+ * (checked by the header).
+ *
+ * IDENTIFICATION
+ *	  src/shard.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "als.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "method.h"
+#include "miscadmin.h"
+#include "parallel.h"
+#include "ratings.h"
+#include "shard.h"
+#include "simd.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+/* One training's state on this shard, in this session */
+typedef struct ShardState
+{
+	MemoryContext cxt;
+	RecsysParams params;
+	AlsConfig	config;
+	RecsysRatings *r;			/* local rows; columns: local item indexes */
+	RecsysSparse by_user;		/* the same, columns: global item indexes */
+	float	   *raw_values;		/* implicit: the values before weighting */
+	int32	   *global_item;	/* local item index -> global index */
+	int			nitems_global;
+	float	   *x;				/* local users' factors */
+	float	   *xbias;
+	float	   *y;				/* the global item factors, as last sent */
+	float	   *ybias;
+	AlsWorkspace *ws;
+	int64		export_next;	/* shard_export: the next user */
+} ShardState;
+
+static ShardState *shard = NULL;
+
+/* Error unless a training is open in this session */
+static ShardState *
+CurrentShard(void)
+{
+	if (shard == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no distributed training is open in this session"),
+				 errhint("These functions are called by a coordinator's train(); see doc/scale-out.md.")));
+	return shard;
+}
+
+/* Header of a packed array: magic, element size, count */
+typedef struct ShardPackHeader
+{
+	uint32		magic;
+	uint32		elem;
+	int64		count;
+} ShardPackHeader;
+
+#define SHARD_PACK_MAGIC 0x52535953	/* "RSYS" in this byte order */
+
+/* A bytea holding a header and n elements of size elem from data */
+bytea *
+ShardPack(const void *data, int64 n, uint32 elem)
+{
+	Size		len = sizeof(ShardPackHeader) + (Size) n * elem;
+	bytea	   *b;
+	ShardPackHeader h;
+
+	if (len > MaxAllocSize - VARHDRSZ)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a block of %lld elements is too large to send", (long long) n)));
+	b = palloc(len + VARHDRSZ);
+	SET_VARSIZE(b, len + VARHDRSZ);
+	h.magic = SHARD_PACK_MAGIC;
+	h.elem = elem;
+	h.count = n;
+	memcpy(VARDATA(b), &h, sizeof(h));
+	if (n > 0)
+		memcpy(VARDATA(b) + sizeof(h), data, (Size) n * elem);
+	return b;
+}
+
+/* The elements of a packed bytea (pointing into it), checking the header */
+const void *
+ShardUnpack(const char *data, Size len, uint32 elem, int64 *n)
+{
+	ShardPackHeader h;
+
+	if (len < sizeof(h))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("a distributed training block is truncated")));
+	memcpy(&h, data, sizeof(h));
+	if (h.magic != SHARD_PACK_MAGIC || h.elem != elem || h.count < 0 ||
+		sizeof(h) + (Size) h.count * elem != len)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("a distributed training block is not what this build of recsys sends"),
+				 errhint("Install the same version of recsys on the coordinator and every shard, on machines of the same byte order.")));
+	*n = h.count;
+	return data + sizeof(h);
+}
+
+/* The elements of a bytea argument */
+static const void *
+PackArg(FunctionCallInfo fcinfo, int argno, uint32 elem, int64 *n)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(argno);
+
+	return ShardUnpack(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), elem, n);
+}
+
+/* Free a training's state */
+static void
+CloseShard(void)
+{
+	if (shard != NULL)
+	{
+		MemoryContextDelete(shard->cxt);
+		shard = NULL;
+	}
+}
+
+PG_FUNCTION_INFO_V1(recsys_shard_open);
+
+/*
+ * shard_open(source, user_col, item_col, value_col, method, params): read
+ * the shard's rows and open a training; returns (users, items, nnz,
+ * value_sum, null_values, duplicates, item_counts): the sorted user and
+ * item ids packed, and what the coordinator adds up.
+ */
+Datum
+recsys_shard_open(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[7];
+	bool		nulls[7] = {false, false, false, false, false, false, false};
+	RatingsSource src;
+	int64	   *counts;
+	MemoryContext old;
+	ShardState *s;
+	double		sum = 0.0;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "shard_open must return a row");
+	for (int a = 0; a < 6; a++)
+		if (PG_ARGISNULL(a) && a != 3)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument %d of shard_open must not be null", a + 1)));
+	CloseShard();
+
+	s = MemoryContextAllocZero(TopMemoryContext, sizeof(ShardState));
+	s->cxt = AllocSetContextCreate(TopMemoryContext, "recsys shard training",
+								   ALLOCSET_DEFAULT_SIZES);
+	shard = s;
+	old = MemoryContextSwitchTo(s->cxt);
+
+	s->params.method = MethodLookup(text_to_cstring(PG_GETARG_TEXT_PP(4)));
+	if (!s->params.method->factors)
+		elog(ERROR, "distributed training of method \"%s\" is not supported",
+			 s->params.method->name);
+	MethodDefaults(s->params.method, &s->params);
+	MethodParseOptions(s->params.method, &s->params, PG_GETARG_JSONB_P(5), true, NULL);
+
+	memset(&src, 0, sizeof(src));
+	src.relid = PG_GETARG_OID(0);
+	src.user_col = NameStr(*PG_GETARG_NAME(1));
+	src.item_col = NameStr(*PG_GETARG_NAME(2));
+	src.value_col = PG_ARGISNULL(3) ? NULL : NameStr(*PG_GETARG_NAME(3));
+	src.sum_duplicates = !s->params.method->explicit_values;
+	RatingsPrepare(&src, &s->params);
+	s->r = RatingsLoad(&src, NULL, NULL);
+	for (int64 e = 0; e < s->r->nnz; e++)
+		sum += s->r->by_user.values[e];
+
+	values[0] = PointerGetDatum(ShardPack(s->r->user_ids, s->r->nusers, sizeof(int64)));
+	values[1] = PointerGetDatum(ShardPack(s->r->item_ids, s->r->nitems, sizeof(int64)));
+	values[2] = Int64GetDatum(s->r->nnz);
+	values[3] = Float8GetDatum(sum);
+	values[4] = Int64GetDatum(s->r->null_values);
+	values[5] = Int64GetDatum(s->r->duplicates);
+	counts = palloc(sizeof(int64) * Max(s->r->nitems, 1));
+	for (int i = 0; i < s->r->nitems; i++)
+		counts[i] = s->r->by_item.indptr[i + 1] - s->r->by_item.indptr[i];
+	values[6] = PointerGetDatum(ShardPack(counts, s->r->nitems, sizeof(int64)));
+	MemoryContextSwitchTo(old);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(recsys_shard_setup);
+
+/*
+ * shard_setup(items, mean, init): the global item ids (ascending), the
+ * global mean (explicit models) and the initial factors of this shard's
+ * users (in its user order).
+ */
+Datum
+recsys_shard_setup(PG_FUNCTION_ARGS)
+{
+	ShardState *s = CurrentShard();
+	const RecsysParams *p = &s->params;
+	int64		nglobal;
+	const int64 *items = PackArg(fcinfo, 0, sizeof(int64), &nglobal);
+	int64		ninit;
+	const float *init = PackArg(fcinfo, 2, sizeof(float), &ninit);
+	int			k = p->factors;
+	MemoryContext old = MemoryContextSwitchTo(s->cxt);
+	RecsysRatings *r = s->r;
+	int			g = 0;
+
+	if (ninit != (int64) r->nusers * k || nglobal > PG_INT32_MAX)
+		elog(ERROR, "shard_setup got %lld initial factors for %d users of %d factors",
+			 (long long) ninit, r->nusers, k);
+
+	/* Both id lists ascending: a merge maps local items to global ones */
+	s->nitems_global = (int) nglobal;
+	s->global_item = palloc(sizeof(int32) * Max(r->nitems, 1));
+	for (int i = 0; i < r->nitems; i++)
+	{
+		while (g < nglobal && items[g] < r->item_ids[i])
+			g++;
+		if (g == nglobal || items[g] != r->item_ids[i])
+			elog(ERROR, "item %lld of this shard is not in the coordinator's item list",
+				 (long long) r->item_ids[i]);
+		s->global_item[i] = g;
+	}
+
+	/* The user-major matrix over global item columns */
+	s->by_user = r->by_user;
+	s->by_user.ncols = s->nitems_global;
+	s->by_user.indices = palloc_extended(sizeof(int32) * Max(r->nnz, 1), MCXT_ALLOC_HUGE);
+	for (int64 e = 0; e < r->nnz; e++)
+		s->by_user.indices[e] = s->global_item[r->by_user.indices[e]];
+
+	/* Implicit: keep the raw values (stored), weight the kernels' copies */
+	if (!p->method->explicit_values)
+	{
+		s->raw_values = palloc_extended(sizeof(float) * Max(r->nnz, 1), MCXT_ALLOC_HUGE);
+		memcpy(s->raw_values, r->by_user.values, sizeof(float) * r->nnz);
+		s->by_user.values = palloc_extended(sizeof(float) * Max(r->nnz, 1), MCXT_ALLOC_HUGE);
+		for (int64 e = 0; e < r->nnz; e++)
+			s->by_user.values[e] = (float) RecsysConfidence(p->scaling, p->alpha,
+															p->epsilon, s->raw_values[e]);
+		for (int64 e = 0; e < r->by_item.nnz; e++)
+			r->by_item.values[e] = (float) RecsysConfidence(p->scaling, p->alpha,
+															p->epsilon, r->by_item.values[e]);
+	}
+
+	memset(&s->config, 0, sizeof(AlsConfig));
+	s->config.is_explicit = p->method->explicit_values;
+	s->config.k = k;
+	s->config.regularization = p->regularization;
+	s->config.mean = s->config.is_explicit ? PG_GETARG_FLOAT8(1) : 0.0;
+	s->config.cg = p->solver == RECSYS_SOLVER_CG;
+	s->config.cg_steps = p->cg_steps;
+
+	s->x = palloc_extended(sizeof(float) * Max((Size) r->nusers * k, 1), MCXT_ALLOC_HUGE);
+	memcpy(s->x, init, sizeof(float) * (Size) r->nusers * k);
+	s->xbias = palloc0(sizeof(float) * Max(r->nusers, 1));
+	s->y = palloc0(sizeof(float) * Max((Size) s->nitems_global * k, 1));
+	s->ybias = palloc0(sizeof(float) * Max(s->nitems_global, 1));
+	s->ws = AlsWorkspacesCreate(ParallelThreads(), k + 1, 0);
+	MemoryContextSwitchTo(old);
+	PG_RETURN_VOID();
+}
+
+/* Items per row of shard_item_normals: bounds each bytea */
+#define SHARD_NORMAL_BLOCK 256
+
+PG_FUNCTION_INFO_V1(recsys_shard_item_normals);
+
+/*
+ * shard_item_normals(): the item half-step's partial normal equations over
+ * this shard's users, for every item they touched, in blocks: rows of
+ * (kind, data), kind 'gram' (implicit: X^T X of the users, k x k) or
+ * 'items': per item int32 global index, int32 count, then floats: the
+ * packed upper triangle of A and b (d = k, or k + 1 for explicit models,
+ * whose targets are the values minus the mean and the user biases).
+ */
+Datum
+recsys_shard_item_normals(PG_FUNCTION_ARGS)
+{
+	ShardState *s = CurrentShard();
+	RecsysRatings *r = s->r;
+	const AlsConfig *c = &s->config;
+	int			k = c->k;
+	int			d = c->is_explicit ? k + 1 : k;
+	Size		packed = AlsPackedSize(d);
+	Size		per_item = 2 + packed + d;	/* in 4-byte words */
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	AlsWorkspace *ws = &s->ws[0];
+	float	   *block = palloc(sizeof(float) * per_item * SHARD_NORMAL_BLOCK);
+	int			inblock = 0;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	if (!c->is_explicit)
+	{
+		/* The users' Gram matrix, partial: X_s^T X_s */
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+		float	   *g = palloc(sizeof(float) * k * k);
+
+		AlsGram(s->x, r->nusers, k, ws);
+		for (int i = 0; i < k * k; i++)
+			g[i] = (float) ws->yty[i];
+		values[0] = CStringGetTextDatum("gram");
+		values[1] = PointerGetDatum(ShardPack(g, (int64) k * k, sizeof(float)));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+
+	for (int i = 0; i < r->nitems; i++)
+	{
+		int64		first = r->by_item.indptr[i];
+		int64		n = r->by_item.indptr[i + 1] - first;
+		const int32 *cols = r->by_item.indices + first;
+		const float *vals = r->by_item.values + first;
+		float	   *out = block + (Size) inblock * per_item;
+		int32		head[2];
+		bool		ok;
+		Size		pos = 0;
+
+		if ((i % 256) == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (c->is_explicit)
+			ok = AlsExplicitNormal(cols, vals, n, c->mean, s->x, s->xbias, k, ws);
+		else
+		{
+			/* The item's own part only: the Gram is summed once, above */
+			memset(ws->yty, 0, sizeof(double) * k * k);
+			ok = AlsImplicitNormal(cols, vals, n, s->x, k, ws);
+		}
+		if (!ok)
+			elog(ERROR, "a BLAS call of the shard's item normals refused its arguments, please report a bug");
+		head[0] = s->global_item[i];
+		head[1] = (int32) n;
+		memcpy(out, head, sizeof(head));
+		pos = 2;
+		for (int j = 0; j < d; j++)
+			for (int l = 0; l <= j; l++)
+				out[pos++] = (float) ws->a[(Size) j * d + l];
+		for (int j = 0; j < d; j++)
+			out[pos++] = (float) ws->b[j];
+
+		if (++inblock == SHARD_NORMAL_BLOCK || i == r->nitems - 1)
+		{
+			Datum		values[2];
+			bool		nulls[2] = {false, false};
+
+			values[0] = CStringGetTextDatum("items");
+			values[1] = PointerGetDatum(ShardPack(block, (int64) inblock * per_item,
+												  sizeof(float)));
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			inblock = 0;
+		}
+	}
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(recsys_shard_item_cg);
+
+/*
+ * shard_item_cg(p): one round of the distributed conjugate-gradient item
+ * half-step (implicit models), over this shard's users, for its items in
+ * its own (ascending id) order.  With p NULL, the first round: the users'
+ * Gram matrix (k x k) and, per item, sum_u (1 + w - w (x_u . y_i)) x_u,
+ * the right-hand side minus the item's own product (the current item
+ * factors are those of the last shard_user_step); otherwise, per item,
+ * sum_u w (x_u . p_i) x_u for the directions p (k floats per item).  The
+ * same kernel as the single-node solver (SimdSparseUpdate).
+ */
+Datum
+recsys_shard_item_cg(PG_FUNCTION_ARGS)
+{
+	ShardState *s = CurrentShard();
+	RecsysRatings *r = s->r;
+	int			k = s->config.k;
+	const float *p = NULL;
+	float	   *out = palloc0(sizeof(float) * Max((Size) r->nitems * k, 1));
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "shard_item_cg must return a row");
+	if (s->config.is_explicit)
+		elog(ERROR, "shard_item_cg serves implicit models");
+	if (!PG_ARGISNULL(0))
+	{
+		int64		n;
+
+		p = PackArg(fcinfo, 0, sizeof(float), &n);
+		if (n != (int64) r->nitems * k)
+			elog(ERROR, "shard_item_cg got %lld floats for %d items of %d factors",
+				 (long long) n, r->nitems, k);
+	}
+	for (int i = 0; i < r->nitems; i++)
+	{
+		int64		first = r->by_item.indptr[i];
+		int			n = (int) (r->by_item.indptr[i + 1] - first);
+
+		if ((i % 256) == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (p == NULL)
+			SimdSparseUpdate(s->x, r->by_item.indices + first, r->by_item.values + first, n, k,
+							 1.0f, 1.0f, -1.0f, s->y + (Size) s->global_item[i] * k,
+							 out + (Size) i * k);
+		else
+			SimdSparseUpdate(s->x, r->by_item.indices + first, r->by_item.values + first, n, k,
+							 0.0f, 0.0f, 1.0f, p + (Size) i * k, out + (Size) i * k);
+	}
+	nulls[0] = p != NULL;
+	if (p == NULL)
+	{
+		float	   *g = palloc(sizeof(float) * k * k);
+
+		AlsGram(s->x, r->nusers, k, &s->ws[0]);
+		for (int i = 0; i < k * k; i++)
+			g[i] = (float) s->ws[0].yty[i];
+		values[0] = PointerGetDatum(ShardPack(g, (int64) k * k, sizeof(float)));
+	}
+	values[1] = PointerGetDatum(ShardPack(out, (int64) r->nitems * k, sizeof(float)));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(recsys_shard_user_step);
+
+/*
+ * shard_user_step(items): the new item factors (and biases, explicit)
+ * of every global item; re-solve this shard's users against them as a
+ * single-node user half-step would, and return this shard's part of the
+ * training loss: (loss_part, sse, norms): implicit: sum_u x_u^T Y^T Y x_u
+ * plus the observed corrections; explicit: the squared errors and
+ * lambda * sum_u n_u (|x_u|^2 + b_u^2).
+ */
+Datum
+recsys_shard_user_step(PG_FUNCTION_ARGS)
+{
+	ShardState *s = CurrentShard();
+	RecsysRatings *r = s->r;
+	const AlsConfig *c = &s->config;
+	int			k = c->k;
+	int64		n;
+	const float *data = PackArg(fcinfo, 0, sizeof(float), &n);
+	int			nthreads = ParallelThreads();
+	int			failed;
+	double		total = 0.0;
+	double		norms = 0.0;
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "shard_user_step must return a row");
+	if (n != (int64) s->nitems_global * (k + 1))
+		elog(ERROR, "shard_user_step got %lld floats for %d items of %d factors",
+			 (long long) n, s->nitems_global, k);
+	memcpy(s->y, data, sizeof(float) * (Size) s->nitems_global * k);
+	memcpy(s->ybias, data + (Size) s->nitems_global * k, sizeof(float) * s->nitems_global);
+
+	failed = AlsHalfStep(c, &s->by_user, s->y, s->ybias, s->nitems_global,
+						 s->x, s->xbias, s->ws, nthreads);
+	if (failed >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("normal equations of user %lld are not positive definite",
+						(long long) r->user_ids[failed]),
+				 errhint("Use a positive regularization.")));
+
+	/* This shard's part of the loss, as AlsImplicitLoss / AlsExplicitLoss */
+	if (!c->is_explicit)
+		AlsGram(s->y, s->nitems_global, k, &s->ws[0]);
+	for (int u = 0; u < r->nusers; u++)
+	{
+		const float *x = s->x + (Size) u * k;
+		int64		cnt = s->by_user.indptr[u + 1] - s->by_user.indptr[u];
+		double		sq = 0.0;
+
+		if ((u % 1024) == 0)
+			CHECK_FOR_INTERRUPTS();
+		for (int f = 0; f < k; f++)
+			sq += (double) x[f] * x[f];
+		if (!c->is_explicit)
+		{
+			for (int a = 0; a < k; a++)
+			{
+				double		row = 0.0;
+
+				for (int b = 0; b < k; b++)
+					row += s->ws[0].yty[(Size) a * k + b] * x[b];
+				total += x[a] * row;
+			}
+			norms += sq;
+		}
+		else
+			norms += (double) cnt * (sq + (double) s->xbias[u] * s->xbias[u]);
+		for (int64 e = s->by_user.indptr[u]; e < s->by_user.indptr[u + 1]; e++)
+		{
+			int32		i = s->by_user.indices[e];
+			const float *y = s->y + (Size) i * k;
+			double		dot = 0.0;
+
+			for (int f = 0; f < k; f++)
+				dot += (double) x[f] * y[f];
+			if (!c->is_explicit)
+			{
+				double		w = s->by_user.values[e];
+
+				total += (1.0 + w) * (1.0 - dot) * (1.0 - dot) - dot * dot;
+			}
+			else
+			{
+				double		err = s->by_user.values[e] -
+					(c->mean + s->xbias[u] + s->ybias[i] + dot);
+
+				total += err * err;
+			}
+		}
+	}
+	values[0] = Float8GetDatum(total);
+	values[1] = Float8GetDatum(norms);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/* Users per row of shard_export */
+#define SHARD_EXPORT_USERS 4096
+
+PG_FUNCTION_INFO_V1(recsys_shard_export);
+
+/*
+ * shard_export(): the final user rows in blocks, as (ids, bias, factors,
+ * seen_counts, seen (global item indexes), seen_values) packed arrays,
+ * one row per block of users; the coordinator stores them.
+ */
+Datum
+recsys_shard_export(PG_FUNCTION_ARGS)
+{
+	ShardState *s = CurrentShard();
+	RecsysRatings *r = s->r;
+	int			k = s->config.k;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const float *seen_values = s->raw_values ? s->raw_values : s->by_user.values;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int start = 0; start < r->nusers; start += SHARD_EXPORT_USERS)
+	{
+		int			count = Min(SHARD_EXPORT_USERS, r->nusers - start);
+		int64		lo = s->by_user.indptr[start];
+		int64		hi = s->by_user.indptr[start + count];
+		int32	   *counts = palloc(sizeof(int32) * count);
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+
+		CHECK_FOR_INTERRUPTS();
+		for (int j = 0; j < count; j++)
+			counts[j] = (int32) (s->by_user.indptr[start + j + 1] - s->by_user.indptr[start + j]);
+		values[0] = PointerGetDatum(ShardPack(r->user_ids + start, count, sizeof(int64)));
+		values[1] = PointerGetDatum(ShardPack(s->xbias + start, count, sizeof(float)));
+		values[2] = PointerGetDatum(ShardPack(s->x + (Size) start * k, (int64) count * k,
+											  sizeof(float)));
+		values[3] = PointerGetDatum(ShardPack(counts, count, sizeof(int32)));
+		values[4] = PointerGetDatum(ShardPack(s->by_user.indices + lo, hi - lo, sizeof(int32)));
+		values[5] = PointerGetDatum(ShardPack(seen_values + lo, hi - lo, sizeof(float)));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		pfree(counts);
+	}
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(recsys_shard_close);
+
+/* shard_close(): end the session's training and free its memory */
+Datum
+recsys_shard_close(PG_FUNCTION_ARGS)
+{
+	bool		was_open = shard != NULL;
+
+	CloseShard();
+	PG_RETURN_BOOL(was_open);
+}

@@ -1,0 +1,28 @@
+/*-------------------------------------------------------------------------
+ *
+ * shard.h
+ *	  Distributed training: the shard side (shard.c) and the coordinator
+ *	  (distributed.c), and how they pack arrays into bytea.
+ *
+ * IDENTIFICATION
+ *	  src/shard.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SHARD_H
+#define SHARD_H
+
+#include "ratings.h"
+#include "recsys.h"
+
+extern bytea *ShardPack(const void *data, int64 n, uint32 elem);
+extern const void *ShardUnpack(const char *data, Size len, uint32 elem, int64 *n);
+
+/* distributed.c */
+extern bool recsys_distributed_training;
+extern void DistributedInit(void);
+extern bool DistributedSource(Oid relid, const char *user_col);
+extern void DistributedTrain(const char *name, RecsysParams *params,
+							 RatingsSource *source);
+
+#endif							/* SHARD_H */
