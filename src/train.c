@@ -516,6 +516,7 @@ Train(FunctionCallInfo fcinfo, bool legacy)
 	m->train(&in, &out);
 	RatingsReleaseForStore(ratings, out.seen_values == ratings->by_user.values);
 
+	memset(&trained, 0, sizeof(trained));
 	trained.name = name;
 	trained.params = &params;
 	trained.source = &source;
