@@ -47,7 +47,8 @@ FROM tx_users u CROSS JOIN LATERAL recommend(u.name, 1, 'tx') r WHERE u.user_id 
 SELECT round(predict('user-a', '00000000-0000-4000-8000-000000000003', 'tx')::numeric, 4) =
        round(predict(1, 3, 'tx_int')::numeric, 4) AS same_prediction;
 SELECT item_id FROM similar_items('00000000-0000-4000-8000-000000000001', 2, 'tx');
-SELECT user_id FROM similar_users('user-a', 3, 'tx');
+-- The other three of user-a's group (nearly parallel factors: compared as a set).
+SELECT user_id FROM similar_users('user-a', 3, 'tx') ORDER BY user_id;
 SELECT item_id FROM recommend_for_items(ARRAY['00000000-0000-4000-8000-000000000004', 'no such item'], 2, 'tx');
 SELECT item_id, round(contribution::numeric, 4) IS NOT NULL AS has_value
 FROM explain('user-a', '00000000-0000-4000-8000-000000000003', 5, 'tx');
