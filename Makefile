@@ -19,7 +19,7 @@ SQL_PARTS    = $(sort $(wildcard $(srcdir)/sql/parts/*.sql))
 # has no --expecteddir, and expected/ is at the top level).
 # Tests of later areas join in when their files exist.
 LATER_TESTS  = $(basename $(notdir $(wildcard sql/evaluate.sql sql/tuning.sql sql/experiments.sql sql/coldstart.sql)))
-REGRESS      = setup train recommend aggregate implicit foldin $(LATER_TESTS) methods features preprocess textids errors security attacks
+REGRESS      = setup train recommend aggregate implicit foldin $(LATER_TESTS) methods features preprocess textids textids_eval errors security attacks
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 TAP_TESTS    = 1

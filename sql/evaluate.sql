@@ -255,7 +255,7 @@ SELECT * FROM split_random('interactions', 'x_train', 'x_test', NULL);
 SELECT * FROM split_per_user('interactions', 'x_train', 'x_test', test_count => 0);
 SELECT * FROM split_per_user('interactions', 'x_train', 'x_test', min_history => 1);
 SELECT * FROM split_random('interactions', 'x_train', 'x_test', user_col => 'nobody');
-SELECT * FROM split_random('interactions', 'x_train', 'x_test', item_col => 'note');
+SELECT * FROM split_random('interactions', 'x_train', 'x_test', item_col => 'value');
 SELECT * FROM split_random('interactions', 'x_train', 'x_test', item_col => 'user_id');
 SELECT * FROM split_temporal('interactions', 'x_train', 'x_test', 'no_time');
 SELECT * FROM split_temporal('interactions', 'x_train', 'x_test', 'ts', test_count => 1);

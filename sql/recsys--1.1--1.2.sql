@@ -2086,3 +2086,781 @@ AS 'MODULE_PATHNAME', 'recsys_shard_close'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION recsys.shard_close()
     IS 'internal (distributed training): end this session''s training and free its memory';
+
+-- Evaluation with text ids (issue 12, item 3)
+--
+-- The splits, evaluate() and tuning (60_evaluate.sql) take text, varchar,
+-- char and uuid ids as train does: the splits hash them with
+-- hashtextextended (integer ids hash as before, so their splits are
+-- unchanged); evaluate() matches test ids to the model's by their text and
+-- serves text-keyed models through the text overloads; evaluate() runs
+-- without JIT.  Signatures are unchanged.
+
+CREATE OR REPLACE FUNCTION recsys.eval_column_type(rel regclass, col name, role text, kind text)
+RETURNS regtype
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typ oid;
+    basetyp oid;
+    relkind "char";
+BEGIN
+    IF rel IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = format('%s relation must not be null', role);
+    END IF;
+    SELECT c.relkind INTO relkind FROM pg_catalog.pg_class c WHERE c.oid = rel;
+    IF relkind IS NULL OR relkind NOT IN ('r', 'v', 'm', 'f', 'p') THEN
+        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+            MESSAGE = format('%s is not a table, view, materialized view or foreign table', rel);
+    END IF;
+    IF NOT pg_catalog.has_table_privilege(rel, 'SELECT')
+       AND NOT pg_catalog.has_any_column_privilege(rel, 'SELECT') THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('permission denied for relation %s', rel);
+    END IF;
+    IF col IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = format('%s column must not be null', role);
+    END IF;
+    SELECT a.atttypid INTO typ
+    FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF typ IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+            MESSAGE = format('column "%s" does not exist in relation %s', col, rel);
+    END IF;
+    IF NOT pg_catalog.has_column_privilege(rel, col, 'SELECT') THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('permission denied for column "%s" of relation %s', col, rel);
+    END IF;
+    -- Domains count as their base type, as in training.
+    basetyp := typ;
+    WHILE (SELECT t.typtype FROM pg_catalog.pg_type t WHERE t.oid = basetyp) = 'd' LOOP
+        basetyp := (SELECT t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid = basetyp);
+    END LOOP;
+    -- Ids are of the types train takes: integers, or text, varchar, char
+    -- and uuid (compared as text).
+    IF kind = 'id' AND basetyp NOT IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
+                                       'text'::regtype, 'varchar'::regtype, 'bpchar'::regtype,
+                                       'uuid'::regtype) THEN
+        RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+            MESSAGE = format('%s id column "%s" of relation %s has type %s, but an integer, text or uuid type is required',
+                             role, col, rel, typ::regtype),
+            HINT = 'Use a smallint, integer, bigint, text, varchar or uuid column, or a view that casts the ids to one.';
+    ELSIF kind = 'value' AND basetyp NOT IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
+                                             'float4'::regtype, 'float8'::regtype, 'numeric'::regtype) THEN
+        RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+            MESSAGE = format('value column "%s" of relation %s has type %s, but a numeric type is required',
+                             col, rel, typ::regtype);
+    END IF;
+    RETURN basetyp::regtype;
+END
+$$;
+COMMENT ON FUNCTION recsys.eval_column_type(regclass, name, text, text)
+    IS 'internal: check that a column exists, is readable and has the right kind of type (id: an integer, text, varchar, char or uuid; value: a number; or any); returns its base type';
+
+CREATE OR REPLACE FUNCTION @extschema@.split_random(
+    source         regclass,
+    train_table    text,
+    test_table     text,
+    test_fraction  double precision DEFAULT 0.2,
+    seed           integer DEFAULT 42,
+    user_col       name DEFAULT 'user_id',
+    item_col       name DEFAULT 'item_id',
+    replace        boolean DEFAULT false,
+    target_schema  name DEFAULT pg_catalog.current_schema())
+RETURNS TABLE (train_rows bigint, test_rows bigint, test_users bigint)
+LANGUAGE plpgsql VOLATILE ROWS 1
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u text := quote_ident(user_col);
+    i text := quote_ident(item_col);
+    ukey text;
+    ikey text;
+    ucast text := '';
+    icast text := '';
+    hash text;
+    train_name text;
+    test_name text;
+    npairs bigint;
+    nnull bigint;
+    ntest bigint;
+    cut_h bigint;
+    cut_u text;
+    cut_i text;
+BEGIN
+    PERFORM recsys.eval_check_split(test_fraction, NULL, 2, seed);
+    -- Each id as a key (integers as bigint, the others as text in byte
+    -- order) and the hash of the pair.  The cut's ids travel as text.
+    IF recsys.eval_column_type(source, user_col, 'user', 'id') IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN
+        ukey := format('s.%s::bigint', u);
+        ucast := '::bigint';
+        hash := format('pg_catalog.hashint8extended(%s, %s)', ukey, seed);
+    ELSE
+        ukey := format('s.%s::text COLLATE "C"', u);
+        hash := format('pg_catalog.hashtextextended(%s, %s)', ukey, seed);
+    END IF;
+    IF recsys.eval_column_type(source, item_col, 'item', 'id') IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN
+        ikey := format('s.%s::bigint', i);
+        icast := '::bigint';
+        hash := format('pg_catalog.hashint8extended(%s, %s)', ikey, hash);
+    ELSE
+        ikey := format('s.%s::text COLLATE "C"', i);
+        hash := format('pg_catalog.hashtextextended(%s, %s)', ikey, hash);
+    END IF;
+    PERFORM recsys.eval_distinct_columns(ARRAY[user_col, item_col], '{user,item}');
+    train_name := recsys.eval_target_table(train_table, target_schema, replace, 'train table', source);
+    test_name := recsys.eval_target_table(test_table, target_schema, replace, 'test table', source);
+    IF train_name = test_name THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('train and test table are the same table %s', train_name);
+    END IF;
+
+    EXECUTE format('SELECT count(*), count(*) FILTER (WHERE p.u IS NULL OR p.i IS NULL)
+                    FROM (SELECT DISTINCT s.%s AS u, s.%s AS i FROM %s s) p', u, i, source)
+        INTO npairs, nnull;
+    IF nnull > 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = format('user or item column of relation %s contains null values', source),
+            HINT = 'Split a view that filters out rows with null ids.';
+    END IF;
+    IF npairs < 2 THEN
+        RAISE EXCEPTION USING ERRCODE = '02000',  -- no_data, which PL/pgSQL cannot name
+            MESSAGE = format('relation %s has %s distinct (user, item) pairs, a split needs at least 2',
+                             source, npairs);
+    END IF;
+    ntest := recsys.eval_test_size(npairs, test_fraction, NULL);
+
+    -- The test pairs are the ntest smallest (hash, user, item); find the
+    -- largest of them, then each table is one scan with a row comparison.
+    EXECUTE format('SELECT p.h, p.u, p.i FROM (SELECT DISTINCT %s AS h, %s AS u, %s AS i
+                                              FROM %s s) p
+                    ORDER BY p.h, p.u, p.i OFFSET $1 LIMIT 1', hash, ukey, ikey, source)
+        USING ntest - 1 INTO cut_h, cut_u, cut_i;
+
+    EXECUTE format('CREATE TABLE %s AS SELECT s.* FROM %s s WHERE (%s, %s, %s) <= ($1, $2%s, $3%s)',
+                   test_name, source, hash, ukey, ikey, ucast, icast)
+        USING cut_h, cut_u, cut_i;
+    GET DIAGNOSTICS test_rows = ROW_COUNT;
+    EXECUTE format('CREATE TABLE %s AS SELECT s.* FROM %s s WHERE (%s, %s, %s) > ($1, $2%s, $3%s)',
+                   train_name, source, hash, ukey, ikey, ucast, icast)
+        USING cut_h, cut_u, cut_i;
+    GET DIAGNOSTICS train_rows = ROW_COUNT;
+    EXECUTE format('SELECT count(DISTINCT t.%s) FROM %s t', u, test_name) INTO test_users;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.split_random(regclass, text, text, double precision, integer, name, name, boolean, name)
+    IS 'random holdout: round(test_fraction * pairs) (user, item) pairs, chosen by a seeded hash, go to the test table, the rest to the train table';
+
+CREATE OR REPLACE FUNCTION @extschema@.split_per_user(
+    source         regclass,
+    train_table    text,
+    test_table     text,
+    test_fraction  double precision DEFAULT 0.2,
+    test_count     integer DEFAULT NULL,
+    min_history    integer DEFAULT 2,
+    seed           integer DEFAULT 42,
+    user_col       name DEFAULT 'user_id',
+    item_col       name DEFAULT 'item_id',
+    replace        boolean DEFAULT false,
+    target_schema  name DEFAULT pg_catalog.current_schema())
+RETURNS TABLE (train_rows bigint, test_rows bigint, test_users bigint)
+LANGUAGE plpgsql VOLATILE ROWS 1
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u text := quote_ident(user_col);
+    i text := quote_ident(item_col);
+    ukey text;
+    ikey text;
+    hash text;
+    train_name text;
+    test_name text;
+    nnull bigint;
+BEGIN
+    PERFORM recsys.eval_check_split(test_fraction, test_count, min_history, seed);
+    -- Each id as a key (integers as bigint, the others as text in byte
+    -- order) and the hash of the pair, seeded by $1.
+    IF recsys.eval_column_type(source, user_col, 'user', 'id') IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN
+        ukey := format('s.%s::bigint', u);
+        hash := format('pg_catalog.hashint8extended(%s, $1)', ukey);
+    ELSE
+        ukey := format('s.%s::text COLLATE "C"', u);
+        hash := format('pg_catalog.hashtextextended(%s, $1)', ukey);
+    END IF;
+    IF recsys.eval_column_type(source, item_col, 'item', 'id') IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN
+        ikey := format('s.%s::bigint', i);
+        hash := format('pg_catalog.hashint8extended(%s, %s)', ikey, hash);
+    ELSE
+        ikey := format('s.%s::text COLLATE "C"', i);
+        hash := format('pg_catalog.hashtextextended(%s, %s)', ikey, hash);
+    END IF;
+    PERFORM recsys.eval_distinct_columns(ARRAY[user_col, item_col], '{user,item}');
+    train_name := recsys.eval_target_table(train_table, target_schema, replace, 'train table', source);
+    test_name := recsys.eval_target_table(test_table, target_schema, replace, 'test table', source);
+    IF train_name = test_name THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('train and test table are the same table %s', train_name);
+    END IF;
+    EXECUTE format('SELECT count(*) FROM %s s WHERE s.%s IS NULL OR s.%s IS NULL', source, u, i)
+        INTO nnull;
+    IF nnull > 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = format('user or item column of relation %s contains null values', source),
+            HINT = 'Split a view that filters out rows with null ids.';
+    END IF;
+
+    -- Each user's distinct items in seeded-hash order; the first
+    -- eval_test_size(n) of users with at least min_history items are
+    -- held out.
+    EXECUTE format(
+        'CREATE TABLE %1$s AS
+         SELECT s.* FROM %2$s s
+         WHERE (%3$s, %4$s) IN (
+             SELECT r.u, r.i
+             FROM (SELECT p.u, p.i,
+                          pg_catalog.row_number() OVER (PARTITION BY p.u ORDER BY p.h, p.i) AS rn,
+                          pg_catalog.count(*) OVER (PARTITION BY p.u) AS n
+                   FROM (SELECT DISTINCT %3$s AS u, %4$s AS i, %5$s AS h
+                         FROM %2$s s) p) r
+             WHERE r.n >= $2 AND r.rn <= recsys.eval_test_size(r.n, $3, $4))',
+        test_name, source, ukey, ikey, hash)
+        USING seed::bigint, min_history, test_fraction, test_count;
+    GET DIAGNOSTICS test_rows = ROW_COUNT;
+    EXECUTE format(
+        'CREATE TABLE %1$s AS
+         SELECT s.* FROM %2$s s
+         WHERE NOT EXISTS (SELECT 1 FROM %3$s t WHERE t.%4$s = s.%4$s AND t.%5$s = s.%5$s)',
+        train_name, source, test_name, u, i);
+    GET DIAGNOSTICS train_rows = ROW_COUNT;
+    EXECUTE format('SELECT count(DISTINCT t.%s) FROM %s t', u, test_name) INTO test_users;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.split_per_user(regclass, text, text, double precision, integer, integer, integer, name, name, boolean, name)
+    IS 'per-user holdout: test_count (or round(test_fraction * n), at least 1) of the items of each user with at least min_history items, chosen by a seeded hash, go to the test table; every user keeps at least one item to train on';
+
+CREATE OR REPLACE FUNCTION @extschema@.split_items(
+    source         regclass,
+    train_table    text,
+    test_table     text,
+    test_fraction  double precision DEFAULT 0.2,
+    seed           integer DEFAULT 42,
+    user_col       name DEFAULT 'user_id',
+    item_col       name DEFAULT 'item_id',
+    replace        boolean DEFAULT false,
+    target_schema  name DEFAULT pg_catalog.current_schema())
+RETURNS TABLE (train_rows bigint, test_rows bigint, test_items bigint, test_users bigint)
+LANGUAGE plpgsql VOLATILE ROWS 1
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u text := quote_ident(user_col);
+    i text := quote_ident(item_col);
+    ikey text;
+    icast text := '';
+    hash text;
+    train_name text;
+    test_name text;
+    nitems bigint;
+    nnull bigint;
+    cut_h bigint;
+    cut_i text;
+BEGIN
+    IF test_fraction IS NULL OR NOT (test_fraction > 0 AND test_fraction < 1) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('test_fraction must be between 0 and 1 (exclusive), got %s',
+                             coalesce(test_fraction::text, 'NULL')),
+            HINT = 'For example test_fraction => 0.2 holds out 20% of the items, with all their interactions.';
+    END IF;
+    PERFORM recsys.eval_check_split(test_fraction, NULL, 2, seed);
+    PERFORM recsys.eval_column_type(source, user_col, 'user', 'id');
+    -- The item id as a key (an integer as bigint, the others as text in
+    -- byte order) and its hash.  The cut's id travels as text.
+    IF recsys.eval_column_type(source, item_col, 'item', 'id') IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN
+        ikey := format('s.%s::bigint', i);
+        icast := '::bigint';
+        hash := format('pg_catalog.hashint8extended(%s, %s)', ikey, seed);
+    ELSE
+        ikey := format('s.%s::text COLLATE "C"', i);
+        hash := format('pg_catalog.hashtextextended(%s, %s)', ikey, seed);
+    END IF;
+    PERFORM recsys.eval_distinct_columns(ARRAY[user_col, item_col], '{user,item}');
+    train_name := recsys.eval_target_table(train_table, target_schema, replace, 'train table', source);
+    test_name := recsys.eval_target_table(test_table, target_schema, replace, 'test table', source);
+    IF train_name = test_name THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('train and test table are the same table %s', train_name);
+    END IF;
+
+    EXECUTE format('SELECT count(DISTINCT s.%s), count(*) FILTER (WHERE s.%s IS NULL OR s.%s IS NULL) FROM %s s',
+                   i, u, i, source)
+        INTO nitems, nnull;
+    IF nnull > 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = format('user or item column of relation %s contains null values', source),
+            HINT = 'Split a view that filters out rows with null ids.';
+    END IF;
+    IF nitems < 2 THEN
+        RAISE EXCEPTION USING ERRCODE = '02000',  -- no_data, which PL/pgSQL cannot name
+            MESSAGE = format('relation %s has %s distinct items, an item split needs at least 2',
+                             source, nitems),
+            HINT = 'At least one item must stay in training and one go to the test table.';
+    END IF;
+    -- round(test_fraction * items) half up, at least 1, at most items - 1.
+    test_items := recsys.eval_test_size(nitems, test_fraction, NULL);
+
+    -- The test items are the test_items smallest (hash, item); find the
+    -- largest of them, then each table is one scan with a row comparison.
+    EXECUTE format('SELECT p.h, p.i FROM (SELECT DISTINCT %s AS h, %s AS i FROM %s s) p
+                    ORDER BY p.h, p.i OFFSET $1 LIMIT 1', hash, ikey, source)
+        USING test_items - 1 INTO cut_h, cut_i;
+
+    EXECUTE format('CREATE TABLE %s AS SELECT s.* FROM %s s WHERE (%s, %s) <= ($1, $2%s)',
+                   test_name, source, hash, ikey, icast)
+        USING cut_h, cut_i;
+    GET DIAGNOSTICS test_rows = ROW_COUNT;
+    EXECUTE format('CREATE TABLE %s AS SELECT s.* FROM %s s WHERE (%s, %s) > ($1, $2%s)',
+                   train_name, source, hash, ikey, icast)
+        USING cut_h, cut_i;
+    GET DIAGNOSTICS train_rows = ROW_COUNT;
+    EXECUTE format('SELECT count(DISTINCT t.%s) FROM %s t', u, test_name) INTO test_users;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.split_items(regclass, text, text, double precision, integer, name, name, boolean, name)
+    IS 'item cold-start holdout: round(test_fraction * items) items, chosen by a seeded hash, go to the test table with all their interactions, the rest to the train table, so that no test item is in training';
+
+CREATE OR REPLACE FUNCTION @extschema@.evaluate(
+    model                text,
+    test                 regclass,
+    k                    integer DEFAULT 10,
+    user_col             name DEFAULT NULL,
+    item_col             name DEFAULT NULL,
+    value_col            name DEFAULT NULL,
+    relevance_threshold  double precision DEFAULT NULL,
+    compute_auc          boolean DEFAULT true,
+    candidates           text DEFAULT 'all')
+RETURNS TABLE (metric text, at_k integer, model_value double precision,
+               baseline_value double precision, evaluated bigint)
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED ROWS 10
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+DECLARE
+    int_types constant regtype[] := ARRAY['int2', 'int4', 'int8']::regtype[];
+    -- A text that is an integer's decimal digits, as that bigint (else NULL)
+    digits constant text := $f$CASE WHEN %1$s ~ '^(0|-?[1-9][0-9]{0,18})$' THEN
+        CASE WHEN %1$s::numeric BETWEEN -9223372036854775808 AND 9223372036854775807 THEN %1$s::bigint END END$f$;
+    m record;
+    r record;
+    ucol name;
+    icol name;
+    vcol name;
+    vexpr text;
+    nrank integer;
+    catalog_size bigint;
+    test_user_type regtype;
+    test_item_type regtype;
+    test_text_users boolean;
+    test_text_items boolean;
+    text_users boolean;
+    text_items boolean;
+    tdef text;
+    rdef text;
+    side record;
+    matched boolean;
+BEGIN
+    IF model IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'model must not be null';
+    END IF;
+    IF k IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'k must not be null';
+    END IF;
+    IF k <= 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('k must be positive, got %s', k),
+            HINT = 'k is the number of recommendations evaluated per user, for example 10.';
+    END IF;
+    IF compute_auc IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'compute_auc must not be null';
+    END IF;
+    PERFORM recsys.eval_check_candidates(candidates);
+    SELECT mo.model_id, mo.method, mo.user_col, mo.item_col, mo.value_col, mo.num_items, mo.global_mean,
+           mo.user_id_type, mo.item_id_type
+    INTO m FROM recsys.models mo WHERE mo.name = model;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('model "%s" does not exist', model),
+            HINT = 'See SELECT name FROM recsys.models.';
+    END IF;
+
+    ucol := coalesce(user_col, m.user_col);
+    icol := coalesce(item_col, m.item_col);
+    test_user_type := recsys.eval_column_type(test, ucol, 'user', 'id');
+    test_item_type := recsys.eval_column_type(test, icol, 'item', 'id');
+    test_text_users := NOT test_user_type = ANY (int_types);
+    test_text_items := NOT test_item_type = ANY (int_types);
+    -- Models trained before ids of other types (no id types) have integers.
+    text_users := coalesce(NOT m.user_id_type = ANY (int_types), false);
+    text_items := coalesce(NOT m.item_id_type = ANY (int_types), false);
+    PERFORM recsys.eval_distinct_columns(ARRAY[ucol, icol, value_col], '{user,item,value}');
+    -- Values: the given column, else the model's value column if the test
+    -- table has it.  Explicit models need them (rating error).
+    vcol := value_col;
+    IF vcol IS NULL AND m.value_col IS NOT NULL AND EXISTS (
+            SELECT 1 FROM pg_catalog.pg_attribute a
+            WHERE a.attrelid = test AND a.attname = m.value_col AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        vcol := m.value_col;
+    END IF;
+    IF vcol IS NULL AND m.method = 'als' THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+            MESSAGE = format('test relation %s has no value column "%s" for explicit model "%s"',
+                             test, m.value_col, model),
+            HINT = 'Pass value_col => the column that holds the test ratings.';
+    END IF;
+    IF vcol IS NULL AND relevance_threshold IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'relevance_threshold needs a value column',
+            HINT = 'Pass value_col => the column the threshold applies to.';
+    END IF;
+    IF vcol IS NOT NULL THEN
+        PERFORM recsys.eval_column_type(test, vcol, 'value', 'value');
+        -- Duplicate test rows merge as in training: a rating's mean, an
+        -- event count's sum.
+        vexpr := format(CASE WHEN m.method = 'als' THEN 'pg_catalog.avg(s.%I::float8)'
+                             ELSE 'pg_catalog.sum(s.%I::float8)' END, vcol);
+    ELSE
+        vexpr := 'NULL::float8';
+    END IF;
+    nrank := CASE WHEN compute_auc THEN greatest(k, m.num_items) ELSE k END;
+
+    -- Integer test ids and text model ids (or the reverse) are compared as
+    -- text: warn when none of one side's test ids is an id of the model
+    -- (the items of a cold-start evaluation are meant to be unknown).
+    FOR side IN SELECT * FROM (VALUES ('user', ucol, test_text_users, text_users, test_user_type, m.user_id_type),
+                                      ('item', icol, test_text_items, text_items, test_item_type, m.item_id_type))
+                                  AS x(name, col, test_text, model_text, test_type, model_type)
+                WHERE x.test_text <> x.model_text AND (x.name = 'user' OR candidates <> 'cold') LOOP
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s s WHERE s.%I IS NOT NULL AND %s)', test, side.col,
+                       CASE WHEN side.model_text
+                            THEN format('EXISTS (SELECT 1 FROM recsys.id_map d WHERE d.model_id = $1 AND d.side = %L
+                                                   AND d.external = s.%I::text COLLATE "default")', side.name, side.col)
+                            WHEN side.name = 'user'
+                            THEN format('EXISTS (SELECT 1 FROM recsys.user_factors f WHERE f.model_id = $1 AND f.user_id = %s)',
+                                        format(digits, format('s.%I::text', side.col)))
+                            ELSE format('EXISTS (SELECT 1 FROM recsys.item_factors f WHERE f.model_id = $1 AND f.item_id = %s)',
+                                        format(digits, format('s.%I::text', side.col))) END)
+            INTO matched USING m.model_id;
+        IF NOT matched THEN
+            RAISE WARNING 'no % id of test relation % is an id of model "%"', side.name, test, model
+                USING HINT = format('The model''s %s ids are of type %s, the test relation''s of type %s: an id matches when its text is equal (an integer as its decimal digits).',
+                                    side.name, coalesce(side.model_type, 'bigint'::regtype), side.test_type);
+        END IF;
+    END LOOP;
+
+    -- The test pairs (u, i) in the model's ids, with their value v: t.
+    IF NOT (text_users OR text_items OR test_text_users OR test_text_items) THEN
+        tdef := format($q$t AS (
+            SELECT s.%1$I::bigint AS u, s.%2$I::bigint AS i, %3$s AS v
+            FROM %4$s s
+            WHERE s.%1$I IS NOT NULL AND s.%2$I IS NOT NULL
+            GROUP BY 1, 2)$q$, ucol, icol, vexpr, test);
+    ELSE
+        -- raw: the test pairs by text; uk, ik: each test id's model id
+        -- (NULL if the model does not know it); um, im: unknown ones
+        -- numbered after every other id.  For a text-keyed model t also
+        -- holds the ids as the text overloads take them (ue, ie).  idict:
+        -- the model's items, external id to model id.
+        tdef := format($q$raw AS (
+            SELECT s.%1$I::text COLLATE "default" AS ue, s.%2$I::text COLLATE "default" AS ie, %3$s AS v
+            FROM %4$s s
+            WHERE s.%1$I IS NOT NULL AND s.%2$I IS NOT NULL
+            GROUP BY 1, 2),
+        idict AS (
+            SELECT pg_catalog.jsonb_object_agg(d.external, d.internal) AS m
+            FROM recsys.id_map d WHERE d.model_id = $1 AND d.side = 'item'),
+        uk AS (
+            SELECT k.ue, %5$s AS id
+            FROM (SELECT DISTINCT raw.ue FROM raw) k %6$s),
+        ik AS (
+            SELECT k.ie, %7$s AS id
+            FROM (SELECT DISTINCT raw.ie FROM raw) k, idict),
+        um AS (
+            SELECT uk.ue, coalesce(uk.id, b.base + pg_catalog.row_number() OVER (PARTITION BY uk.id IS NULL
+                                                                                ORDER BY uk.ue COLLATE "C")) AS u
+            FROM uk, (SELECT coalesce(greatest(pg_catalog.max(x.id), %8$s), 0) AS base FROM uk x) b),
+        im AS (
+            SELECT ik.ie, coalesce(ik.id, b.base + pg_catalog.row_number() OVER (PARTITION BY ik.id IS NULL
+                                                                                ORDER BY ik.ie COLLATE "C")) AS i
+            FROM ik, (SELECT coalesce(greatest(pg_catalog.max(x.id), %9$s), 0) AS base FROM ik x) b),
+        t AS (
+            SELECT um.u, im.i, raw.v, %10$s AS ue, %11$s AS ie
+            FROM raw JOIN um ON um.ue = raw.ue JOIN im ON im.ie = raw.ie)$q$,
+            ucol, icol, vexpr, test,
+            CASE WHEN text_users THEN 'd.internal' ELSE format(digits, 'k.ue') END,
+            CASE WHEN text_users THEN 'LEFT JOIN recsys.id_map d ON d.model_id = $1 AND d.side = ''user'' AND d.external = k.ue'
+                 ELSE '' END,
+            CASE WHEN text_items THEN '(idict.m ->> k.ie)::bigint' ELSE format(digits, 'k.ie') END,
+            CASE WHEN text_users THEN '(SELECT pg_catalog.max(d.internal) FROM recsys.id_map d WHERE d.model_id = $1 AND d.side = ''user'')'
+                 ELSE '(SELECT pg_catalog.max(f.user_id) FROM recsys.user_factors f WHERE f.model_id = $1)' END,
+            CASE WHEN text_items THEN '(SELECT pg_catalog.max(d.internal) FROM recsys.id_map d WHERE d.model_id = $1 AND d.side = ''item'')'
+                 ELSE '(SELECT pg_catalog.max(f.item_id) FROM recsys.item_factors f WHERE f.model_id = $1)' END,
+            CASE WHEN text_users THEN 'raw.ue' ELSE 'um.u::text' END,
+            CASE WHEN text_items THEN 'raw.ie' ELSE 'im.i::text' END);
+    END IF;
+
+    -- Per test user (usr): the relevant items (test items at or above the
+    -- threshold, among the candidates, minus the user's training items,
+    -- which no ranking may contain); ranked: the model's ranking
+    -- (recommend among the candidates, training items excluded) and the
+    -- baseline's.  Users without relevant items are skipped.  ranked is
+    -- materialized: scored reads its rankings twice, and inlined, each
+    -- read would call recommend again.
+    IF NOT (text_users OR text_items) THEN
+        rdef := $q$usr AS (
+            SELECT g.u, coalesce(f.seen, '{}') AS seen,
+                   recsys.eval_exclude(g.rel, coalesce(f.seen, '{}'), pg_catalog.cardinality(g.rel)) AS rel
+            FROM (SELECT t.u, pg_catalog.array_agg(t.i) FILTER (WHERE ($4 IS NULL OR t.v >= $4)
+                                                                  AND ($7 = 'all' OR ci.i IS NOT NULL)) AS rel
+                  FROM t LEFT JOIN ci ON ci.i = t.i GROUP BY t.u) g
+            LEFT JOIN recsys.user_factors f ON f.model_id = $1 AND f.user_id = g.u
+            WHERE g.rel IS NOT NULL),
+        ranked AS MATERIALIZED (
+            SELECT usr.u, usr.seen, usr.rel,
+                   ARRAY(SELECT r.item_id
+                         FROM @extschema@.recommend(usr.u,
+                                  CASE WHEN cand.items IS NOT NULL AND $6
+                                       THEN greatest($3, pg_catalog.cardinality(cand.items)) ELSE $5 END,
+                                  $2, candidates => cand.items) WITH ORDINALITY AS r(item_id, score, o)
+                         ORDER BY r.o) AS rec,
+                   recsys.eval_exclude(pop.items, usr.seen, $3) AS brec
+            FROM usr, pop, cand
+            WHERE pg_catalog.cardinality(usr.rel) > 0)$q$;
+    ELSE
+        -- The text overload of recommend, with the candidates' text ids
+        -- (tcand); the items it returns mapped back to the model's ids.
+        rdef := format($q$usr AS (
+            SELECT g.u, g.ue, coalesce(f.seen, '{}') AS seen,
+                   recsys.eval_exclude(g.rel, coalesce(f.seen, '{}'), pg_catalog.cardinality(g.rel)) AS rel
+            FROM (SELECT t.u, t.ue, pg_catalog.array_agg(t.i) FILTER (WHERE ($4 IS NULL OR t.v >= $4)
+                                                                        AND ($7 = 'all' OR ci.i IS NOT NULL)) AS rel
+                  FROM t LEFT JOIN ci ON ci.i = t.i GROUP BY t.u, t.ue) g
+            LEFT JOIN recsys.user_factors f ON f.model_id = $1 AND f.user_id = g.u
+            WHERE g.rel IS NOT NULL),
+        tcand AS (
+            SELECT CASE WHEN $7 = 'all' THEN NULL::text[]
+                        ELSE coalesce((SELECT pg_catalog.array_agg(x.ie ORDER BY x.i)
+                                       FROM (SELECT DISTINCT t.i, t.ie FROM t JOIN ci ON ci.i = t.i) x), '{}')
+                   END AS items),
+        ranked AS MATERIALIZED (
+            SELECT usr.u, usr.seen, usr.rel,
+                   ARRAY(SELECT %s
+                         FROM @extschema@.recommend(usr.ue,
+                                  CASE WHEN cand.items IS NOT NULL AND $6
+                                       THEN greatest($3, pg_catalog.cardinality(cand.items)) ELSE $5 END,
+                                  $2, candidates => tcand.items) WITH ORDINALITY AS r(item_id, score, o)
+                         ORDER BY r.o) AS rec,
+                   recsys.eval_exclude(pop.items, usr.seen, $3) AS brec
+            FROM usr, pop, cand, tcand, idict
+            WHERE pg_catalog.cardinality(usr.rel) > 0)$q$,
+            CASE WHEN text_items THEN '(idict.m ->> r.item_id)::bigint' ELSE 'r.item_id::bigint' END);
+    END IF;
+
+    -- The candidates (NULL for 'all'): the distinct test items, for 'cold'
+    -- only those without training interactions in the model.  Their
+    -- number is the catalog that coverage and full rankings (AUC) use.
+    -- The baseline ranks the candidates (for 'all', the model's training
+    -- items) by training popularity (zero for an item without training
+    -- interactions), ties by id as recommend serves unknown users,
+    -- training items excluded.
+    EXECUTE format($q$
+        WITH %1$s,
+        ci AS (
+            SELECT DISTINCT t.i FROM t
+            WHERE $7 = 'test'
+               OR ($7 = 'cold' AND NOT EXISTS (
+                       SELECT 1 FROM recsys.item_factors f
+                       WHERE f.model_id = $1 AND f.item_id = t.i AND f.popularity > 0))),
+        cand AS (
+            SELECT CASE WHEN $7 = 'all' THEN NULL::bigint[]
+                        ELSE coalesce((SELECT pg_catalog.array_agg(ci.i ORDER BY ci.i) FROM ci), '{}') END AS items),
+        pop AS (
+            SELECT CASE WHEN cand.items IS NULL THEN
+                       (SELECT coalesce(pg_catalog.array_agg(f.item_id ORDER BY f.popularity DESC, f.item_id), '{}')
+                        FROM recsys.item_factors f WHERE f.model_id = $1)
+                   ELSE
+                       (SELECT coalesce(pg_catalog.array_agg(c.i ORDER BY coalesce(f.popularity, 0) DESC, c.i), '{}')
+                        FROM pg_catalog.unnest(cand.items) AS c(i)
+                        LEFT JOIN recsys.item_factors f ON f.model_id = $1 AND f.item_id = c.i)
+                   END AS items
+            FROM cand),
+        %2$s,
+        scored AS (
+            SELECT ranked.*,
+                   CASE WHEN $6 THEN @extschema@.auc(ranked.rec, ranked.rel) END AS auc,
+                   CASE WHEN $6 THEN @extschema@.auc(pop.items, ranked.rel, ranked.seen) END AS bauc
+            FROM ranked, pop)
+        SELECT @extschema@.ranking_metrics(sc.rec[1:$3], sc.rel, $3) AS mm,
+               @extschema@.ranking_metrics(sc.brec, sc.rel, $3) AS bm,
+               pg_catalog.avg(sc.auc) AS auc, pg_catalog.avg(sc.bauc) AS bauc,
+               pg_catalog.count(sc.auc) AS auc_users,
+               pg_catalog.count(*) AS users,
+               (SELECT pg_catalog.count(DISTINCT x) FROM scored c, pg_catalog.unnest(c.rec[1:$3]) x) AS cov,
+               (SELECT pg_catalog.count(DISTINCT x) FROM scored c, pg_catalog.unnest(c.brec) x) AS bcov,
+               (SELECT cand.items FROM cand) AS cand
+        FROM scored sc
+        $q$, tdef, rdef)
+    INTO r
+    USING m.model_id, model, k, relevance_threshold, nrank, compute_auc, candidates;
+
+    IF candidates = 'cold' AND pg_catalog.cardinality(r.cand) = 0 THEN
+        RAISE WARNING 'test relation % has no item without training interactions in model "%"', test, model
+            USING HINT = 'Hold out items with split_items and train the model on its train table: then the test items are cold.';
+    END IF;
+    catalog_size := CASE WHEN candidates = 'all' THEN m.num_items ELSE pg_catalog.cardinality(r.cand) END;
+
+    IF m.method = 'als' THEN
+        -- Rating error over the test pairs with a value (among the
+        -- candidates); the baseline predicts the training mean (a
+        -- popularity ranking predicts no ratings).
+        RETURN QUERY EXECUTE format($q$
+            WITH %1$s,
+            e AS (
+                SELECT @extschema@.rmse(@extschema@.predict(%2$s, %3$s, $4)::float8, t.v) AS rmse,
+                       @extschema@.mae(@extschema@.predict(%2$s, %3$s, $4)::float8, t.v) AS mae,
+                       @extschema@.rmse($2, t.v) AS brmse,
+                       @extschema@.mae($2, t.v) AS bmae,
+                       pg_catalog.count(t.v) AS pairs
+                FROM t
+                WHERE $3::bigint[] IS NULL OR t.i IN (SELECT pg_catalog.unnest($3::bigint[])))
+            SELECT 'rmse'::text, NULL::integer, e.rmse, e.brmse, e.pairs FROM e
+            UNION ALL
+            SELECT 'mae'::text, NULL::integer, e.mae, e.bmae, e.pairs FROM e
+            $q$, tdef,
+            CASE WHEN text_users OR text_items THEN 't.ue' ELSE 't.u' END,
+            CASE WHEN text_users OR text_items THEN 't.ie' ELSE 't.i' END)
+        USING m.model_id, m.global_mean, r.cand, model;
+    END IF;
+
+    metric := 'precision'; at_k := k; evaluated := (r.mm).users;
+    model_value := (r.mm).precision; baseline_value := (r.bm).precision;
+    RETURN NEXT;
+    metric := 'recall'; model_value := (r.mm).recall; baseline_value := (r.bm).recall;
+    RETURN NEXT;
+    metric := 'ndcg'; model_value := (r.mm).ndcg; baseline_value := (r.bm).ndcg;
+    RETURN NEXT;
+    metric := 'map'; model_value := (r.mm).map; baseline_value := (r.bm).map;
+    RETURN NEXT;
+    metric := 'hit_rate'; model_value := (r.mm).hit_rate; baseline_value := (r.bm).hit_rate;
+    RETURN NEXT;
+    metric := 'mrr'; model_value := (r.mm).mrr; baseline_value := (r.bm).mrr;
+    RETURN NEXT;
+    metric := 'auc'; at_k := NULL; evaluated := r.auc_users;
+    model_value := r.auc; baseline_value := r.bauc;
+    RETURN NEXT;
+    metric := 'coverage'; at_k := k; evaluated := r.users;
+    model_value := CASE WHEN r.users > 0 THEN r.cov::float8 / NULLIF(catalog_size, 0) END;
+    baseline_value := CASE WHEN r.users > 0 THEN r.bcov::float8 / NULLIF(catalog_size, 0) END;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.evaluate(text, regclass, integer, name, name, name, double precision, boolean, text)
+    IS 'offline evaluation of a model on a test table, beside the popular baseline: rmse and mae (explicit models), precision, recall, ndcg, map, hit_rate and mrr at k, auc, and catalog coverage; candidates ''test'' or ''cold'' ranks only the test items, or those without training interactions (cold-start); test ids of any type (integer, text, varchar, char, uuid) match the model''s ids with the same text (an integer as its decimal digits), others are new users and items';
+
+CREATE OR REPLACE FUNCTION recsys.eval_make_splits(
+    source         regclass,
+    folds          integer,
+    test_fraction  double precision,
+    seed           integer,
+    user_col       name,
+    item_col       name,
+    value_col      name,
+    prefix         text)
+RETURNS TABLE (train_table text, test_table text)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u text := quote_ident(user_col);
+    i text := quote_ident(item_col);
+    ukey text;
+    ikey text;
+    ujoin text;
+    ijoin text;
+    hash text;
+    cols text;
+    pairs text := format('pg_temp.%I', prefix || '_folds');
+    npairs bigint;
+BEGIN
+    cols := format('s.%s, s.%s', u, i) || coalesce(', s.' || quote_ident(value_col), '');
+    IF folds IS NULL THEN
+        train_table := format('pg_temp.%I', prefix || '_train_1');
+        test_table := format('pg_temp.%I', prefix || '_test_1');
+        PERFORM @extschema@.split_per_user(source, train_table, test_table, test_fraction,
+                                           seed => seed, user_col => user_col, item_col => item_col);
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    IF folds < 2 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('folds must be at least 2, got %s', folds),
+            HINT = 'Pass folds => NULL for a single per-user holdout of test_fraction.';
+    END IF;
+    IF seed IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'seed must not be null';
+    END IF;
+    -- Each id as a key (integers as bigint, the others as text in byte
+    -- order), what a source row joins its pair on, and the pair's hash, as
+    -- in the splits (the caller checked the columns).
+    IF recsys.eval_column_type(source, user_col, 'user', 'id') IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN
+        ukey := format('s.%s::bigint', u);
+        ujoin := format('s.%s', u);
+        hash := format('pg_catalog.hashint8extended(%s, $1)', ukey);
+    ELSE
+        ukey := format('s.%s::text COLLATE "C"', u);
+        ujoin := ukey;
+        hash := format('pg_catalog.hashtextextended(%s, $1)', ukey);
+    END IF;
+    IF recsys.eval_column_type(source, item_col, 'item', 'id') IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN
+        ikey := format('s.%s::bigint', i);
+        ijoin := format('s.%s', i);
+        hash := format('pg_catalog.hashint8extended(%s, %s)', ikey, hash);
+    ELSE
+        ikey := format('s.%s::text COLLATE "C"', i);
+        ijoin := ikey;
+        hash := format('pg_catalog.hashtextextended(%s, %s)', ikey, hash);
+    END IF;
+    EXECUTE format(
+        'CREATE TABLE %1$s AS
+         SELECT p.u, p.i, ((pg_catalog.row_number() OVER (ORDER BY p.h, p.u, p.i) - 1) %% $2)::integer AS fold
+         FROM (SELECT DISTINCT %2$s AS u, %3$s AS i, %4$s AS h
+               FROM %5$s s WHERE s.%6$s IS NOT NULL AND s.%7$s IS NOT NULL) p',
+        pairs, ukey, ikey, hash, source, u, i)
+        USING seed::bigint, folds;
+    GET DIAGNOSTICS npairs = ROW_COUNT;
+    IF npairs < folds THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('folds must not exceed the %s distinct (user, item) pairs of %s, got %s',
+                             npairs, source, folds);
+    END IF;
+    FOR f IN 1 .. folds LOOP
+        train_table := format('pg_temp.%I', prefix || '_train_' || f);
+        test_table := format('pg_temp.%I', prefix || '_test_' || f);
+        EXECUTE format('CREATE TABLE %s AS SELECT %s FROM %s s JOIN %s p ON p.u = %s AND p.i = %s WHERE p.fold <> $1',
+                       train_table, cols, source, pairs, ujoin, ijoin)
+            USING f - 1;
+        EXECUTE format('CREATE TABLE %s AS SELECT %s FROM %s s JOIN %s p ON p.u = %s AND p.i = %s WHERE p.fold = $1',
+                       test_table, cols, source, pairs, ujoin, ijoin)
+            USING f - 1;
+        RETURN NEXT;
+    END LOOP;
+    EXECUTE format('DROP TABLE %s', pairs);
+END
+$$;
+COMMENT ON FUNCTION recsys.eval_make_splits(regclass, integer, double precision, integer, name, name, name, text)
+    IS 'internal: temporary train/test tables for k-fold cross-validation or a per-user holdout';
