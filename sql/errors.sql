@@ -148,6 +148,34 @@ SELECT * FROM recommend(1, 5);
 RESET recsys.default_model;
 SET recsys.no_such_setting = 1;
 
+-- The shard-side functions of distributed training, called by hand out of
+-- order: errors, never a crash (each step uses what the one before built).
+SELECT recsys.shard_export();
+SELECT recsys.shard_setup(NULL, 0.5, '\x');
+SELECT * FROM recsys.shard_open('ratings', 'user_id', 'item_id', 'rating', 'item_knn', '{}');
+SELECT * FROM recsys.shard_item_cg('\xffffffffffffffff');
+SELECT count(*) FROM recsys.shard_open('ratings', 'user_id', 'item_id', 'rating', 'ials', '{"factors": 2}');
+SELECT * FROM recsys.shard_item_normals();
+SELECT * FROM recsys.shard_user_step(NULL);
+SELECT recsys.shard_setup('\x', 0.5, NULL);
+SELECT recsys.shard_setup('\x', 0.5, '\x');
+SELECT recsys.shard_close(), recsys.shard_close();
+
+-- The smallest bigint is an id like any other of an integer-keyed model
+-- (text-keyed models use it internally for "unknown").
+CREATE TABLE extreme_ids (user_id bigint, item_id bigint, rating real);
+INSERT INTO extreme_ids VALUES (-9223372036854775808, -9223372036854775808, 5),
+    (-9223372036854775808, 1, 1), (1, -9223372036854775808, 4), (1, 2, 2), (2, 1, 3), (2, 2, 5);
+SET client_min_messages = warning;
+CALL train('extreme', 'extreme_ids', value_col => 'rating', factors => 2, iterations => 2);
+RESET client_min_messages;
+SELECT refresh_item('extreme', -9223372036854775808);
+SELECT num_items FROM recsys.models WHERE name = 'extreme';
+SELECT count(*) FROM similar_users(-9223372036854775808, 5, 'extreme');
+SELECT count(*) FROM recommend(-9223372036854775808, 5, 'extreme');
+SELECT drop_model('extreme');
+DROP TABLE extreme_ids;
+
 -- None of this touched the fixture model or left a model behind.
 SELECT version = :fixture_version AS unchanged FROM recsys.models WHERE name = 'fixture';
 SELECT count(*) AS bad_models FROM recsys.models WHERE name = 'bad';

@@ -185,7 +185,8 @@ IdsItemRow(FunctionCallInfo fcinfo, int argno, CacheEntry *e,
 {
 	int64		id = IdsItemArg(fcinfo, argno, e, info, NULL);
 
-	return id == IDS_UNKNOWN ? -1 : IdMapLookup(e->index, id);
+	/* Safe for IDS_UNKNOWN: a text side's model ids are never negative */
+	return IdMapLookup(e->index, id);
 }
 
 /*

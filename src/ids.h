@@ -15,7 +15,11 @@
 #include "cache.h"
 #include "fmgr.h"
 
-/* The model id standing for an id the model does not know */
+/*
+ * The model id standing for a text id the model does not know.  Only a
+ * text side's model ids (1 to n) cannot take it: on an integer side it is a
+ * real id, so test the external text (or look it up in the index) instead.
+ */
 #define IDS_UNKNOWN PG_INT64_MIN
 
 extern int64 IdsUserArg(FunctionCallInfo fcinfo, int argno,

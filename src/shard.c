@@ -71,20 +71,41 @@ typedef struct ShardState
 	float	   *ybias;
 	AlsWorkspace *ws;
 	int64		export_next;	/* shard_export: the next user */
+	bool		ready;			/* shard_setup has completed */
 } ShardState;
 
 static ShardState *shard = NULL;
 
-/* Error unless a training is open in this session */
+/*
+ * The session's training, erroring unless it is open and (ready) set up by
+ * shard_setup, or (!ready) opened but not yet set up: the functions are
+ * callable by hand, and each step dereferences what the one before built.
+ */
 static ShardState *
-CurrentShard(void)
+CurrentShard(bool ready)
 {
 	if (shard == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("no distributed training is open in this session"),
 				 errhint("These functions are called by a coordinator's train(); see doc/scale-out.md.")));
+	if (shard->ready != ready)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg(ready ? "the distributed training of this session is not set up"
+						: "the distributed training of this session is already set up"),
+				 errhint("These functions are called by a coordinator's train(); see doc/scale-out.md.")));
 	return shard;
+}
+
+/* Error if argument argno is NULL */
+static void
+RequireArg(FunctionCallInfo fcinfo, int argno, const char *func)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument %d of %s must not be null", argno + 1, func)));
 }
 
 /* Header of a packed array: magic, element size, count */
@@ -161,45 +182,23 @@ CloseShard(void)
 	}
 }
 
-PG_FUNCTION_INFO_V1(recsys_shard_open);
-
 /*
- * shard_open(source, user_col, item_col, value_col, method, params): read
- * the shard's rows and open a training; returns (users, items, nnz,
- * value_sum, null_values, duplicates, item_counts): the sorted user and
- * item ids packed, and what the coordinator adds up.
+ * Read this shard's rows into a new training state s and fill the result
+ * row of shard_open (values[0..6]), in s's context.
  */
-Datum
-recsys_shard_open(PG_FUNCTION_ARGS)
+static void
+ShardOpenRead(FunctionCallInfo fcinfo, ShardState *s, Datum *values)
 {
-	TupleDesc	desc;
-	Datum		values[7];
-	bool		nulls[7] = {false, false, false, false, false, false, false};
 	RatingsSource src;
 	int64	   *counts;
-	MemoryContext old;
-	ShardState *s;
 	double		sum = 0.0;
-
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "shard_open must return a row");
-	for (int a = 0; a < 6; a++)
-		if (PG_ARGISNULL(a) && a != 3)
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("argument %d of shard_open must not be null", a + 1)));
-	CloseShard();
-
-	s = MemoryContextAllocZero(TopMemoryContext, sizeof(ShardState));
-	s->cxt = AllocSetContextCreate(TopMemoryContext, "recsys shard training",
-								   ALLOCSET_DEFAULT_SIZES);
-	shard = s;
-	old = MemoryContextSwitchTo(s->cxt);
 
 	s->params.method = MethodLookup(text_to_cstring(PG_GETARG_TEXT_PP(4)));
 	if (!s->params.method->factors)
-		elog(ERROR, "distributed training of method \"%s\" is not supported",
-			 s->params.method->name);
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("distributed training of method \"%s\" is not supported",
+						s->params.method->name)));
 	MethodDefaults(s->params.method, &s->params);
 	MethodParseOptions(s->params.method, &s->params, PG_GETARG_JSONB_P(5), true, NULL);
 
@@ -224,6 +223,54 @@ recsys_shard_open(PG_FUNCTION_ARGS)
 	for (int i = 0; i < s->r->nitems; i++)
 		counts[i] = s->r->by_item.indptr[i + 1] - s->r->by_item.indptr[i];
 	values[6] = PointerGetDatum(ShardPack(counts, s->r->nitems, sizeof(int64)));
+}
+
+PG_FUNCTION_INFO_V1(recsys_shard_open);
+
+/*
+ * shard_open(source, user_col, item_col, value_col, method, params): read
+ * the shard's rows and open a training; returns (users, items, nnz,
+ * value_sum, null_values, duplicates, item_counts): the sorted user and
+ * item ids packed, and what the coordinator adds up.
+ */
+Datum
+recsys_shard_open(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[7];
+	bool		nulls[7] = {false, false, false, false, false, false, false};
+	MemoryContext old;
+	MemoryContext cxt;
+	ShardState *s;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "shard_open must return a row");
+	for (int a = 0; a < 6; a++)
+		if (a != 3)
+			RequireArg(fcinfo, a, "shard_open");
+	CloseShard();
+
+	/*
+	 * The state becomes the session's only once complete: a failed open
+	 * must not leave a half-built one for the next call to dereference.
+	 */
+	cxt = AllocSetContextCreate(TopMemoryContext, "recsys shard training",
+								ALLOCSET_DEFAULT_SIZES);
+	s = MemoryContextAllocZero(cxt, sizeof(ShardState));
+	s->cxt = cxt;
+	old = MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		ShardOpenRead(fcinfo, s, values);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	shard = s;
 	MemoryContextSwitchTo(old);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
@@ -238,20 +285,33 @@ PG_FUNCTION_INFO_V1(recsys_shard_setup);
 Datum
 recsys_shard_setup(PG_FUNCTION_ARGS)
 {
-	ShardState *s = CurrentShard();
+	ShardState *s = CurrentShard(false);
 	const RecsysParams *p = &s->params;
 	int64		nglobal;
-	const int64 *items = PackArg(fcinfo, 0, sizeof(int64), &nglobal);
+	const int64 *items;
 	int64		ninit;
-	const float *init = PackArg(fcinfo, 2, sizeof(float), &ninit);
+	const float *init;
 	int			k = p->factors;
-	MemoryContext old = MemoryContextSwitchTo(s->cxt);
+	MemoryContext old;
 	RecsysRatings *r = s->r;
 	int			g = 0;
 
+	RequireArg(fcinfo, 0, "shard_setup");
+	RequireArg(fcinfo, 2, "shard_setup");
+	items = PackArg(fcinfo, 0, sizeof(int64), &nglobal);
+	init = PackArg(fcinfo, 2, sizeof(float), &ninit);
 	if (ninit != (int64) r->nusers * k || nglobal > PG_INT32_MAX)
-		elog(ERROR, "shard_setup got %lld initial factors for %d users of %d factors",
-			 (long long) ninit, r->nusers, k);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("shard_setup got %lld initial factors for %d users of %d factors",
+						(long long) ninit, r->nusers, k)));
+	for (int64 j = 1; j < nglobal; j++)
+		if (items[j - 1] >= items[j])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("shard_setup got item ids out of ascending order at position %lld",
+							(long long) j)));
+	old = MemoryContextSwitchTo(s->cxt);
 
 	/* Both id lists ascending: a merge maps local items to global ones */
 	s->nitems_global = (int) nglobal;
@@ -261,8 +321,10 @@ recsys_shard_setup(PG_FUNCTION_ARGS)
 		while (g < nglobal && items[g] < r->item_ids[i])
 			g++;
 		if (g == nglobal || items[g] != r->item_ids[i])
-			elog(ERROR, "item %lld of this shard is not in the coordinator's item list",
-				 (long long) r->item_ids[i]);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("item %lld of this shard is not in the coordinator's item list",
+							(long long) r->item_ids[i])));
 		s->global_item[i] = g;
 	}
 
@@ -291,7 +353,7 @@ recsys_shard_setup(PG_FUNCTION_ARGS)
 	s->config.is_explicit = p->method->explicit_values;
 	s->config.k = k;
 	s->config.regularization = p->regularization;
-	s->config.mean = s->config.is_explicit ? PG_GETARG_FLOAT8(1) : 0.0;
+	s->config.mean = s->config.is_explicit && !PG_ARGISNULL(1) ? PG_GETARG_FLOAT8(1) : 0.0;
 	s->config.cg = p->solver == RECSYS_SOLVER_CG;
 	s->config.cg_steps = p->cg_steps;
 
@@ -301,6 +363,8 @@ recsys_shard_setup(PG_FUNCTION_ARGS)
 	s->y = palloc0(sizeof(float) * Max((Size) s->nitems_global * k, 1));
 	s->ybias = palloc0(sizeof(float) * Max(s->nitems_global, 1));
 	s->ws = AlsWorkspacesCreate(ParallelThreads(), k + 1, 0);
+	/* Only now may the steps run (an error above leaves it not ready) */
+	s->ready = true;
 	MemoryContextSwitchTo(old);
 	PG_RETURN_VOID();
 }
@@ -321,7 +385,7 @@ PG_FUNCTION_INFO_V1(recsys_shard_item_normals);
 Datum
 recsys_shard_item_normals(PG_FUNCTION_ARGS)
 {
-	ShardState *s = CurrentShard();
+	ShardState *s = CurrentShard(true);
 	RecsysRatings *r = s->r;
 	const AlsConfig *c = &s->config;
 	int			k = c->k;
@@ -413,7 +477,7 @@ PG_FUNCTION_INFO_V1(recsys_shard_item_cg);
 Datum
 recsys_shard_item_cg(PG_FUNCTION_ARGS)
 {
-	ShardState *s = CurrentShard();
+	ShardState *s = CurrentShard(true);
 	RecsysRatings *r = s->r;
 	int			k = s->config.k;
 	const float *p = NULL;
@@ -425,15 +489,19 @@ recsys_shard_item_cg(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "shard_item_cg must return a row");
 	if (s->config.is_explicit)
-		elog(ERROR, "shard_item_cg serves implicit models");
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("shard_item_cg serves implicit models")));
 	if (!PG_ARGISNULL(0))
 	{
 		int64		n;
 
 		p = PackArg(fcinfo, 0, sizeof(float), &n);
 		if (n != (int64) r->nitems * k)
-			elog(ERROR, "shard_item_cg got %lld floats for %d items of %d factors",
-				 (long long) n, r->nitems, k);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("shard_item_cg got %lld floats for %d items of %d factors",
+							(long long) n, r->nitems, k)));
 	}
 	for (int i = 0; i < r->nitems; i++)
 	{
@@ -477,12 +545,12 @@ PG_FUNCTION_INFO_V1(recsys_shard_user_step);
 Datum
 recsys_shard_user_step(PG_FUNCTION_ARGS)
 {
-	ShardState *s = CurrentShard();
+	ShardState *s = CurrentShard(true);
 	RecsysRatings *r = s->r;
 	const AlsConfig *c = &s->config;
 	int			k = c->k;
 	int64		n;
-	const float *data = PackArg(fcinfo, 0, sizeof(float), &n);
+	const float *data;
 	int			nthreads = ParallelThreads();
 	int			failed;
 	double		total = 0.0;
@@ -493,9 +561,13 @@ recsys_shard_user_step(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "shard_user_step must return a row");
+	RequireArg(fcinfo, 0, "shard_user_step");
+	data = PackArg(fcinfo, 0, sizeof(float), &n);
 	if (n != (int64) s->nitems_global * (k + 1))
-		elog(ERROR, "shard_user_step got %lld floats for %d items of %d factors",
-			 (long long) n, s->nitems_global, k);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("shard_user_step got %lld floats for %d items of %d factors",
+						(long long) n, s->nitems_global, k)));
 	memcpy(s->y, data, sizeof(float) * (Size) s->nitems_global * k);
 	memcpy(s->ybias, data + (Size) s->nitems_global * k, sizeof(float) * s->nitems_global);
 
@@ -576,7 +648,7 @@ PG_FUNCTION_INFO_V1(recsys_shard_export);
 Datum
 recsys_shard_export(PG_FUNCTION_ARGS)
 {
-	ShardState *s = CurrentShard();
+	ShardState *s = CurrentShard(true);
 	RecsysRatings *r = s->r;
 	int			k = s->config.k;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
