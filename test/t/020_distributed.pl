@@ -23,8 +23,9 @@
 #  4. Security: a mapped role without SELECT on the shard's table (42501,
 #     naming the shard); row-level security on a shard (the model counts
 #     the visible rows only, and equals a single-node training on them); a
-#     non-superuser whose user mapping has no password, then one with a
-#     password (scram-sha-256 on the shards).
+#     non-superuser whose user mapping has no password, a wrong one, then
+#     the right one (scram-sha-256 on the shards), first while row-level
+#     security hides every row of one shard from it (an error naming it).
 #  5. Sources that do not train distributed: mixed local and foreign
 #     partitions and a source partitioned by item (errors with hints), and
 #     recsys.distributed_training = off (reads every partition here).
