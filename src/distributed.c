@@ -964,6 +964,7 @@ DistributedTrain(const char *name, RecsysParams *params, RatingsSource *source)
 		AlsModel	m;
 		RecsysTrained t;
 		int64		model_id;
+		MemoryContext iter_cxt;
 
 		/* 1. Open a session per shard and read each shard's rows there */
 		for (int i = 0; i < d.nshards; i++)
@@ -1170,12 +1171,20 @@ DistributedTrain(const char *name, RecsysParams *params, RatingsSource *source)
 			scratch[th] = palloc(sizeof(double) * ((Size) dim * dim + 4 * dim));
 		log = palloc0(sizeof(RecsysIteration) * Max(params->iterations, 1));
 
+		/*
+		 * What one iteration packs and sends (the item factors, each CG
+		 * step's directions: I k floats each) is freed after it, so the
+		 * coordinator's memory does not grow with the iterations
+		 */
+		iter_cxt = AllocSetContextCreate(cxt, "recsys distributed iteration",
+										 ALLOCSET_DEFAULT_SIZES);
 		for (int it = 0; it < params->iterations; it++)
 		{
 			instr_time	istart;
 			double		total = 0.0;
 			double		norms = 0.0;
 			double		item_norms = 0.0;
+			MemoryContext loop_old = MemoryContextSwitchTo(iter_cxt);
 
 			INSTR_TIME_SET_CURRENT(istart);
 			d.bytes = 0;
@@ -1239,6 +1248,8 @@ DistributedTrain(const char *name, RecsysParams *params, RatingsSource *source)
 						(errmsg("iteration %d of %d: loss %.6f, %.3f s, %.1f MB shipped",
 								it + 1, params->iterations, log[it].loss,
 								log[it].seconds, d.bytes / 1048576.0)));
+			MemoryContextSwitchTo(loop_old);
+			MemoryContextReset(iter_cxt);
 		}
 
 		/*
