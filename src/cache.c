@@ -33,9 +33,9 @@
  * data of an entry lives once in shared memory for all backends: the first
  * backend to load a version publishes it there, the others point their
  * entries into it, and each backend keeps only its scratch (8 bytes per
- * item) and what only it has used (users, Gram).  An entry holds a pin on
- * its blob for as long as it exists; a callback on the entry's memory
- * context drops the pin, however the entry goes.
+ * item, 16 with compact codes) and what only it has used (users, Gram).
+ * An entry holds a pin on its blob for as long as it exists; a callback
+ * on the entry's memory context drops the pin, however the entry goes.
  *
  * IDENTIFICATION
  *	  src/cache.c
