@@ -91,9 +91,9 @@
 
 /*
  * Smallest catalog recsys.compact_scoring = on uses compact scoring for.
- * Measured (doc/performance.md, k = 64): at 500 items both paths take the
- * same time, at 1,000 compact is about as fast or a little faster, at
- * 2,000 25% faster; below, the float matrix is in L1/L2 anyway.
+ * Below, the float matrix (256 bytes per item at k = 64) fits in L2 and
+ * the first pass saves little; at 3,706 items compact scoring already
+ * halves the p50 (doc/performance.md).
  */
 #define COMPACT_MIN_ITEMS 1000
 
