@@ -23,14 +23,19 @@
  *
  * Memory per entry is about nitems * (4 * k + 40) bytes: 2.6 MB for 10,000
  * items at k = 64, plus nusers * (4 * k + 40) once similar_users is used.
+ * Factor models also keep compact codes of their items (src/compact.c,
+ * built when the version is loaded, beside the factors: in the shared blob
+ * when there is one): nitems * (k + 12) bytes, plus 4 for models with item
+ * biases, 0.8 MB at 10,677 items and k = 64; and 8 bytes per item of
+ * per-backend scratch for the bounds.
  *
  * With the shared cache (src/shared_cache.c: recsys preloaded), the item
  * data of an entry lives once in shared memory for all backends: the first
  * backend to load a version publishes it there, the others point their
  * entries into it, and each backend keeps only its scratch (8 bytes per
- * item) and what only it has used (users, Gram).  An entry holds a pin on
- * its blob for as long as it exists; a callback on the entry's memory
- * context drops the pin, however the entry goes.
+ * item, 16 with compact codes) and what only it has used (users, Gram).
+ * An entry holds a pin on its blob for as long as it exists; a callback
+ * on the entry's memory context drops the pin, however the entry goes.
  *
  * IDENTIFICATION
  *	  src/cache.c
@@ -66,6 +71,7 @@ typedef struct SharedItems
 	uint64		index_mask;
 	int32		index_count;
 	int64		nedges;			/* entries of the neighbour lists (or 0) */
+	Size		compact_size;	/* bytes of the compact codes chunk (or 0) */
 } SharedItems;
 
 /* Where each array of a blob starts, and its size */
@@ -80,6 +86,7 @@ typedef struct ItemsLayout
 	Size		nbr_indptr;		/* neighbour lists, when nedges > 0 */
 	Size		nbr_indices;
 	Size		nbr_values;
+	Size		compact;		/* the compact codes chunk, when any */
 	Size		total;
 } ItemsLayout;
 
@@ -147,11 +154,12 @@ SharedKey(const RecsysModelInfo *info)
 }
 
 /*
- * The layout of a blob for n items of k factors, an index of cap slots and
- * nedges neighbour-list entries
+ * The layout of a blob for n items of k factors, an index of cap slots,
+ * nedges neighbour-list entries and a compact codes chunk of compact_size
+ * bytes
  */
 static ItemsLayout
-LayoutItems(int n, int k, uint64 cap, int64 nedges)
+LayoutItems(int n, int k, uint64 cap, int64 nedges, Size compact_size)
 {
 	ItemsLayout l;
 	Size		off = TYPEALIGN(64, sizeof(SharedItems));
@@ -174,7 +182,9 @@ LayoutItems(int n, int k, uint64 cap, int64 nedges)
 	l.nbr_indices = off;
 	off = TYPEALIGN(64, off + sizeof(int32) * (Size) nedges);
 	l.nbr_values = off;
-	l.total = off + sizeof(float) * (Size) nedges;
+	off = TYPEALIGN(64, off + sizeof(float) * (Size) nedges);
+	l.compact = off;
+	l.total = off + compact_size;
 	return l;
 }
 
@@ -183,7 +193,8 @@ static void
 UseBlob(CacheEntry *e, char *blob)
 {
 	SharedItems *h = (SharedItems *) blob;
-	ItemsLayout l = LayoutItems(h->n, h->k, h->index_mask + 1, h->nedges);
+	ItemsLayout l = LayoutItems(h->n, h->k, h->index_mask + 1, h->nedges,
+								h->compact_size);
 	IdMap	   *index = MemoryContextAlloc(e->cxt, sizeof(IdMap));
 
 	e->items.n = h->n;
@@ -206,6 +217,12 @@ UseBlob(CacheEntry *e, char *blob)
 		e->neighbors.indptr = (int64 *) (blob + l.nbr_indptr);
 		e->neighbors.indices = (int32 *) (blob + l.nbr_indices);
 		e->neighbors.values = (float *) (blob + l.nbr_values);
+	}
+	if (h->compact_size > 0)
+	{
+		if (e->compact == NULL)
+			e->compact = MemoryContextAlloc(e->cxt, sizeof(CompactItems));
+		CompactAttach(blob + l.compact, e->compact);
 	}
 }
 
@@ -253,6 +270,13 @@ AllocScratch(CacheEntry *e)
 	AlsWorkspaceInit(&e->ws, e->config.k + 1, 0);
 	e->scores = palloc_extended(sizeof(float) * Max(e->items.n, 1), MCXT_ALLOC_HUGE);
 	e->result = palloc_extended(sizeof(int32) * Max(e->items.n, 1), MCXT_ALLOC_HUGE);
+	if (e->compact != NULL)
+	{
+		Size		npad = CompactPadded(e->compact);
+
+		e->compact_upper = palloc_extended(sizeof(float) * npad, MCXT_ALLOC_HUGE);
+		e->compact_lower = palloc_extended(sizeof(float) * npad, MCXT_ALLOC_HUGE);
+	}
 	MemoryContextSwitchTo(old);
 }
 
@@ -287,8 +311,9 @@ static void
 PublishShared(CacheEntry *e, const RecsysModelInfo *info)
 {
 	SharedCacheKey key = SharedKey(info);
+	Size		compact_size = e->compact_chunk ? CompactChunkSize(e->compact_chunk) : 0;
 	ItemsLayout l = LayoutItems(e->items.n, e->items.k, e->index->mask + 1,
-								e->neighbors.nnz);
+								e->neighbors.nnz, compact_size);
 	int			n = e->items.n;
 	int			k = e->items.k;
 	char	   *blob;
@@ -307,6 +332,7 @@ PublishShared(CacheEntry *e, const RecsysModelInfo *info)
 	h->index_mask = e->index->mask;
 	h->index_count = e->index->count;
 	h->nedges = e->neighbors.nnz;
+	h->compact_size = compact_size;
 	memcpy(blob + l.ids, e->items.ids, sizeof(int64) * n);
 	memcpy(blob + l.popularity, e->items.popularity, sizeof(int64) * n);
 	memcpy(blob + l.factors, e->items.factors, sizeof(float) * (Size) n * k);
@@ -319,6 +345,8 @@ PublishShared(CacheEntry *e, const RecsysModelInfo *info)
 		memcpy(blob + l.nbr_indices, e->neighbors.indices, sizeof(int32) * (Size) h->nedges);
 		memcpy(blob + l.nbr_values, e->neighbors.values, sizeof(float) * (Size) h->nedges);
 	}
+	if (compact_size > 0)
+		memcpy(blob + l.compact, e->compact_chunk, compact_size);
 	SharedCachePublish(slot);
 
 	/* The private copy goes; the entry reads the blob from now on */
@@ -336,6 +364,11 @@ PublishShared(CacheEntry *e, const RecsysModelInfo *info)
 		pfree(e->neighbors.indices);
 		pfree(e->neighbors.values);
 	}
+	if (e->compact_chunk != NULL)
+	{
+		pfree(e->compact_chunk);
+		e->compact_chunk = NULL;
+	}
 	UseBlob(e, blob);
 }
 
@@ -350,6 +383,15 @@ CacheLoad(const RecsysModelInfo *info)
 	e->index = IndexIds(&e->items, info->name, "item");
 	if (info->method->neighbors)
 		CatalogLoadNeighbors(info, e->index, &e->neighbors);
+	/* Compact codes for the scoring of factor models (src/compact.c) */
+	if (info->method->factors && e->items.k > 0 && e->items.n > 0)
+	{
+		Size		size;
+
+		e->compact_chunk = CompactBuild(&e->items, &size);
+		e->compact = palloc(sizeof(CompactItems));
+		CompactAttach(e->compact_chunk, e->compact);
+	}
 	MemoryContextSwitchTo(old);
 	AllocScratch(e);
 	return e;

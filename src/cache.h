@@ -13,6 +13,7 @@
 
 #include "als.h"
 #include "catalog.h"
+#include "compact.h"
 #include "idmap.h"
 
 /* One cached model version; read-only for callers except the scratch */
@@ -41,6 +42,10 @@ typedef struct CacheEntry
 	AlsWorkspace ws;			/* fold-in scratch */
 	float	   *scores;			/* one score per item: per-call scratch */
 	int32	   *result;			/* top-n scratch, one entry per item */
+	CompactItems *compact;		/* factor models: 8-bit codes, or NULL */
+	char	   *compact_chunk;	/* their private chunk (NULL when shared) */
+	float	   *compact_upper;	/* compact scoring scratch: bounds per */
+	float	   *compact_lower;	/* item, padded to whole blocks */
 	char	  **item_names;		/* text-keyed items: external id by row, on
 								 * first use (ids.c) */
 	struct TextDict *item_dict; /* external id -> row, alike */

@@ -11,6 +11,12 @@
  * bounded heap picks the best n.  Nothing is allocated per call in
  * proportion to the catalog.
  *
+ * recommend() for a known user of a factor model goes through compact
+ * scoring (src/compact.c) where it pays: bounds of every item's score from
+ * 8-bit codes, the same exclusions applied to the upper bounds, and exact
+ * scores only for the items that can still make the top n.  The answer is
+ * the one scoring every item exactly gives, to the bit.
+ *
  * Answers for ids the model does not know (documented in doc/serving.md):
  *	- recommend() for an unknown user: the most popular training items,
  *	  scored by their number of training interactions (a method whose
@@ -30,6 +36,7 @@
 
 #include "cache.h"
 #include "catalog.h"
+#include "compact.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "ids.h"
@@ -200,6 +207,19 @@ ServeTopK(FunctionCallInfo fcinfo, CacheEntry *e, const RecsysModelInfo *info,
 	ServeEmit(fcinfo, e, info, false, e->items.ids, e->scores, e->result, count);
 }
 
+/*
+ * Whether recommend() scores this user through compact codes: a user the
+ * model knows, of a method whose scores are ScoreFactors' (the score slot
+ * of factor models, FactorScore: CompactTopK reproduces exactly that), a
+ * model with codes, and recsys.compact_scoring says it pays for this n.
+ */
+static bool
+UseCompact(const CacheEntry *e, const RecsysUserRow *user, int n)
+{
+	return user->found && e->method->score == FactorScore &&
+		e->items.k > 0 && CompactWanted(e->compact, Min(n, e->items.n));
+}
+
 PG_FUNCTION_INFO_V1(recsys_recommend);
 
 /*
@@ -219,6 +239,9 @@ recsys_recommend(PG_FUNCTION_ARGS)
 	RecsysModelInfo *info;
 	CacheEntry *e;
 	RecsysUserRow user;
+	bool		compact = false;
+	float		base = 0.0f;
+	float	   *marks;			/* what exclusions mark: scores or bounds */
 
 	if (PG_ARGISNULL(3))
 		ereport(ERROR,
@@ -236,16 +259,42 @@ recsys_recommend(PG_FUNCTION_ARGS)
 	exclude = IdsArrayArg(fcinfo, 5, e, info, false, &nexclude);
 	CatalogLoadUser(info, IdsUserArg(fcinfo, 0, info, false, NULL), false, &user);
 
-	ServeScoreUser(e, &user);
+	/* Bounds from the codes (base as FactorScore computes it), or scores */
+	if (UseCompact(e, &user, n))
+	{
+		base = (float) (e->config.mean + user.bias);
+		compact = CompactBounds(e->compact, user.factors, base, e->zero_bias,
+								e->compact_upper, e->compact_lower);
+	}
+	if (compact)
+		marks = e->compact_upper;
+	else
+	{
+		ServeScoreUser(e, &user);
+		marks = e->scores;
+	}
 
+	/* Excluded items get TOPK_EXCLUDED: never chosen, either way */
 	if (ncandidates >= 0)
-		KeepCandidates(e, candidates, ncandidates, e->scores);
+		KeepCandidates(e, candidates, ncandidates, marks);
 	if (user.found && exclude_seen)
-		ServeExcludeIds(e, user.seen, user.nseen, e->scores);
+		ServeExcludeIds(e, user.seen, user.nseen, marks);
 	if (nexclude > 0)
-		ServeExcludeIds(e, exclude, nexclude, e->scores);
+		ServeExcludeIds(e, exclude, nexclude, marks);
 
-	ServeTopK(fcinfo, e, info, n);
+	if (compact)
+	{
+		int			m = Min(n, e->items.n);
+		int32	   *chosen = palloc(sizeof(int32) * m);
+		int			count;
+
+		count = CompactTopK(e->compact, &e->items, e->zero_bias, user.factors,
+							base, e->compact_upper, e->compact_lower, m,
+							e->scores, e->result, chosen);
+		ServeEmit(fcinfo, e, info, false, e->items.ids, e->scores, chosen, count);
+	}
+	else
+		ServeTopK(fcinfo, e, info, n);
 	return (Datum) 0;
 }
 

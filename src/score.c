@@ -6,8 +6,9 @@
  * Everything a serving call computes per item lives here, on plain arrays
  * (no fmgr, no SPI), so the entry points (recommend.c, foldin.c) and the
  * methods' serving slots never call BLAS or the SIMD kernels themselves:
- *	- factor models: mu + b_u + b_i + p_u . q_i for every item, one
- *	  matrix-vector product (BLAS-2), or a block of users at once (BLAS-3);
+ *	- factor models: mu + b_u + b_i + p_u . q_i for every item, a pass of
+ *	  SimdScoreRows over the item matrix (recommend), or a block of users
+ *	  at once (BLAS-3, recommend_all);
  *	- item-neighbour models: the sum over the user's history of value times
  *	  the item's weight in each history item's neighbour list;
  *	- cosine similarity of one factor vector to all of its side's.
@@ -34,13 +35,21 @@
  * Score every item for a user vector: base + b_i + q_i . x (base = mu + b_u;
  * mu and the biases are 0 for implicit models; for models without factors
  * k = 0 and b_i is the item's score).
+ *
+ * Why SimdScoreRows and not BLAS sgemv: compact scoring (compact.c) scores
+ * a few items again alone and must get the very floats of this pass, and
+ * sgemv's rounding for an item depends on the library, the CPU and the
+ * item's position among its neighbours (OpenBLAS sums 4 columns at a time,
+ * the rest by another kernel).  SimdScoreRows computes every row the same
+ * way wherever it is; it reads the matrix as fast as OpenBLAS's sgemv
+ * (doc/performance.md).  Scores changed in the last bit when this came in.
  */
 void
 ScoreFactors(const RecsysFactors *items, bool zero_bias, const float *x,
 			 float base, float *scores)
 {
 	if (items->k > 0)
-		LinalgGemvT(items->k, items->n, items->factors, items->k, x, scores);
+		SimdScoreRows(x, items->factors, items->k, NULL, items->n, scores);
 	else
 		memset(scores, 0, sizeof(float) * items->n);
 

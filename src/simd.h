@@ -81,12 +81,69 @@ typedef void (*SimdSparseUpdateFn) (const float *Y, const int32 *cols,
 /* Dot product of two float vectors */
 typedef float (*SimdDotFn) (const float *x, const float *y, int k);
 
+/*
+ * Exact scores of factor rows (src/score.c): out[i] = x . Q[i] for the
+ * rows i < count when rows is NULL, else out[rows[j]] = x . Q[rows[j]] for
+ * j < count (Q: k floats per row).  Both forms compute each row's dot
+ * product with the same operations in the same order, so a row rescored
+ * alone gets the very float it gets in a pass over all rows: the compact
+ * scoring of src/compact.c relies on it.
+ */
+typedef void (*SimdScoreRowsFn) (const float *x, const float *Q, int k,
+								 const int32 *rows, int count, float *out);
+
+/* Items per block of compact codes (src/compact.c) */
+#define SIMD_CODE_BLOCK 16
+
+/*
+ * One pass of compact scoring over every block of codes (src/compact.c
+ * has the layout and the error analysis): for each item i, with
+ * D_i = sum_f (codes_if - 128) d_f from the 8-bit codes and the quantized
+ * user vector d (four int8 values per word of xwords),
+ *	A_i = D_i (scale_i t) + a_i,  a_i = base + bias_i (0 unless add),
+ *	w_i = ca qnorm_i + cb enorm_i + cz + cc |a_i|,
+ * and upper_i = A_i + w_i, lower_i = A_i - w_i.
+ */
+typedef struct SimdCodeArgs
+{
+	const uint8 *codes;			/* nblocks x groups x 64 bytes */
+	int			nblocks;
+	int			groups;			/* words of xwords: dimensions / 4, rounded up */
+	const int32 *xwords;		/* the quantized user vector, 4 int8 a word */
+	int32		offset;			/* 128 * sum of the quantized user vector */
+	float		t;				/* its quantization step */
+	const float *scale;			/* per item, nblocks x SIMD_CODE_BLOCK */
+	const float *qnorm;
+	const float *enorm;
+	const float *bias;			/* per item (padded), or NULL: all zero */
+	float		base;
+	bool		add;			/* add a_i = base + bias_i */
+	float		ca;
+	float		cb;
+	float		cc;
+	float		cz;
+	float	   *upper;			/* out, nblocks x SIMD_CODE_BLOCK */
+	float	   *lower;
+} SimdCodeArgs;
+
+typedef void (*SimdCodeBoundsFn) (const SimdCodeArgs *a);
+
+/* The first i in [from, count) with v[i] >= theta, or count */
+typedef int (*SimdNextAtLeastFn) (const float *v, int from, int count,
+								  float theta);
+
 /* Settings of recsys.vector_kernels */
 #define SIMD_KERNELS_AUTO 0
 #define SIMD_KERNELS_GENERIC 1
+#define SIMD_KERNELS_AVX2 2		/* AVX2 and FMA, no AVX-512 (tests) */
 
 extern SimdSparseUpdateFn SimdSparseUpdate;
 extern SimdDotFn SimdDot;
+extern SimdScoreRowsFn SimdScoreRows;
+extern SimdCodeBoundsFn SimdCodeBounds;
+extern SimdNextAtLeastFn SimdNextAtLeast;
+extern int	SimdCodeLevels;
+extern bool SimdCodesVector;
 
 extern void SimdInit(void);
 

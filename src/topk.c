@@ -6,7 +6,8 @@
  * A min-heap of the n best candidates so far makes selection O(count log n)
  * with n << count, and allocates only n slots; a full sort of the catalog
  * would cost O(count log count).  Ties are broken by ascending id, so
- * results are deterministic.
+ * results are deterministic, and the n best are the same whatever superset
+ * of them is searched (TopKRows).
  *
  * IDENTIFICATION
  *	  src/topk.c
@@ -71,20 +72,22 @@ SiftUp(int32 *heap, int i, const float *scores, const int64 *ids)
 }
 
 /*
- * Write the indexes of the n best scores (best first) into out, which must
- * hold n entries; returns how many were written (fewer than n when fewer
- * candidates are not excluded).
+ * The n best of the candidates rows[0..count) (or 0..count when rows is
+ * NULL) into out, best first; returns how many were written.  Inlined into
+ * both callers, so the pass over a whole catalog keeps its tight loop.
  */
-int
-TopK(const float *scores, const int64 *ids, int count, int n, int32 *out)
+static pg_attribute_always_inline int
+SelectBest(const float *scores, const int64 *ids, const int32 *rows,
+		   int count, int n, int32 *out)
 {
 	int			size = 0;
 	float		threshold = TOPK_EXCLUDED;	/* score of the heap's worst, once full */
 
 	if (n <= 0)
 		return 0;
-	for (int32 i = 0; i < count; i++)
+	for (int32 j = 0; j < count; j++)
 	{
+		int32		i = rows ? rows[j] : j;
 		float		s = scores[i];
 
 		/*
@@ -119,4 +122,28 @@ TopK(const float *scores, const int64 *ids, int count, int n, int32 *out)
 		SiftDown(out, end, 0, scores, ids);
 	}
 	return size;
+}
+
+/*
+ * Write the indexes of the n best scores (best first) into out, which must
+ * hold n entries; returns how many were written (fewer than n when fewer
+ * candidates are not excluded).
+ */
+int
+TopK(const float *scores, const int64 *ids, int count, int n, int32 *out)
+{
+	return SelectBest(scores, ids, NULL, count, n, out);
+}
+
+/*
+ * TopK over some rows only: the n best of scores[rows[j]], j < count (rows
+ * distinct), best first, into out.  The order is TopK's (score, then id),
+ * a total order, so when the rows include TopK's answer over all rows the
+ * answer is the same (compact scoring relies on it).
+ */
+int
+TopKRows(const float *scores, const int64 *ids, const int32 *rows, int count,
+		 int n, int32 *out)
+{
+	return SelectBest(scores, ids, rows, count, n, out);
 }

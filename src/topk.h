@@ -16,5 +16,7 @@
 
 extern int	TopK(const float *scores, const int64 *ids, int count, int n,
 				 int32 *out);
+extern int	TopKRows(const float *scores, const int64 *ids, const int32 *rows,
+					 int count, int n, int32 *out);
 
 #endif							/* TOPK_H */

@@ -43,8 +43,8 @@ $plain->init;
 $plain->append_conf('postgresql.conf', 'max_parallel_maintenance_workers = 1');
 $plain->start;
 
-# Data: m (2,000 items: a 0.7 MB blob at k = 64) and big (40,000 items:
-# 10 MB, more than the cache)
+# Data: m (2,000 items: a 0.8 MB blob at k = 64) and big (40,000 items:
+# 15 MB, more than the cache)
 sub generate
 {
 	my ($name, @args) = @_;
@@ -106,8 +106,9 @@ my ($hits, $publishes) = split /\|/, $shared->safe_psql('postgres',
 	'SELECT hits, publishes FROM recsys.shared_cache_stats()');
 is("$hits $publishes", '1 1', 'one publish, one hit');
 
-# The second backend keeps only scratch: 8 bytes per item and the fold-in
-# workspace, far below the 0.7 MB of item data it would otherwise load.
+# The second backend keeps only scratch: 16 bytes per item (scores and
+# top-n rows, and the bounds of compact scoring) and the fold-in
+# workspace, far below the 0.8 MB of item data it would otherwise load.
 my ($blob, $private) = split /\|/, $b->query_safe(q{
 	SELECT (SELECT bytes FROM recsys.shared_cache()),
 	       (SELECT sum(total_bytes) FROM pg_backend_memory_contexts
@@ -153,12 +154,13 @@ is($shared->safe_psql('postgres', $entries), 'm ready pins=3', 'the cache holds 
 #
 $shared->safe_psql('postgres', q{
 	SET client_min_messages = warning;
-	CREATE TABLE e2 AS SELECT user_id, item_id % 9000 AS item_id, count FROM wide;
+	CREATE TABLE e2 AS SELECT user_id, item_id % 8000 AS item_id, count FROM wide;
 	CALL train('p1', 'e2', method => 'ials', factors => 64, iterations => 1);
 	CALL train('p2', 'e2', method => 'ials', factors => 64, iterations => 1);
 	CALL train('p3', 'e2', method => 'ials', factors => 64, iterations => 1);
 });
-# Each ~2.9 MB: p1 and p2 fit beside m; p3 needs an unpinned one evicted.
+# Each ~3.1 MB (8,000 items, compact codes included): p1 and p2 fit
+# beside m; p3 needs an unpinned one evicted.
 # Each is used from a session that ends, so it is left unpinned.
 for my $p (qw(p1 p2 p3))
 {
