@@ -34,7 +34,8 @@
  *
  * Each row solves (Y^T Y + Y^T (C_u - I) Y + lambda I) x_u = Y^T C_u p_u
  * exactly (Cholesky), or approximately by a few conjugate-gradient steps
- * warm-started from the previous factors.
+ * warm-started from the previous factors, or by one sweep of block
+ * coordinate descent (iALS++, the subspace solver below).
  *
  * The same row-level functions serve fold-in and explanations at serving
  * time (recommend.c), so there is one implementation of each solve.

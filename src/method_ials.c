@@ -28,7 +28,7 @@
  * Coordinates per block of the subspace solver.  Why 2: in the basis the
  * solver works in (als.c) the block size hardly changes the loss an
  * iteration reaches (blocks of 1 to 32 within 0.02% at k = 64), so the
- * fastest kernel decides: 2 (see doc/performance.md).
+ * fastest kernel decides: 2 (measured by test/bench/solvers, see doc/training.md).
  */
 #define IALS_DEFAULT_BLOCK_SIZE 2
 
