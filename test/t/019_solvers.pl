@@ -144,13 +144,14 @@ WHERE a.model_id = (SELECT model_id FROM recsys.models WHERE name = 'sub_t1')
 	'0',
 	'1 and 2 training threads give the same user factors');
 
-# Ranking quality equal to CG's within noise
+# Ranking quality equal to CG's within noise: about 15,000 recommendations,
+# so the standard error of a precision near 0.4 is 0.004; 0.02 is 5 of them
 my ($p_cg, $p_pop) = precision('cg');
 for my $m (qw(sub sub5 sub16))
 {
 	my ($p) = precision($m);
 	note "precision\@10: $m $p, cg $p_cg, popular $p_pop";
-	cmp_ok(abs($p - $p_cg), '<', 0.01, "$m: precision\@10 within 0.01 of CG's");
+	cmp_ok(abs($p - $p_cg), '<', 0.02, "$m: precision\@10 within 0.02 of CG's");
 	cmp_ok($p, '>', 1.5 * $p_pop, "$m: precision\@10 above 1.5 x popular's");
 }
 
@@ -172,7 +173,7 @@ cmp_ok(abs(final_loss('h_sub') - $lh) / $lh, '<', 0.005,
 	'hybrid: subspace loss within 0.5% of CG\'s');
 my ($p_hcg) = precision('h_cg');
 my ($p_hsub) = precision('h_sub');
-cmp_ok(abs($p_hsub - $p_hcg), '<', 0.01, 'hybrid: precision@10 within 0.01 of CG\'s');
+cmp_ok(abs($p_hsub - $p_hcg), '<', 0.02, 'hybrid: precision@10 within 0.02 of CG\'s');
 
 # Fold-in and refresh_user solve one user exactly, whatever the solver
 is( $node->safe_psql(
