@@ -76,6 +76,11 @@ CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', solver => 
 CALL train('bad', 'ratings', value_col => 'rating', solver => 'cg');
 CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', cg_steps => 0);
 CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', cg_steps => 101);
+CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', options => '{"solver": "subspace", "block_size": 0}');
+CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', options => '{"solver": "subspace", "block_size": 2.5}');
+CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', factors => 16, options => '{"solver": "subspace", "block_size": 17}');
+CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', options => '{"block_size": 8}');
+CALL train('bad', 'ratings', value_col => 'rating', options => '{"block_size": 8}');
 CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', scaling => 'sqrt');
 CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', scaling => 'log', epsilon => 0);
 CALL train('bad', 'ratings', value_col => 'rating', method => 'ials', options => '[1, 2]');

@@ -47,6 +47,23 @@ typedef struct AlsWorkspace
 	float	   *cg_ap;
 	float	   *cg_tmp;
 	float	   *prior;			/* hybrid: one row's prior mean sum_f s_f g_f */
+
+	/*
+	 * Subspace solver (allocated by the first half-step that needs them):
+	 * one row's vectors in tiles of 8, its predictions, weights and targets;
+	 * the first workspace also holds the half-step's basis and the other
+	 * side's vectors in it, which every thread reads.
+	 */
+	float	   *panel;			/* tiles of 8 rows x k, transposed */
+	float	   *pred;			/* padded length: y_j . x per entry */
+	float	   *panel_w;		/* the entries' weights w_j, 0 for padding */
+	float	   *panel_t;		/* targets 1 + w_j - w_j (y_j . x) */
+	double	   *packed;			/* one block's sums: packed triangle */
+	int64		panel_cap;		/* entries the four hold */
+	float	   *zero_row;		/* k zeros: the padding's vector */
+	float	   *basis;			/* k x k (first workspace) */
+	float	   *vectors;		/* the other side in the basis (first) */
+	Size		vectors_cap;	/* floats it holds */
 } AlsWorkspace;
 
 /* What a half-step needs to know about the model being trained */
@@ -58,6 +75,8 @@ typedef struct AlsConfig
 	double		mean;			/* explicit: global mean */
 	bool		cg;				/* implicit: conjugate gradient, not Cholesky */
 	int			cg_steps;
+	int			block_size;		/* implicit: > 0 for the subspace solver
+								 * (iALS++), its coordinates per block */
 
 	/*
 	 * Hybrid models: the features of the rows being solved, or NULL (the
@@ -109,6 +128,7 @@ extern double AlsRowPenalty(const AlsConfig *c, int64 n);
 extern int	AlsSolveRow(const AlsConfig *c, int64 n, AlsWorkspace *ws,
 						float *factors_out, float *bias_out);
 extern AlsWorkspace *AlsWorkspacesCreate(int nthreads, int d, int64 rows);
+extern Size AlsSubspaceMemory(int k, int64 longest, int nother, int nthreads);
 extern int	AlsHalfStep(const AlsConfig *c, const RecsysSparse *rows,
 						const float *other_factors, const float *other_bias,
 						int nother, float *factors, float *bias,

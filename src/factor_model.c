@@ -91,6 +91,9 @@ ConfigOf(const RecsysParams *p, double mean, AlsConfig *c)
 	c->mean = c->is_explicit ? mean : 0.0;
 	c->cg = p->solver == RECSYS_SOLVER_CG;
 	c->cg_steps = p->cg_steps;
+	/* The default block size may exceed small factor counts: lowered */
+	if (p->solver == RECSYS_SOLVER_SUBSPACE && !c->is_explicit)
+		c->block_size = Max(1, Min(p->block_size, p->factors));
 }
 
 /*
@@ -126,11 +129,27 @@ ImplicitWeights(RecsysRatings *r, const RecsysParams *p)
 Size
 FactorMemory(const RecsysParams *p, const RecsysRatings *r)
 {
+	Size		subspace = 0;
+
+	if (p->solver == RECSYS_SOLVER_SUBSPACE && !p->method->explicit_values)
+	{
+		/* The subspace solver's panels (the longest row) and basis */
+		int64		longest = 0;
+
+		for (int u = 0; u < r->nusers; u++)
+			longest = Max(longest, r->by_user.indptr[u + 1] - r->by_user.indptr[u]);
+		for (int i = 0; i < r->nitems; i++)
+			longest = Max(longest, r->by_item.indptr[i + 1] - r->by_item.indptr[i]);
+		subspace = AlsSubspaceMemory(p->factors, longest, Max(r->nusers, r->nitems),
+									 ParallelThreads());
+	}
+
 	/* Implicit training keeps the raw values for storage besides weights */
-	return add_size(add_size(AlsModelMemory(p->factors, r->nusers, r->nitems),
-							 mul_size(ParallelThreads(),
-									  AlsWorkspaceMemory(p->factors, 0))),
-					p->method->explicit_values ? 0 : mul_size(r->nnz, sizeof(float)));
+	return add_size(add_size(add_size(AlsModelMemory(p->factors, r->nusers, r->nitems),
+									  mul_size(ParallelThreads(),
+											   AlsWorkspaceMemory(p->factors, 0))),
+							 p->method->explicit_values ? 0 : mul_size(r->nnz, sizeof(float))),
+					subspace);
 }
 
 /*

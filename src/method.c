@@ -414,6 +414,9 @@ MethodParamsJson(const RecsysParams *p)
 			continue;
 		if (o->show == OPTION_SHOW_IF_SET && IsDefault(o, field))
 			continue;
+		if (o->show == OPTION_SHOW_WITH_SUBSPACE &&
+			p->solver != RECSYS_SOLVER_SUBSPACE)
+			continue;
 		appendStringInfo(&s, ", \"%s\": ", o->name);
 		switch (o->kind)
 		{

@@ -59,7 +59,8 @@ typedef enum MethodOptionShow
 {
 	OPTION_SHOW_ALWAYS = 0,
 	OPTION_SHOW_WITH_FEATURES,	/* when the training reads features */
-	OPTION_SHOW_IF_SET			/* when not the default */
+	OPTION_SHOW_IF_SET,			/* when not the default */
+	OPTION_SHOW_WITH_SUBSPACE	/* when the solver is subspace (ials) */
 } MethodOptionShow;
 
 typedef struct MethodOption

@@ -24,10 +24,19 @@
 
 #include "method.h"
 
+/*
+ * Coordinates per block of the subspace solver.  Why 2: in the basis the
+ * solver works in (als.c) the block size hardly changes the loss an
+ * iteration reaches (blocks of 1 to 32 within 0.02% at k = 64), so the
+ * fastest kernel decides: 2 (measured by test/bench/solvers, see doc/training.md).
+ */
+#define IALS_DEFAULT_BLOCK_SIZE 2
+
 /* Solvers of implicit ALS, conjugate gradient by default */
 static const MethodChoice ials_solvers[] = {
 	{"cg", RECSYS_SOLVER_CG},
 	{"cholesky", RECSYS_SOLVER_CHOLESKY},
+	{"subspace", RECSYS_SOLVER_SUBSPACE},
 	{NULL, 0}
 };
 
@@ -52,13 +61,43 @@ static const MethodOption ials_options[] = {
 	{"epsilon", METHOD_OPTION_REAL, offsetof(RecsysParams, epsilon), 1.0, 0,
 	DBL_MAX, true, NULL, "the value unit of log scaling", OPTION_SHOW_ALWAYS},
 	{"solver", METHOD_OPTION_CHOICE, offsetof(RecsysParams, solver), RECSYS_SOLVER_CG, 0,
-	0, false, ials_solvers, "cg (a few conjugate-gradient steps per row) or cholesky (exact)", OPTION_SHOW_ALWAYS},
+	0, false, ials_solvers, "cg (a few conjugate-gradient steps per row), cholesky (exact) or subspace (a sweep of block coordinate descent per row, iALS++)", OPTION_SHOW_ALWAYS},
 	{"cg_steps", METHOD_OPTION_INT, offsetof(RecsysParams, cg_steps), 3, 1,
 	RECSYS_MAX_CG_STEPS, false, NULL, "conjugate-gradient steps per row and half-step", OPTION_SHOW_ALWAYS},
+	{"block_size", METHOD_OPTION_INT, offsetof(RecsysParams, block_size), IALS_DEFAULT_BLOCK_SIZE, 1,
+	RECSYS_MAX_FACTORS, false, NULL, "subspace solver: coordinates solved together, 1 to factors (factors: exact)", OPTION_SHOW_WITH_SUBSPACE},
 	METHOD_OPTIONS_HYBRID,
 	METHOD_OPTIONS_PREPROCESS,
 	METHOD_OPTION_END
 };
+
+/*
+ * Options across each other: block_size belongs to the subspace solver and
+ * is at most factors.  A default larger than factors is lowered to it, so
+ * the stored params show the block size the training used.
+ */
+static void
+IalsCheck(RecsysParams *p, pg_attribute_unused() const RatingsSource *src)
+{
+	if (p->solver != RECSYS_SOLVER_SUBSPACE)
+	{
+		if (p->block_size != IALS_DEFAULT_BLOCK_SIZE)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"block_size\" of method \"ials\" applies only to solver \"subspace\", got block_size %d with solver \"%s\"",
+							p->block_size, MethodChoiceName(p->method, "solver", p->solver)),
+					 errhint("Add solver => 'subspace', or leave block_size out.")));
+		return;
+	}
+	if (p->block_size > p->factors && p->block_size == IALS_DEFAULT_BLOCK_SIZE)
+		p->block_size = p->factors;
+	if (p->block_size > p->factors)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"block_size\" of method \"ials\" must be between 1 and factors (%d), got %d",
+						p->factors, p->block_size),
+				 errhint("block_size = factors solves each row exactly, like solver => 'cholesky'.")));
+}
 
 const RecsysMethod MethodIals = {
 	.name = "ials",
@@ -70,7 +109,7 @@ const RecsysMethod MethodIals = {
 	.explicit_values = false,
 	.personal = true,
 	.features = true,
-	.check = NULL,
+	.check = IalsCheck,
 	.memory = FactorMemory,
 	.train = FactorTrain,
 	.fold_in = FactorFoldIn,

@@ -46,7 +46,9 @@ typedef enum RecsysScaling
 typedef enum RecsysSolver
 {
 	RECSYS_SOLVER_CHOLESKY,		/* exact */
-	RECSYS_SOLVER_CG			/* a few conjugate-gradient steps (ials) */
+	RECSYS_SOLVER_CG,			/* a few conjugate-gradient steps (ials) */
+	RECSYS_SOLVER_SUBSPACE		/* one sweep of block coordinate descent
+								 * (ials: iALS++, als.c) */
 } RecsysSolver;
 
 /*
@@ -64,6 +66,7 @@ typedef struct RecsysParams
 	int			seed;
 	int			solver;			/* RecsysSolver */
 	int			cg_steps;
+	int			block_size;		/* subspace solver: coordinates per block */
 	/* implicit feedback (ials) */
 	double		alpha;			/* confidence scale */
 	int			scaling;		/* RecsysScaling */

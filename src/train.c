@@ -388,7 +388,8 @@ CheckDistributable(const RecsysParams *p, RatingsSource *source)
 	if (!p->method->factors)
 		missing = psprintf("method %s", p->method->name);
 	else if (p->solver != RECSYS_SOLVER_CG && p->solver != RECSYS_SOLVER_CHOLESKY)
-		missing = "this solver";
+		missing = psprintf("solver \"%s\"",
+						   MethodChoiceName(p->method, "solver", p->solver));
 	else if (p->item_features || p->item_text || p->user_features)
 		missing = "features";
 	else if (p->time_col || p->max_value > 0.0 || p->min_user_interactions > 1 ||
