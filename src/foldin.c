@@ -574,7 +574,7 @@ recsys_refresh_item(PG_FUNCTION_ARGS)
 		MethodNotSupported(info->method, info->name, "refresh_item");
 	e = CacheGetModel(info);
 	item_id = IdsItemArg(fcinfo, 1, e, info, &item_text);
-	known = item_id != IDS_UNKNOWN && IdMapLookup(e->index, item_id) >= 0;
+	known = (!info->text_items || item_id != IDS_UNKNOWN) && IdMapLookup(e->index, item_id) >= 0;
 
 	memset(&src, 0, sizeof(src));
 	src.relid = RatingsSourceOid(info->source);
@@ -610,7 +610,7 @@ recsys_refresh_item(PG_FUNCTION_ARGS)
 	}
 
 	/* A text id the model does not know yet gets a new model id */
-	if (item_id == IDS_UNKNOWN)
+	if (info->text_items && item_id == IDS_UNKNOWN)
 		item_id = CatalogInternalId(info, false, item_text, true);
 
 	memset(&row, 0, sizeof(row));

@@ -15,7 +15,10 @@
 #include "cache.h"
 #include "fmgr.h"
 
-/* The model id standing for an id the model does not know */
+/*
+ * The model id standing for a text id the model does not know (of
+ * text-keyed sides only: for bigint ids it is an ordinary id)
+ */
 #define IDS_UNKNOWN PG_INT64_MIN
 
 extern int64 IdsUserArg(FunctionCallInfo fcinfo, int argno,

@@ -355,7 +355,7 @@ recsys_similar_users(PG_FUNCTION_ARGS)
 	{
 		int64		id = IdsUserArg(fcinfo, 0, info, false, NULL);
 
-		user = id == IDS_UNKNOWN ? -1 : IdMapLookup(e->user_index, id);
+		user = info->text_users && id == IDS_UNKNOWN ? -1 : IdMapLookup(e->user_index, id);
 	}
 	if (user < 0)
 		return (Datum) 0;
