@@ -58,6 +58,8 @@
 typedef struct ShardState
 {
 	MemoryContext cxt;
+	bool		opened;			/* shard_open completed (else it failed
+								 * halfway: nothing else may use it) */
 	RecsysParams params;
 	AlsConfig	config;
 	RecsysRatings *r;			/* local rows; columns: local item indexes */
@@ -79,7 +81,7 @@ static ShardState *shard = NULL;
 static ShardState *
 CurrentShard(void)
 {
-	if (shard == NULL)
+	if (shard == NULL || !shard->opened)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("no distributed training is open in this session"),
@@ -198,8 +200,10 @@ recsys_shard_open(PG_FUNCTION_ARGS)
 
 	s->params.method = MethodLookup(text_to_cstring(PG_GETARG_TEXT_PP(4)));
 	if (!s->params.method->factors)
-		elog(ERROR, "distributed training of method \"%s\" is not supported",
-			 s->params.method->name);
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("distributed training of method \"%s\" is not supported",
+						s->params.method->name)));
 	MethodDefaults(s->params.method, &s->params);
 	MethodParseOptions(s->params.method, &s->params, PG_GETARG_JSONB_P(5), true, NULL);
 
@@ -225,6 +229,7 @@ recsys_shard_open(PG_FUNCTION_ARGS)
 		counts[i] = s->r->by_item.indptr[i + 1] - s->r->by_item.indptr[i];
 	values[6] = PointerGetDatum(ShardPack(counts, s->r->nitems, sizeof(int64)));
 	MemoryContextSwitchTo(old);
+	s->opened = true;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 
