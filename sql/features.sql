@@ -251,5 +251,110 @@ RESET ROLE;
 DROP OWNED BY regress_ft_reader;
 DROP ROLE regress_ft_reader;
 
+-- 5. A corrupted catalog: a superuser's UPDATE of a model's stored features
+-- is an error (SQLSTATE XX001) naming the model, the row and the column,
+-- not a crash.  Each case in a new session, whose cache loads the
+-- features afresh, and rolled back.
+--
+-- Content: no idf at all (refresh_item crashed on it), or none for one
+-- feature, or a non-finite one.
+\c
+BEGIN;
+UPDATE recsys.model_features SET idf = NULL WHERE model_id = (SELECT model_id FROM recsys.models WHERE name = 'ft');
+SELECT refresh_item('ft', 6);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+\c
+BEGIN;
+UPDATE recsys.model_features SET idf = NULL WHERE model_id = (SELECT model_id FROM recsys.models WHERE name = 'ft') AND feature_id = 1;
+SELECT * FROM recommend_for_features(ARRAY['drama'], 3, 'ft');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+\c
+BEGIN;
+UPDATE recsys.model_features SET idf = 'NaN' WHERE model_id = (SELECT model_id FROM recsys.models WHERE name = 'ft') AND feature_id = 2;
+SELECT * FROM recommend(1, 3, 'ft');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+-- Content: the features' relations gone from the stored options (serving
+-- crashed on it).
+\c
+BEGIN;
+UPDATE recsys.models SET params = params - 'item_features' - 'item_text' WHERE model_id = (SELECT model_id FROM recsys.models WHERE name = 'ft');
+SELECT * FROM recommend(1, 3, 'ft');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+-- Content: an item's stored features: a feature the model does not know,
+-- NULL elements, weights that are not finite, lengths that differ.
+\c
+BEGIN;
+UPDATE recsys.entity_features SET features = features || 1000, weights = weights || 1::real WHERE model_id = (SELECT model_id FROM recsys.models WHERE name = 'ft') AND entity_id = 6;
+SELECT * FROM similar_items(1, 3, 'ft');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+\c
+BEGIN;
+UPDATE recsys.entity_features SET features = features || NULL::int WHERE model_id = (SELECT model_id FROM recsys.models WHERE name = 'ft') AND entity_id = 6;
+SELECT * FROM explain_features(1, 6, 3, 'ft');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+\c
+BEGIN;
+UPDATE recsys.entity_features SET weights = array_fill('Infinity'::real, ARRAY[cardinality(weights)]) WHERE model_id = (SELECT model_id FROM recsys.models WHERE name = 'ft') AND entity_id = 6;
+SELECT * FROM recommend(1, 3, 'ft');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+\c
+BEGIN;
+UPDATE recsys.entity_features SET weights = weights || 1::real WHERE model_id = (SELECT model_id FROM recsys.models WHERE name = 'ft') AND entity_id = 6;
+SELECT * FROM recommend(1, 3, 'ft');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+-- Hybrid: feature factors of the wrong length, missing, not finite, not
+-- flat; a user attribute's too.
+\c
+BEGIN;
+UPDATE recsys.model_features SET factors = '{1}' WHERE model_id = (SELECT model_id FROM recsys.models WHERE name = 'fh');
+SELECT * FROM recommend_for_features(ARRAY['drama'], 3, 'fh');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+\c
+BEGIN;
+UPDATE recsys.model_features SET factors = NULL, idf = NULL WHERE model_id = (SELECT model_id FROM recsys.models WHERE name = 'fh') AND side = 'item' AND feature_id = 1;
+SELECT * FROM recommend(1, 3, 'fh');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+\c
+BEGIN;
+UPDATE recsys.model_features SET factors = '{1,NaN,1}' WHERE model_id = (SELECT model_id FROM recsys.models WHERE name = 'fh') AND side = 'item' AND feature_id = 0;
+SELECT refresh_item('fh', 6);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+\c
+BEGIN;
+UPDATE recsys.model_features SET factors = '{{1,1,1}}' WHERE model_id = (SELECT model_id FROM recsys.models WHERE name = 'fh') AND side = 'item' AND feature_id = 0;
+SELECT * FROM recommend(1, 3, 'fh');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+\c
+BEGIN;
+UPDATE recsys.model_features SET factors = factors[1:2] WHERE model_id = (SELECT model_id FROM recsys.models WHERE name = 'fh') AND side = 'user';
+SELECT * FROM recommend_for_features(ARRAY['age:18-24'], 3, 'fh');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+-- A hybrid model's row made a content model's: no idf (refresh_item
+-- crashed on it).
+\c
+BEGIN;
+UPDATE recsys.models SET method = 'content' WHERE model_id = (SELECT model_id FROM recsys.models WHERE name = 'fh');
+SELECT refresh_item('fh', 6);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+\c
+SET client_min_messages = warning;
+-- (all as before)
+SELECT count(*) FROM recommend(1, 3, 'ft');
+SELECT count(*) FROM recommend_for_features(ARRAY['drama'], 3, 'fh');
+
 SELECT name, drop_model(name) FROM recsys.models WHERE name ~ '^(fa|fh|fhx|ft.*)$' ORDER BY name;
 DROP TABLE ft_events, ft_tags, ft_text, ft_users, ft_ratings, ft_badid, ft_badweight, ft_rows;

@@ -516,6 +516,12 @@ CacheGetModel(const RecsysModelInfo *info)
 	if (info->params.item_features != NULL || info->params.item_text != NULL ||
 		info->params.user_features != NULL)
 		LoadFeatures(e, info);
+	else if (info->method->features && !info->method->factors)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\" of method \"%s\" has no item_features or item_text in recsys.models.params",
+						info->name, info->method->name),
+				 errhint("Retrain the model with CALL train(...).")));
 
 	if (nentries == CACHE_MAX_ENTRIES)
 	{

@@ -30,6 +30,9 @@
  */
 #include "postgres.h"
 
+#include <float.h>
+#include <math.h>
+
 #include "access/hash.h"
 #include "catalog.h"
 #include "catalog/namespace.h"
@@ -1502,6 +1505,45 @@ CatalogLoadNeighbors(const RecsysModelInfo *info, const IdMap *index,
 }
 
 /*
+ * The array of a stored feature row's column (recsys.model_features or
+ * recsys.entity_features), checked so that a corrupted catalog row is an
+ * error naming the model, the row and the column, not a crash: present,
+ * flat, without NULLs, of the element type, and for real[] finite.  *len
+ * receives its length.  (ArrayGetFloat4 and ArrayGetInt4 check the same,
+ * but with messages about factor arrays that name neither.)
+ */
+static void *
+FeatureArray(const RecsysModelInfo *info, const char *what, int64 id,
+			 const char *column, Datum d, bool isnull, Oid elemtype, int *len)
+{
+	ArrayType  *a;
+	char		msg[160];
+	int			ignored;
+
+	snprintf(msg, sizeof(msg), "its column %s is NULL", column);
+	if (isnull)
+		CorruptRow(info, what, id, msg);
+	a = DatumGetArrayTypeP(d);
+	snprintf(msg, sizeof(msg), "its column %s is not a flat array of %s without NULLs",
+			 column, format_type_be(elemtype));
+	if (ARR_NDIM(a) > 1 || ARR_ELEMTYPE(a) != elemtype ||
+		(ARR_HASNULL(a) && array_contains_nulls(a)))
+		CorruptRow(info, what, id, msg);
+	*len = ARR_NDIM(a) == 0 ? 0 : ARR_DIMS(a)[0];
+	if (elemtype == FLOAT4OID)
+	{
+		float	   *data = (float *) ARR_DATA_PTR(a);
+
+		snprintf(msg, sizeof(msg), "its column %s holds a value that is not finite", column);
+		for (int i = 0; i < *len; i++)
+			if (isnan(data[i]) || isinf(data[i]))
+				CorruptRow(info, what, id, msg);
+		return ArrayGetFloat4(a, 0, &ignored);
+	}
+	return ArrayGetInt4(a, &ignored);
+}
+
+/*
  * Load one side's features of a model (users, or items) into out, over the
  * rows of `index` (the cache's), allocated in the current memory context:
  * the vocabulary (names, idf, factors of k = info->factors) and each
@@ -1516,6 +1558,7 @@ CatalogLoadFeatures(const RecsysModelInfo *info, bool users, const IdMap *index,
 	Datum		values[2] = {Int64GetDatum(info->model_id),
 	CStringGetTextDatum(users ? "user" : "item")};
 	const char *side = users ? "user" : "item";
+	const char *feature = users ? "user feature" : "item feature";
 	int			n = index->count;
 	int64		total = 0;
 	bool		has_idf = true;
@@ -1543,15 +1586,30 @@ CatalogLoadFeatures(const RecsysModelInfo *info, bool users, const IdMap *index,
 		Datum		d;
 
 		if (DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull)) != f)
-			CorruptRow(info, side, f, "its features are not numbered 0, 1, ...");
-		out->names[f] = MemoryContextStrdup(outer, TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull)));
+			CorruptRow(info, feature, f, "the features are not numbered 0, 1, ... (column recsys.model_features.feature_id)");
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		if (isnull)
+			CorruptRow(info, feature, f, "its column recsys.model_features.name is NULL");
+		out->names[f] = MemoryContextStrdup(outer, TextDatumGetCString(d));
 		if (f > 0 && strcmp(out->names[f - 1], out->names[f]) >= 0)
-			CorruptRow(info, side, f, "its feature names are not in order");
+			CorruptRow(info, feature, f, "the feature names are not in byte order (column recsys.model_features.name)");
 		d = SPI_getbinval(tup, desc, 3, &isnull);
 		if (isnull)
 			has_idf = false;
 		else
+		{
 			out->idf[f] = DatumGetFloat4(d);
+
+			/*
+			 * Training stores a positive idf (1 without weighting): a
+			 * negative or non-finite one would flip or poison every score
+			 */
+			if (!(out->idf[f] >= 0.0f && out->idf[f] <= FLT_MAX))
+				CorruptRow(info, feature, f, "its column recsys.model_features.idf is negative or not finite");
+		}
+		/* A content model (no factors) scores with the idf of every feature */
+		if (out->k == 0 && isnull)
+			CorruptRow(info, feature, f, "its column recsys.model_features.idf is NULL (a content model has the idf of every feature)");
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		if (out->k > 0)
 		{
@@ -1559,10 +1617,16 @@ CatalogLoadFeatures(const RecsysModelInfo *info, bool users, const IdMap *index,
 			float	   *z;
 
 			if (isnull)
-				CorruptRow(info, side, f, "a feature of a factor model has no factors");
-			z = ArrayGetFloat4(DatumGetArrayTypeP(d), 0, &len);
+				CorruptRow(info, feature, f, "its column recsys.model_features.factors is NULL (a factor model has factors for every feature)");
+			z = FeatureArray(info, feature, f, "recsys.model_features.factors", d, isnull, FLOAT4OID, &len);
 			if (len != out->k)
-				CorruptRow(info, side, f, "a feature has the wrong number of factors");
+			{
+				char		msg[160];
+
+				snprintf(msg, sizeof(msg), "its column recsys.model_features.factors has length %d, the model has %d factors",
+						 len, out->k);
+				CorruptRow(info, feature, f, msg);
+			}
 			memcpy(out->factors + (Size) f * out->k, z, sizeof(float) * out->k);
 		}
 	}
@@ -1591,17 +1655,21 @@ CatalogLoadFeatures(const RecsysModelInfo *info, bool users, const IdMap *index,
 			bool		isnull;
 			int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 			int			nw;
+			Datum		d;
 
 			row_of[r] = IdMapLookup(index, id);
 			if (row_of[r] < 0)
 				continue;
-			feats[r] = ArrayGetInt4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)), &len[r]);
-			ws[r] = ArrayGetFloat4(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)), 0, &nw);
+			d = SPI_getbinval(tup, desc, 2, &isnull);
+			feats[r] = FeatureArray(info, side, id, "recsys.entity_features.features", d, isnull, INT4OID, &len[r]);
+			d = SPI_getbinval(tup, desc, 3, &isnull);
+			ws[r] = FeatureArray(info, side, id, "recsys.entity_features.weights", d, isnull, FLOAT4OID, &nw);
 			if (nw != len[r])
-				CorruptRow(info, side, id, "features and weights differ in length");
+				CorruptRow(info, side, id, "its columns features and weights of recsys.entity_features differ in length");
 			for (int x = 0; x < len[r]; x++)
 				if (feats[r][x] < 0 || feats[r][x] >= out->nfeatures)
-					CorruptRow(info, side, id, "a feature is not in the model's vocabulary");
+					CorruptRow(info, side, id,
+							   "its column recsys.entity_features.features names a feature that is not in the model's vocabulary");
 			out->rows.indptr[row_of[r] + 1] = len[r];
 			total += len[r];
 		}

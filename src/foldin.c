@@ -574,8 +574,7 @@ recsys_refresh_item(PG_FUNCTION_ARGS)
 		MethodNotSupported(info->method, info->name, "refresh_item");
 	e = CacheGetModel(info);
 	item_id = IdsItemArg(fcinfo, 1, e, info, &item_text);
-	/* IDS_UNKNOWN is no model id of a text side, and a real one of an integer side */
-	known = IdMapLookup(e->index, item_id) >= 0;
+	known = (!info->text_items || item_id != IDS_UNKNOWN) && IdMapLookup(e->index, item_id) >= 0;
 
 	memset(&src, 0, sizeof(src));
 	src.relid = RatingsSourceOid(info->source);
@@ -611,7 +610,7 @@ recsys_refresh_item(PG_FUNCTION_ARGS)
 	}
 
 	/* A text id the model does not know yet gets a new model id */
-	if (item_text != NULL && item_id == IDS_UNKNOWN)
+	if (info->text_items && item_id == IDS_UNKNOWN)
 		item_id = CatalogInternalId(info, false, item_text, true);
 
 	memset(&row, 0, sizeof(row));

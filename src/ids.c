@@ -185,8 +185,8 @@ IdsItemRow(FunctionCallInfo fcinfo, int argno, CacheEntry *e,
 {
 	int64		id = IdsItemArg(fcinfo, argno, e, info, NULL);
 
-	/* Safe for IDS_UNKNOWN: a text side's model ids are never negative */
-	return IdMapLookup(e->index, id);
+	/* (IDS_UNKNOWN is an ordinary id of a bigint-keyed model) */
+	return info->text_items && id == IDS_UNKNOWN ? -1 : IdMapLookup(e->index, id);
 }
 
 /*

@@ -16,9 +16,8 @@
 #include "fmgr.h"
 
 /*
- * The model id standing for a text id the model does not know.  Only a
- * text side's model ids (1 to n) cannot take it: on an integer side it is a
- * real id, so test the external text (or look it up in the index) instead.
+ * The model id standing for a text id the model does not know (of
+ * text-keyed sides only: for bigint ids it is an ordinary id)
  */
 #define IDS_UNKNOWN PG_INT64_MIN
 

@@ -110,24 +110,37 @@ Profile(const RecsysParams *p, const float *idf, double avglen, const int32 *fea
 {
 	double		len = 0.0;
 	double		norm = 0.0;
+	float	   *scratch = palloc(sizeof(float) * Max(n, 1));
 
 	for (int x = 0; x < n; x++)
 		len += weights[x];
-	for (int x = 0; x < n; x++)
-	{
-		double		tf = weights[x];
-		double		w = tf;
 
-		if (p->weighting == KNN_WEIGHTING_BM25)
-			w = tf > 0.0 ? tf * (p->k1 + 1.0) /
-				(p->k1 * (1.0 - p->b + p->b * len / Max(avglen, 1e-30)) + tf) : 0.0;
-		w *= idf[feats[x]];
-		weights[x] = (float) w;
-		norm += w * w;
+	/*
+	 * Weighted and normalized in double: weights near the top of real's
+	 * range (legal in the feature relations) overflow float before the
+	 * normalization, and an infinite weight poisons every score
+	 */
+	for (int pass = 0; pass < 2; pass++)
+	{
+		for (int x = 0; x < n; x++)
+		{
+			double		tf = weights[x];
+			double		w = tf;
+
+			if (p->weighting == KNN_WEIGHTING_BM25)
+				w = tf > 0.0 ? tf * (p->k1 + 1.0) /
+					(p->k1 * (1.0 - p->b + p->b * len / Max(avglen, 1e-30)) + tf) : 0.0;
+			w *= idf[feats[x]];
+			if (pass == 0)
+				norm += w * w;
+			else
+				scratch[x] = norm > 0.0 ? (float) (w / norm) : 0.0f;
+		}
+		if (pass == 0)
+			norm = sqrt(norm);
 	}
-	norm = sqrt(norm);
-	for (int x = 0; x < n; x++)
-		weights[x] = norm > 0.0 ? (float) (weights[x] / norm) : 0.0f;
+	memcpy(weights, scratch, sizeof(float) * n);
+	pfree(scratch);
 }
 
 /* Every item's profile; the idf of every feature */
@@ -363,7 +376,7 @@ ContentSimilarItems(CacheEntry *e, int32 item, float *scores)
  */
 static bool
 ContentScoreFeatures(CacheEntry *e, char **names, const float *weights,
-					 int n, pg_attribute_unused() const char *model, float *scores)
+					 int n, const char *model, float *scores)
 {
 	int32	   *touched = TouchedBuffer(e);
 	int			ntouched = 0;
@@ -384,6 +397,15 @@ ContentScoreFeatures(CacheEntry *e, char **names, const float *weights,
 	}
 	for (int t = 0; t < ntouched; t++)
 		norm += (double) e->feature_scratch[touched[t]] * e->feature_scratch[touched[t]];
+	/* Weights whose sums overflow real would make every score NaN */
+	if (isinf(norm) || isnan(norm))
+	{
+		ClearProfile(e, touched, ntouched);
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("the weighted features of the visitor overflow in model \"%s\"", model),
+				 errhint("Use smaller weights.")));
+	}
 	ScoreProfile(e, touched, ntouched, sqrt(norm), scores);
 	ClearProfile(e, touched, ntouched);
 	pfree(touched);

@@ -404,8 +404,7 @@ recsys_similar_users(PG_FUNCTION_ARGS)
 	{
 		int64		id = IdsUserArg(fcinfo, 0, info, false, NULL);
 
-		/* IDS_UNKNOWN (text side) is in no index; on an integer side it is an id */
-		user = IdMapLookup(e->user_index, id);
+		user = info->text_users && id == IDS_UNKNOWN ? -1 : IdMapLookup(e->user_index, id);
 	}
 	if (user < 0)
 		return (Datum) 0;

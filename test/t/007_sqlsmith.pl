@@ -1,7 +1,10 @@
 # Copyright (c) recsys authors
 #
 # SQLsmith (Debian package sqlsmith) against a database with the extension,
-# trained models of every method and the fixture tables: random queries
+# trained models of every method (also a content model and a hybrid one,
+# with their item features, texts and user attributes, so that
+# recommend_for_features, explain_features and refresh_item reach them)
+# and the fixture tables: random queries
 # that call the recsys functions with random arguments, for a bounded number
 # of queries.  The server must not crash (no backend terminated by a signal,
 # no assertion failure) and must answer afterwards.
@@ -18,6 +21,10 @@
 #     seventh of the built-in functions (without polymorphic ones, which
 #     SQLsmith cannot call, and without the ones that signal backends,
 #     sleep, or touch files, WAL and replication).
+# A second run with a fifth of the queries sees only the recsys functions
+# of content and hybrid models (recommend_for_features, explain_features,
+# refresh_item, split_items, evaluate, recommend, similar_items; the view
+# pg_proc of schema sqlsmith_features).
 # Every query runs in a transaction that SQLsmith rolls back, with
 # statement_timeout = 1s.
 #
@@ -79,19 +86,38 @@ CREATE TABLE items (item_id int PRIMARY KEY, title text, genre text);
 INSERT INTO items VALUES
     (1, 'Alpha', 'drama'), (2, 'Bravo', 'drama'), (3, 'Charlie', 'drama'),
     (4, 'Delta', 'action'), (5, 'Echo', 'action'), (6, 'Foxtrot', 'action');
+-- Item features and texts, user attributes (item 7 has features only)
+CREATE TABLE tags (item_id int, feature text, weight real);
+INSERT INTO tags VALUES
+    (1, 'drama', 1), (2, 'drama', 1), (2, '90s', 1), (3, 'comedy', 1),
+    (4, 'action', 1), (5, 'action', 1), (5, '90s', 0.5), (7, 'action', 2);
+CREATE TABLE docs (item_id int, document text);
+INSERT INTO docs VALUES (1, 'A sad story of love'), (3, 'Love and loss'), (7, 'Explosions and cars');
+CREATE TABLE uattrs (user_id int, feature text);
+INSERT INTO uattrs SELECT u, 'age:' || (u % 3) FROM generate_series(1, 9) u;
 -- Columns of the argument types, for SQLsmith to draw values from
 CREATE TABLE vals (i8 bigint, i4 int, f8 float8, f4 real, t text, b boolean,
-                   ai8 bigint[], af4 real[], af8 float8[], ai4 int[]);
+                   ai8 bigint[], af4 real[], af8 float8[], ai4 int[], at text[]);
 INSERT INTO vals VALUES
-    (1, 3, 0.5, 1, 'ex', true, '{1,2,3}', '{1,2}', '{5,1}', '{1,1}'),
-    (8, 10, 'NaN', 'Infinity', 'im', false, '{}', '{}', '{}', '{}'),
-    (-1, -1, '-Infinity', 'NaN', 'pop', NULL, '{1,NULL}', '{1,NULL}', '{NaN}', '{0,0}'),
-    (9223372036854775807, 2147483647, 1e308, 3e38, '', true, '{{1,2},{3,4}}', '{{1,2},{3,4}}', '{{1}}', '{-1,5}'),
-    (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-    (0, 0, 0, 0, repeat('x', 200), false, '{6,5,4,3,2,1}', '{1,2,3}', '{1,2,3}', '{2147483647,1}');
+    (1, 3, 0.5, 1, 'ex', true, '{1,2,3}', '{1,2}', '{5,1}', '{1,1}', '{drama,90s}'),
+    (8, 10, 'NaN', 'Infinity', 'im', false, '{}', '{}', '{}', '{}', '{}'),
+    (-1, -1, '-Infinity', 'NaN', 'pop', NULL, '{1,NULL}', '{1,NULL}', '{NaN}', '{0,0}', '{age:1,NULL}'),
+    (9223372036854775807, 2147483647, 1e308, 3e38, '', true, '{{1,2},{3,4}}', '{{1,2},{3,4}}', '{{1}}', '{-1,5}',
+     '{{drama,90s},{age:1,age:2}}'),
+    (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+    (0, 0, 0, 0, repeat('x', 200), false, '{6,5,4,3,2,1}', '{1,2,3}', '{1,2,3}', '{2147483647,1}',
+     ARRAY[repeat('x', 200), '']),
+    (7, 2, 1e-300, 1e-45, 'ct', true, '{7,1}', '{1}', '{1e308,-1}', '{1}', '{action,word:love}'),
+    (9, 1, 2, 2, 'hy', false, '{9,7}', '{2,3}', '{2,0.5}', '{2}', '{age:0,age:1,age:2}'),
+    (2, 5, -0.5, 0, 'cold', NULL, '{2}', '{0}', '{-1}', '{3}', '{drama,drama,drama}');
 CALL train('ex', 'ratings', value_col => 'rating', factors => 3, iterations => 5);
 CALL train('im', 'ratings', method => 'ials', factors => 2, iterations => 5);
 CALL train('pop', 'ratings', method => 'popular');
+-- Content and hybrid models
+CALL train('ct', 'ratings', method => 'content',
+           options => '{"item_features": "tags", "item_text": "docs", "text_config": "english"}');
+CALL train('hy', 'ratings', method => 'ials',
+           options => '{"factors": 2, "iterations": 3, "item_features": "tags", "user_features": "uattrs"}');
 });
 
 # The wrappers of the set-returning functions, and the catalog view
@@ -104,8 +130,8 @@ DECLARE
     f record;
 BEGIN
     FOR f IN
-        SELECT p.oid, p.proname, p.provolatile, p.pronargs,
-               pg_get_function_arguments(p.oid) AS args
+        SELECT p.oid, p.proname, p.pronamespace::regnamespace::text AS nspname,
+               p.provolatile, p.pronargs, pg_get_function_arguments(p.oid) AS args
         FROM pg_proc p
         JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
         WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'recsys')
@@ -117,7 +143,9 @@ BEGIN
             'CREATE FUNCTION sqlsmith.%I(%s) RETURNS text LANGUAGE sql %s AS %L',
             f.proname, f.args,
             CASE f.provolatile WHEN 'i' THEN 'IMMUTABLE' WHEN 's' THEN 'STABLE' ELSE 'VOLATILE' END,
-            format('SELECT string_agg(t::text, '';'') FROM %s(%s) t', f.oid::regproc,
+            -- (schema-qualified: an unqualified name would call the wrapper
+            -- itself, schema sqlsmith being first on SQLsmith's search_path)
+            format('SELECT string_agg(t::text, '';'') FROM %s.%I(%s) t', f.nspname, f.proname,
                    (SELECT string_agg('$' || i, ', ') FROM generate_series(1, f.pronargs) i)));
     END LOOP;
 END $$;
@@ -185,6 +213,44 @@ my ($last_report) = $err =~ /.*^queries: \d+\n(.*)/ms;
 my @top = grep { /^\d+\tERROR:/ } split /\n/, $last_report // '';
 note "top errors:\n" . join("\n", @top[ 0 .. ($#top < 14 ? $#top : 14) ]) if @top;
 
+# A second, shorter run (a fifth of the queries) on the functions of
+# content and hybrid models only (and a few built-in functions): the
+# catalog view of schema sqlsmith_features lists no other function.
+my @feature_fns = qw(recommend_for_features explain_features refresh_item split_items
+  evaluate recommend similar_items);
+$node->safe_psql('postgres',
+	'CREATE SCHEMA sqlsmith_features; CREATE VIEW sqlsmith_features.pg_proc AS '
+	  . q{SELECT * FROM sqlsmith.pg_proc WHERE proname IN ('}
+	  . join(q{', '}, @feature_fns, qw(repeat random set_config string_to_array upper chr md5 length abs))
+	  . q{')});
+my ($fout, $ferr) = ('', '');
+my $max_feature_queries = int($max_queries / 5);
+$t0 = time();
+IPC::Run::run(
+	[
+		$sqlsmith,
+		'--target=' . $node->connstr('postgres')
+		  . ' options=-csearch_path=sqlsmith_features,sqlsmith,public,pg_catalog',
+		"--max-queries=$max_feature_queries", '--seed=' . ($seed + 1),
+		'--exclude-catalog', '--verbose', '--dump-all-queries'
+	],
+	'<', \undef, '>', \$fout, '2>', \$ferr,
+	IPC::Run::timeout(600));
+my @feature_queries = split /;\n/, $fout;
+my @freports = $ferr =~ /^queries: (\d+)/mg;
+my $feature_queries_run = @freports ? $freports[-1] : 0;
+my %feature_calls = map {
+	my $f = $_;
+	$f => scalar(grep { /\b(?:public|sqlsmith)\.$f\(/ } @queries, @feature_queries)
+} @feature_fns;
+note sprintf('sqlsmith on the feature functions: %d queries in %.0f s (seed %d), error rate %s; '
+	  . 'queries of both runs that call %s', $feature_queries_run, time() - $t0, $seed + 1,
+	($ferr =~ /error rate: ([\d.]+)/g)[-1] // 'unknown',
+	join(', ', map { "$_ $feature_calls{$_}" } @feature_fns));
+cmp_ok($feature_queries_run, '>=', $max_feature_queries * 0.9, 'sqlsmith ran its queries on the feature functions');
+cmp_ok(scalar(grep { /\b(?:public|sqlsmith)\.(?:recommend_for_features|explain_features|refresh_item)\(/ } @feature_queries),
+	'>=', $max_feature_queries / 10, 'at least a tenth of them call recommend_for_features, explain_features or refresh_item');
+
 cmp_ok($queries_run, '>=', $max_queries * 0.9, 'sqlsmith ran its queries');
 cmp_ok($recsys_queries, '>=', $max_queries / 10, 'at least a tenth of the queries call recsys');
 
@@ -210,7 +276,7 @@ is(scalar(@other), 0, 'no PANIC or assertion failure in the server log') or diag
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the server is up');
 is($node->safe_psql('postgres',
 		q{SELECT string_agg(name || ':' || num_users || ':' || num_items, ',' ORDER BY name) FROM recsys.models}),
-	'ex:8:6,im:8:6,pop:8:6', 'the models are unchanged (SQLsmith rolls back every query)');
+	'ct:8:7,ex:8:6,hy:9:7,im:8:6,pop:8:6', 'the models are unchanged (SQLsmith rolls back every query)');
 
 $node->stop;
 done_testing();
