@@ -438,6 +438,14 @@ recsys_recommend_for_features(PG_FUNCTION_ARGS)
 	e = CacheGetModel(info);
 	if (!info->method->score_features(e, names, weights, nnames, info->name, e->scores))
 		ScorePopularity(&e->items, e->scores);
+	/* Weights near real's maximum can overflow a score: refuse, never rank NaN */
+	for (int i = 0; i < e->items.n; i++)
+		if (!isfinite(e->scores[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("the weights given to recommend_for_features make the scores of model \"%s\" overflow",
+							info->name),
+					 errhint("Use smaller weights: only their ratios matter to the ranking of a content model; a hybrid model's weights scale the visitor's factors.")));
 	if (info->text_items)
 	{
 		/*
@@ -616,6 +624,21 @@ recsys_refresh_item(PG_FUNCTION_ARGS)
 	memset(&row, 0, sizeof(row));
 	row.factors = palloc0(sizeof(float) * Max(info->factors, 1));
 	info->method->refresh_item(e, info, item_id, &users, &feats, &row);
+	/* Weights near real's maximum overflow the solve: never store such a row */
+	{
+		bool		finite = isfinite(row.bias);
+
+		for (int d = 0; d < info->factors && finite; d++)
+			finite = isfinite(row.factors[d]);
+		for (int j = 0; j < row.nfeatures && finite; j++)
+			finite = isfinite(row.weights[j]);
+		if (!finite)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("refresh_item of item %s of model \"%s\" gives values out of the range of real",
+							item_text ? item_text : psprintf(INT64_FORMAT, item_id), info->name),
+					 errhint("Its interaction values or feature weights are too large: scale them down, then call refresh_item again.")));
+	}
 	CatalogStoreItem(info, item_id, row.factors, row.bias, row.popularity);
 	CatalogStoreEntityFeatures(info, false, item_id, row.features, row.weights, row.nfeatures);
 	/* A new version: every backend reloads the item data */

@@ -1413,11 +1413,8 @@ is($node->safe_psql('postgres',
 # recommend_for_features with weights it accepts (finite reals >= 0) whose
 # sum or products overflow real: an error, or finite scores (not NaN or
 # Infinity, which also break the ranking)
-# (TODO: the explicit hybrid model's scores still overflow; the content
-# model's are an error)
 for my $m (qw(ct hy hya))
 {
-	local $TODO = $m ne 'hya' ? undef : 'hybrid recommend_for_features: weights whose sums overflow give non-finite scores';
 	my ($ret, $out, $err) = $node->psql('postgres',
 		qq{\\set VERBOSITY verbose\n}
 		  . q{SELECT count(*) FILTER (WHERE NOT (score > '-Infinity' AND score < 'Infinity')) || ' of ' || count(*) }
@@ -1429,11 +1426,8 @@ for my $m (qw(ct hy hya))
 # refresh_item() of an item whose features have weights training accepts
 # (3.4e38 fits in real): an error, or a row the model can serve; not a
 # non-finite row, after which every recommend() of the model fails
-# (TODO: a hybrid model's refresh_item stores non-finite factors; the
-# content model's profile is computed in double)
 for my $m (qw(ct hy hya))
 {
-	local $TODO = $m eq 'ct' ? undef : 'hybrid refresh_item: feature weights that overflow give a non-finite row';
 	my ($ret, $out, $err) = $node->psql('postgres', qq{
 \\set VERBOSITY verbose
 BEGIN;
