@@ -400,16 +400,27 @@ typedef struct RowEntry
 } RowEntry;
 
 /* Order row entries by item, then value (a canonical order for merging) */
-static int
-CompareRowEntry(const void *a, const void *b)
+static inline int
+CompareRowEntry(const RowEntry *x, const RowEntry *y)
 {
-	const RowEntry *x = (const RowEntry *) a;
-	const RowEntry *y = (const RowEntry *) b;
-
 	if (x->item != y->item)
 		return (x->item > y->item) - (x->item < y->item);
 	return (x->value > y->value) - (x->value < y->value);
 }
+
+/*
+ * SortRowEntries(row, n): PostgreSQL's sort template with the comparison
+ * inlined.  Why: sorting each user's row was the largest part of building
+ * the matrices (qsort's call through a pointer per comparison: 17% of a
+ * 1M read's profile).
+ */
+#define ST_SORT SortRowEntries
+#define ST_ELEMENT_TYPE RowEntry
+#define ST_COMPARE(a, b) CompareRowEntry(a, b)
+#define ST_SCOPE static
+#define ST_DECLARE
+#define ST_DEFINE
+#include "lib/sort_template.h"
 
 /*
  * Build the user-major matrix from triplets (which are freed): a counting
@@ -466,7 +477,7 @@ BuildByUser(RecsysRatings *r, Triplets *t, bool sum_duplicates)
 			row[j].item = m->indices[begin + j];
 			row[j].value = m->values[begin + j];
 		}
-		qsort(row, len, sizeof(RowEntry), CompareRowEntry);
+		SortRowEntries(row, len);
 
 		m->indptr[u] = out;
 		for (int64 j = 0; j < len;)
