@@ -1510,7 +1510,8 @@ CatalogLoadNeighbors(const RecsysModelInfo *info, const IdMap *index,
  * error naming the model, the row and the column, not a crash: present,
  * flat, without NULLs, of the element type, and for real[] finite.  *len
  * receives its length.  (ArrayGetFloat4 and ArrayGetInt4 check the same,
- * but with messages about factor arrays that name neither.)
+ * but with messages about factor arrays that name neither.)  Returns the
+ * array's data in place.
  */
 static void *
 FeatureArray(const RecsysModelInfo *info, const char *what, int64 id,
@@ -1518,7 +1519,6 @@ FeatureArray(const RecsysModelInfo *info, const char *what, int64 id,
 {
 	ArrayType  *a;
 	char		msg[160];
-	int			ignored;
 
 	snprintf(msg, sizeof(msg), "its column %s is NULL", column);
 	if (isnull)
@@ -1538,9 +1538,8 @@ FeatureArray(const RecsysModelInfo *info, const char *what, int64 id,
 		for (int i = 0; i < *len; i++)
 			if (isnan(data[i]) || isinf(data[i]))
 				CorruptRow(info, what, id, msg);
-		return ArrayGetFloat4(a, 0, &ignored);
 	}
-	return ArrayGetInt4(a, &ignored);
+	return ARR_DATA_PTR(a);
 }
 
 /*

@@ -606,6 +606,27 @@ ItemSolveBody(void *arg, int thread, int begin, int end)
  * k (k + 1) / 2 + k of the normal equations, and costs the shards
  * O(interactions x k) per step, as the single-node solver does.
  */
+/*
+ * Add a shard's per-item part (column 1 of its shard_item_cg row: k floats
+ * per item of the shard, in its order) into the global rows of `into`.
+ */
+static void
+AddShardPart(Shard *s, int k, double *into)
+{
+	int64		np;
+	const float *part = ResultPack(s->result, 0, 1, sizeof(float), &np);
+
+	if (np != (int64) s->nitems * k)
+		ShardError(s, NULL, "the item half-step (a block of the wrong size)");
+	for (int it = 0; it < s->nitems; it++)
+	{
+		double	   *to = into + (Size) s->item_pos[it] * k;
+
+		for (int f = 0; f < k; f++)
+			to[f] += part[(Size) it * k + f];
+	}
+}
+
 static void
 ItemStepCG(Dist *d, const AlsConfig *c, int nitems, float *y, double *gram)
 {
@@ -628,21 +649,13 @@ ItemStepCG(Dist *d, const AlsConfig *c, int nitems, float *y, double *gram)
 	{
 		Shard	   *s = &d->shards[i];
 		int64		ng;
-		int64		np;
 		const float *g = ResultPack(s->result, 0, 0, sizeof(float), &ng);
-		const float *part = ResultPack(s->result, 0, 1, sizeof(float), &np);
 
-		if (ng != (int64) k * k || np != (int64) s->nitems * k)
+		if (ng != (int64) k * k)
 			ShardError(s, NULL, "the item half-step (a block of the wrong size)");
 		for (int j = 0; j < k * k; j++)
 			gram[j] += g[j];
-		for (int it = 0; it < s->nitems; it++)
-		{
-			double	   *ri = r + (Size) s->item_pos[it] * k;
-
-			for (int f = 0; f < k; f++)
-				ri[f] += part[(Size) it * k + f];
-		}
+		AddShardPart(s, k, r);
 		PQclear(s->result);
 		s->result = NULL;
 	}
@@ -706,18 +719,8 @@ ItemStepCG(Dist *d, const AlsConfig *c, int nitems, float *y, double *gram)
 		for (int i = 0; i < d->nshards; i++)
 		{
 			Shard	   *s = &d->shards[i];
-			int64		np;
-			const float *part = ResultPack(s->result, 0, 1, sizeof(float), &np);
 
-			if (np != (int64) s->nitems * k)
-				ShardError(s, NULL, "the item half-step (a block of the wrong size)");
-			for (int it = 0; it < s->nitems; it++)
-			{
-				double	   *qi = q + (Size) s->item_pos[it] * k;
-
-				for (int f = 0; f < k; f++)
-					qi[f] += part[(Size) it * k + f];
-			}
+			AddShardPart(s, k, q);
 			PQclear(s->result);
 			s->result = NULL;
 		}

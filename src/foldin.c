@@ -312,6 +312,40 @@ recsys_refresh_user(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(true);
 }
 
+/*
+ * What explain and explain_features both start from: the model (erroring
+ * if its method lacks the function), the user's stored row and history, and
+ * the item's cached row.  False when the user or the item is unknown.
+ */
+static bool
+ExplainTarget(FunctionCallInfo fcinfo, const char *model, bool features,
+			  RecsysModelInfo **info, CacheEntry **e, RecsysUserRow *user,
+			  int32 *item, ServeHistory *h)
+{
+	*info = CatalogLookupModel(model);
+	if (features ? (*info)->method->explain_features == NULL : (*info)->method->explain == NULL)
+		MethodNotSupported((*info)->method, (*info)->name,
+						   features ? "explain_features" : "explain");
+	*e = CacheGetModel(*info);
+	CatalogLoadUser(*info, IdsUserArg(fcinfo, 0, *info, false, NULL), false, user);
+	*item = IdsItemRow(fcinfo, 1, *e, *info);
+	if (!user->found || *item < 0)
+		return false;
+	ServeMapHistory(*e, user->seen, user->seen_values, user->nseen, h);
+	return true;
+}
+
+/* The last row of explain and explain_features: NULL, what the rows left out */
+static void
+ExplainRest(FunctionCallInfo fcinfo, double rest)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		values[2] = {(Datum) 0, Float4GetDatum((float) rest)};
+	bool		nulls[2] = {true, false};
+
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
 PG_FUNCTION_INFO_V1(recsys_explain);
 
 /*
@@ -324,7 +358,6 @@ recsys_explain(PG_FUNCTION_ARGS)
 {
 	int			n = ServeCountArg(fcinfo, 2);
 	char	   *model = ServeModelArg(fcinfo, 3);
-	ReturnSetInfo *rsinfo;
 	RecsysModelInfo *info;
 	CacheEntry *e;
 	RecsysUserRow user;
@@ -335,24 +368,13 @@ recsys_explain(PG_FUNCTION_ARGS)
 	int			count;
 	double		score;
 	double		shown = 0.0;
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
 
 	InitMaterializedSRF(fcinfo, 0);
-	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		return (Datum) 0;
-
-	info = CatalogLookupModel(model);
-	if (info->method->explain == NULL)
-		MethodNotSupported(info->method, info->name, "explain");
-	e = CacheGetModel(info);
-	CatalogLoadUser(info, IdsUserArg(fcinfo, 0, info, false, NULL), false, &user);
-	item = IdsItemRow(fcinfo, 1, e, info);
-	if (!user.found || item < 0)
+	if (!ExplainTarget(fcinfo, model, false, &info, &e, &user, &item, &h))
 		return (Datum) 0;
 
-	ServeMapHistory(e, user.seen, user.seen_values, user.nseen, &h);
 	contrib = palloc(sizeof(float) * Max(h.n, 1));
 	score = info->method->explain(e, &user, &h, item, info->name, contrib);
 
@@ -364,9 +386,7 @@ recsys_explain(PG_FUNCTION_ARGS)
 		shown += contrib[chosen[j]];
 
 	/* The rest: other history items, what is not personal, inexactness */
-	values[1] = Float4GetDatum((float) (score - shown));
-	nulls[0] = true;
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	ExplainRest(fcinfo, score - shown);
 	return (Datum) 0;
 }
 
@@ -502,19 +522,11 @@ recsys_explain_features(PG_FUNCTION_ARGS)
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		return (Datum) 0;
-
-	info = CatalogLookupModel(model);
-	if (info->method->explain_features == NULL)
-		MethodNotSupported(info->method, info->name, "explain_features");
-	e = CacheGetModel(info);
-	CatalogLoadUser(info, IdsUserArg(fcinfo, 0, info, false, NULL), false, &user);
-	item = IdsItemRow(fcinfo, 1, e, info);
-	if (!user.found || item < 0)
+	if (!ExplainTarget(fcinfo, model, true, &info, &e, &user, &item, &h))
 		return (Datum) 0;
 
 	f = &e->item_features;
 	nf = (int) (f->rows.indptr[item + 1] - f->rows.indptr[item]);
-	ServeMapHistory(e, user.seen, user.seen_values, user.nseen, &h);
 	contrib = palloc(sizeof(float) * Max(nf, 1));
 	score = info->method->explain_features(e, &user, &h, item, contrib);
 
@@ -535,13 +547,7 @@ recsys_explain_features(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		shown += contrib[chosen[j]];
 	}
-	{
-		Datum		values[2];
-		bool		nulls[2] = {true, false};
-
-		values[1] = Float4GetDatum((float) (score - shown));
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+	ExplainRest(fcinfo, score - shown);
 	return (Datum) 0;
 }
 
