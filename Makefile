@@ -1,7 +1,7 @@
 # recsys: matrix-factorization recommender inside PostgreSQL (PGXS build)
 
 EXTENSION    = recsys
-EXTVERSION   = 1.2
+EXTVERSION   = 1.3
 
 MODULE_big   = recsys
 OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
@@ -12,7 +12,7 @@ OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # the upgrade scripts from each to the next (ALTER EXTENSION recsys UPDATE);
 # test/t/010_upgrade.pl checks that an upgraded database equals a fresh one.
 DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA         = sql/$(EXTENSION)--1.0.sql sql/$(EXTENSION)--1.1.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
+DATA         = sql/$(EXTENSION)--1.0.sql sql/$(EXTENSION)--1.1.sql sql/$(EXTENSION)--1.2.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 SQL_PARTS    = $(sort $(wildcard $(srcdir)/sql/parts/*.sql))
 
 # Regression tests live in sql/ beside the install script (PG15's pg_regress
