@@ -150,6 +150,25 @@ Execute(const char *sql, int nargs, Oid *types, Datum *values, int expected)
 			 SPI_result_code_string(rc));
 }
 
+/*
+ * Run a prepared lookup of one model's rows (its model_id is $1) as the
+ * extension's owner.  `info` must come from CatalogLookupModel or
+ * CatalogLookupModelLatest, which read recsys.models under the caller's
+ * row-level policy: a role sees a model's row exactly when it owns the
+ * model or holds a grant on it, and every grant ('serve' or 'train')
+ * lets it serve, which is all the policies of the other tables ask
+ * (recsys.model_privilege(model_id, 'serve')).  So the policies would
+ * pass every row; skipping them saves their per-call evaluation.
+ */
+static int
+ExecuteModelRead(const RecsysModelInfo *info, SPIPlanPtr plan, Datum *values,
+				 bool read_only, long count)
+{
+	Assert(DatumGetInt64(values[0]) == info->model_id);
+	(void) info;
+	return CatalogExecutePlanAsOwner(plan, values, NULL, read_only, count);
+}
+
 /* Execute, as the extension's owner (a write the caller was checked for) */
 static void
 ExecuteAsOwner(const char *sql, int nargs, Oid *types, Datum *values,
@@ -227,11 +246,11 @@ CatalogInternalId(const RecsysModelInfo *info, bool users, const char *external,
 	values[2] = CStringGetTextDatum(external);
 	Connect();
 	/* Prepared once: one index probe per call of a serving function */
-	if (SPI_execute_plan(Prepare(&id_plan,
-								 "SELECT internal FROM recsys.id_map WHERE model_id OPERATOR(pg_catalog.=) $1 "
-								 "AND side OPERATOR(pg_catalog.=) $2 AND external OPERATOR(pg_catalog.=) $3",
-								 3, types),
-						 values, NULL, false, 1) != SPI_OK_SELECT)
+	if (ExecuteModelRead(info, Prepare(&id_plan,
+									   "SELECT internal FROM recsys.id_map WHERE model_id OPERATOR(pg_catalog.=) $1 "
+									   "AND side OPERATOR(pg_catalog.=) $2 AND external OPERATOR(pg_catalog.=) $3",
+									   3, types),
+						 values, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "looking up an id failed");
 	if (SPI_processed > 0)
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
@@ -269,11 +288,11 @@ CatalogExternalId(const RecsysModelInfo *info, bool users, int64 internal)
 	values[1] = CStringGetTextDatum(users ? "user" : "item");
 	values[2] = Int64GetDatum(internal);
 	Connect();
-	if (SPI_execute_plan(Prepare(&external_plan,
-								 "SELECT external FROM recsys.id_map WHERE model_id OPERATOR(pg_catalog.=) $1 "
-								 "AND side OPERATOR(pg_catalog.=) $2 AND internal OPERATOR(pg_catalog.=) $3",
-								 3, types),
-						 values, NULL, false, 1) != SPI_OK_SELECT)
+	if (ExecuteModelRead(info, Prepare(&external_plan,
+									   "SELECT external FROM recsys.id_map WHERE model_id OPERATOR(pg_catalog.=) $1 "
+									   "AND side OPERATOR(pg_catalog.=) $2 AND internal OPERATOR(pg_catalog.=) $3",
+									   3, types),
+						 values, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "looking up an id failed");
 	if (SPI_processed > 0)
 	{
@@ -1353,7 +1372,7 @@ CatalogLoadFactors(const RecsysModelInfo *info, bool users, RecsysFactors *out)
 					   "SELECT item_id, bias, factors, popularity "
 					   "FROM recsys.item_factors WHERE model_id OPERATOR(pg_catalog.=) $1",
 					   1, types);
-	if (SPI_execute_plan(plan, values, NULL, true, 0) != SPI_OK_SELECT)
+	if (ExecuteModelRead(info, plan, values, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "loading %s factors failed", side);
 	n = SPI_processed;
 	CheckShape(4, users ? "table recsys.user_factors" : "table recsys.item_factors");
@@ -1794,7 +1813,7 @@ CatalogLoadUser(const RecsysModelInfo *info, int64 user_id, bool latest,
 				   "SELECT bias, factors, seen, seen_values FROM recsys.user_factors "
 				   "WHERE model_id OPERATOR(pg_catalog.=) $1 AND user_id OPERATOR(pg_catalog.=) $2",
 				   2, types);
-	if (SPI_execute_plan(plan, values, NULL, !latest, 1) != SPI_OK_SELECT)
+	if (ExecuteModelRead(info, plan, values, !latest, 1) != SPI_OK_SELECT)
 		elog(ERROR, "loading user factors failed");
 	if (SPI_processed > 0)
 	{

@@ -12,6 +12,7 @@
 #define CATALOG_H
 
 #include "als.h"
+#include "executor/spi.h"
 #include "idmap.h"
 #include "knn.h"
 #include "ratings.h"
@@ -103,5 +104,8 @@ extern int	CatalogVersion(void);
 extern int	CatalogExecuteAsOwner(const char *sql, int nargs, Oid *types,
 								  Datum *values, const char *nulls,
 								  bool read_only, long count);
+extern int	CatalogExecutePlanAsOwner(SPIPlanPtr plan, Datum *values,
+									  const char *nulls, bool read_only,
+									  long count);
 
 #endif							/* CATALOG_H */
