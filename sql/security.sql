@@ -428,6 +428,42 @@ RESET ROLE;
 SET ROLE regress_recsys_reader;
 SELECT count(*) AS visible_models FROM recsys.models;
 RESET ROLE;
+-- This session served the model while granted 'serve': its cached copy must
+-- not outlive the grant (the model's own rows are read as the extension's
+-- owner once the model is found under row-level security, which is checked
+-- on every call).
+SET ROLE regress_recsys_trainer;
+SELECT revoke_model('private', 'regress_recsys_reader', 'serve');
+RESET ROLE;
+SET ROLE regress_recsys_reader;
+SELECT count(*) AS visible_models FROM recsys.models;
+SELECT count(*) FROM recommend(1, 3, 'private');
+RESET ROLE;
+-- The same for a model keyed by text ids (its id dictionary is read the
+-- same way): served when granted, refused once revoked.
+CREATE TABLE shared_named AS
+SELECT 'u' || user_id AS customer, 'i' || item_id AS product, rating FROM ratings;
+GRANT SELECT ON shared_named TO regress_recsys_trainer;
+SET ROLE regress_recsys_trainer;
+SET client_min_messages = warning;
+CALL train('private_named', 'shared_named', user_col => 'customer', item_col => 'product',
+           value_col => 'rating', factors => 2, iterations => 3);
+RESET client_min_messages;
+SELECT grant_model('private_named', 'regress_recsys_reader', 'serve');
+RESET ROLE;
+SET ROLE regress_recsys_reader;
+SELECT count(*) FROM recommend('u1', 3, 'private_named');
+SELECT count(*) FROM recommend_for_items(ARRAY['i1', 'i2'], 3, 'private_named', ARRAY[5, 4]);
+RESET ROLE;
+SET ROLE regress_recsys_trainer;
+SELECT revoke_model('private_named', 'regress_recsys_reader', 'serve');
+RESET ROLE;
+SET ROLE regress_recsys_reader;
+SELECT count(*) FROM recommend('u1', 3, 'private_named');
+SELECT count(*) FROM recommend_for_items(ARRAY['i1', 'i2'], 3, 'private_named', ARRAY[5, 4]);
+RESET ROLE;
+SELECT drop_model('private_named');
+DROP TABLE shared_named;
 SET ROLE regress_recsys_trainer;
 SELECT grant_model('private', NULL);
 RESET ROLE;
