@@ -16,7 +16,10 @@
  * All SQL here is fully schema-qualified (tables, functions, operators and
  * types), so the caller's search_path cannot redirect it.
  *
- * Reads run as the calling role, under the tables' row-level security.
+ * A model's row is read as the calling role, under the table's row-level
+ * security, on every call: that is the privilege check.  Once it is
+ * visible, the model's own rows are read as the extension's owner
+ * (ExecuteModelRead): the other tables' policies would pass them all.
  * Writes run as the extension's owner (CatalogExecuteAsOwner, see
  * catalog_write.c), after this file has checked the caller's privilege on
  * the model: no other role can write these tables.  A model's rows are
@@ -82,6 +85,31 @@ static SPIPlanPtr items_plan = NULL;
 static SPIPlanPtr users_plan = NULL;
 static SPIPlanPtr id_plan = NULL;
 static SPIPlanPtr external_plan = NULL;
+static SPIPlanPtr probe_plan = NULL;
+
+/*
+ * Models looked up by this backend, as they were at (model_id, version,
+ * token).  Why: every serving call looks its model up by name, and turning
+ * the row into a RecsysModelInfo (the params jsonb parsed against the
+ * method's options, the strings copied) cost as much as the executor's
+ * part of the lookup; a probe of those three columns tells whether the
+ * copy made last time still holds.  Every change of a model row draws a
+ * new version, and the random token tells apart rows of another database
+ * life (a restore) that reuse a version.  The probe still runs under the
+ * caller's row-level security on every call, so privileges are checked
+ * as before.
+ */
+#define INFO_CACHE_SIZE 16
+
+typedef struct InfoCacheEntry
+{
+	MemoryContext cxt;			/* holds info and its strings; NULL: free */
+	RecsysModelInfo *info;
+	uint64		last_used;
+} InfoCacheEntry;
+
+static InfoCacheEntry info_cache[INFO_CACHE_SIZE];
+static uint64 info_cache_clock = 0;
 
 /* Connect to SPI or fail */
 static void
@@ -109,13 +137,21 @@ Prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
 	if (plans_version != CatalogVersion())
 	{
 		SPIPlanPtr *plans[] = {&lookup_plan, &only_model_plan, &user_plan,
-		&items_plan, &users_plan, &id_plan, &external_plan};
+		&items_plan, &users_plan, &id_plan, &external_plan, &probe_plan};
 
 		for (int i = 0; i < (int) lengthof(plans); i++)
 		{
 			if (*plans[i] != NULL)
 				SPI_freeplan(*plans[i]);
 			*plans[i] = NULL;
+		}
+		/* The rows may be another version's too: forget them */
+		for (int i = 0; i < INFO_CACHE_SIZE; i++)
+		{
+			if (info_cache[i].cxt != NULL)
+				MemoryContextDelete(info_cache[i].cxt);
+			info_cache[i].cxt = NULL;
+			info_cache[i].info = NULL;
 		}
 		plans_version = CatalogVersion();
 	}
@@ -434,6 +470,71 @@ InfoFromTuple(MemoryContext cxt)
 	return info;
 }
 
+/* A copy of `info` and everything it points to, allocated in `cxt` */
+static RecsysModelInfo *
+CopyInfo(const RecsysModelInfo *info, MemoryContext cxt)
+{
+	RecsysModelInfo *copy = MemoryContextAlloc(cxt, sizeof(RecsysModelInfo));
+	char	  **strings[] = {&copy->name, &copy->source, &copy->user_col,
+		&copy->item_col, &copy->value_col, &copy->params.item_features,
+		&copy->params.item_text, &copy->params.text_config,
+	&copy->params.user_features, &copy->params.time_col, &copy->params.half_life,
+	&copy->params.as_of};
+
+	memcpy(copy, info, sizeof(RecsysModelInfo));
+	for (int i = 0; i < (int) lengthof(strings); i++)
+		if (*strings[i] != NULL)
+			*strings[i] = MemoryContextStrdup(cxt, *strings[i]);
+	return copy;
+}
+
+/* The cached copy of a model row still current at (model_id, version, token), or NULL */
+static const RecsysModelInfo *
+InfoCacheGet(const char *name, int64 model_id, int64 version, int64 token)
+{
+	for (int i = 0; i < INFO_CACHE_SIZE; i++)
+	{
+		RecsysModelInfo *info = info_cache[i].info;
+
+		if (info != NULL && info->model_id == model_id && info->version == version &&
+			info->token == token && strcmp(info->name, name) == 0)
+		{
+			info_cache[i].last_used = ++info_cache_clock;
+			return info;
+		}
+	}
+	return NULL;
+}
+
+/* Keep a copy of `info`, in place of the least recently used one */
+static void
+InfoCachePut(const RecsysModelInfo *info)
+{
+	int			victim = 0;
+	MemoryContext cxt;
+
+	for (int i = 0; i < INFO_CACHE_SIZE; i++)
+	{
+		if (info_cache[i].cxt == NULL)
+		{
+			victim = i;
+			break;
+		}
+		if (info_cache[i].last_used < info_cache[victim].last_used)
+			victim = i;
+	}
+	/* Callers hold copies of their own (CopyInfo), never this one */
+	if (info_cache[victim].cxt != NULL)
+		MemoryContextDelete(info_cache[victim].cxt);
+	info_cache[victim].cxt = NULL;
+	info_cache[victim].info = NULL;
+	cxt = AllocSetContextCreate(TopMemoryContext, "recsys model info",
+								ALLOCSET_SMALL_SIZES);
+	info_cache[victim].info = CopyInfo(info, cxt);
+	info_cache[victim].cxt = cxt;
+	info_cache[victim].last_used = ++info_cache_clock;
+}
+
 #define MODEL_COLUMNS \
 	"model_id, version, method, factors, num_users, num_items, global_mean, name, " \
 	"source, user_col::pg_catalog.text, item_col::pg_catalog.text, " \
@@ -459,7 +560,37 @@ LookupModel(const char *name, bool latest)
 	{
 		Oid			types[1] = {TEXTOID};
 		Datum		values[1] = {CStringGetTextDatum(name)};
-		SPIPlanPtr	plan = Prepare(&lookup_plan,
+		SPIPlanPtr	probe = Prepare(&probe_plan,
+									HasTokens() ?
+									"SELECT model_id, version, token"
+									" FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1" :
+									"SELECT model_id, version, 0::pg_catalog.int8"
+									" FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1",
+									1, types);
+		SPIPlanPtr	plan;
+
+		if (SPI_execute_plan(probe, values, NULL, !latest, 1) != SPI_OK_SELECT)
+			elog(ERROR, "model lookup failed");
+		if (SPI_processed == 1)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[0];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			const RecsysModelInfo *cached;
+
+			CheckShape(3, "table recsys.models");
+			cached = InfoCacheGet(name,
+								  DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)),
+								  DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull)),
+								  DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)));
+			if (cached != NULL)
+			{
+				info = CopyInfo(cached, outer);
+				SPI_finish();
+				return info;
+			}
+		}
+		plan = Prepare(&lookup_plan,
 								   HasTokens() ?
 								   "SELECT " MODEL_COLUMNS MODEL_COLUMNS_1_2
 								   " FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1" :
@@ -518,6 +649,8 @@ LookupModel(const char *name, bool latest)
 	}
 	info = InfoFromTuple(outer);
 	SPI_finish();
+	if (name != NULL)
+		InfoCachePut(info);
 	return info;
 }
 
