@@ -105,3 +105,24 @@ JOIN LATERAL (SELECT u AS user_id, r.item_id, r.score,
               FROM generate_series(1, 8) u, recommend(u, 3, 'fixture', x.es) r) b
   ON a.user_id = b.user_id AND a.rank = b.rank
 GROUP BY es ORDER BY es;
+
+-- A user with a long history: the stored row's arrays are out of line
+-- (TOAST), and recommend() reads them (the seen items it excludes) straight
+-- from the table.  User 1 has seen 900 of 1,000 items; user 2 only 10.
+CREATE TABLE long_history AS
+SELECT 1 AS user_id, i AS item_id, 1 + i % 3 AS clicks FROM generate_series(1, 900) i
+UNION ALL SELECT 2, i, 1 FROM generate_series(991, 1000) i
+UNION ALL SELECT 3, i, 1 FROM generate_series(1, 1000, 7) i;
+SET client_min_messages = warning;
+CALL train('long_history', 'long_history', value_col => 'clicks', method => 'ials',
+           options => '{"factors": 4, "iterations": 3}');
+RESET client_min_messages;
+SELECT pg_column_size(seen) > 2000 AS out_of_line, array_length(seen, 1) AS seen
+FROM recsys.user_factors JOIN recsys.models USING (model_id)
+WHERE name = 'long_history' AND user_id = 1;
+SELECT count(*) AS recommended, count(*) FILTER (WHERE item_id <= 900) AS seen_ones,
+       min(item_id) > 900 AS only_unseen
+FROM recommend(1, 200, 'long_history');
+SELECT count(*) AS recommended_with_seen FROM recommend(1, 950, 'long_history', exclude_seen => false);
+SELECT drop_model('long_history');
+DROP TABLE long_history;

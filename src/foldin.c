@@ -133,7 +133,7 @@ recsys_recommend_for_items(PG_FUNCTION_ARGS)
 	ServeHistory h;
 	RecsysUserRow row;
 
-	InitMaterializedSRF(fcinfo, 0);
+	InitMaterializedSRF(fcinfo, RECSYS_SRF_FLAGS);
 	if (PG_ARGISNULL(0))
 		return (Datum) 0;
 
@@ -369,7 +369,7 @@ recsys_explain(PG_FUNCTION_ARGS)
 	double		score;
 	double		shown = 0.0;
 
-	InitMaterializedSRF(fcinfo, 0);
+	InitMaterializedSRF(fcinfo, RECSYS_SRF_FLAGS);
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		return (Datum) 0;
 	if (!ExplainTarget(fcinfo, model, false, &info, &e, &user, &item, &h))
@@ -411,7 +411,7 @@ recsys_recommend_for_features(PG_FUNCTION_ARGS)
 	char	  **names;
 	float	   *weights;
 
-	InitMaterializedSRF(fcinfo, 0);
+	InitMaterializedSRF(fcinfo, RECSYS_SRF_FLAGS);
 	if (PG_ARGISNULL(0))
 		return (Datum) 0;
 
@@ -518,7 +518,7 @@ recsys_explain_features(PG_FUNCTION_ARGS)
 	double		shown = 0.0;
 	const ModelFeatures *f;
 
-	InitMaterializedSRF(fcinfo, 0);
+	InitMaterializedSRF(fcinfo, RECSYS_SRF_FLAGS);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		return (Datum) 0;

@@ -249,7 +249,7 @@ recsys_recommend(PG_FUNCTION_ARGS)
 				 errmsg("exclude_seen must not be null")));
 	exclude_seen = PG_GETARG_BOOL(3);
 
-	InitMaterializedSRF(fcinfo, 0);
+	InitMaterializedSRF(fcinfo, RECSYS_SRF_FLAGS);
 	if (PG_ARGISNULL(0))
 		return (Datum) 0;
 
@@ -357,7 +357,7 @@ recsys_similar_items(PG_FUNCTION_ARGS)
 	CacheEntry *e;
 	int32		item;
 
-	InitMaterializedSRF(fcinfo, 0);
+	InitMaterializedSRF(fcinfo, RECSYS_SRF_FLAGS);
 	if (PG_ARGISNULL(0))
 		return (Datum) 0;
 
@@ -392,7 +392,7 @@ recsys_similar_users(PG_FUNCTION_ARGS)
 	int32	   *chosen;
 	int			count;
 
-	InitMaterializedSRF(fcinfo, 0);
+	InitMaterializedSRF(fcinfo, RECSYS_SRF_FLAGS);
 	if (PG_ARGISNULL(0))
 		return (Datum) 0;
 
@@ -548,7 +548,7 @@ recsys_recommend_all(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("exclude_seen must not be null")));
-	InitMaterializedSRF(fcinfo, 0);
+	InitMaterializedSRF(fcinfo, RECSYS_SRF_FLAGS);
 
 	info = CatalogLookupModel(model);
 	if (info->text_users || info->text_items)
