@@ -162,6 +162,38 @@ ShardUnpack(const char *data, Size len, uint32 elem, int64 *n)
 	return data + sizeof(h);
 }
 
+/*
+ * The next packed block of a concatenation of blocks (several arrays sent
+ * as one bytea), copied to MAXALIGNed memory; advances *data and *len.
+ */
+void *
+ShardUnpackNext(const char **data, Size *len, uint32 elem, int64 *n)
+{
+	ShardPackHeader h;
+	Size		size;
+	const void *p;
+	void	   *copy;
+
+	if (*len < sizeof(h))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("a distributed serving block is truncated")));
+	memcpy(&h, *data, sizeof(h));
+	if (h.count < 0 || h.elem != elem || (Size) h.count > (*len - sizeof(h)) / Max(elem, 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("a distributed serving block is not what this build of recsys sends"),
+				 errhint("Install the same version of recsys on the coordinator and every shard, on machines of the same byte order.")));
+	size = sizeof(h) + (Size) h.count * elem;
+	p = ShardUnpack(*data, size, elem, n);
+	copy = palloc_extended(Max((Size) *n * elem, 1), MCXT_ALLOC_HUGE);
+	if (*n > 0)
+		memcpy(copy, p, (Size) *n * elem);
+	*data += size;
+	*len -= size;
+	return copy;
+}
+
 /* The elements of a bytea argument */
 static const void *
 PackArg(FunctionCallInfo fcinfo, int argno, uint32 elem, int64 *n)

@@ -17,6 +17,7 @@
 
 extern bytea *ShardPack(const void *data, int64 n, uint32 elem);
 extern const void *ShardUnpack(const char *data, Size len, uint32 elem, int64 *n);
+extern void *ShardUnpackNext(const char **data, Size *len, uint32 elem, int64 *n);
 
 /* distributed.c */
 extern bool recsys_distributed_training;
@@ -24,5 +25,9 @@ extern void DistributedInit(void);
 extern bool DistributedSource(Oid relid, const char *user_col);
 extern void DistributedTrain(const char *name, RecsysParams *params,
 							 RatingsSource *source);
+
+/* distributed_serve.c */
+extern bool recsys_shard_local_serving;
+extern void DistributedServeInit(void);
 
 #endif							/* SHARD_H */

@@ -1,0 +1,258 @@
+# Copyright (c) recsys authors
+#
+# Shard-local evaluate() over postgres_fdw shards (doc/scale-out.md,
+# Serving): a coordinator and three shard clusters on this machine.  The
+# models are trained on the coordinator from local tables; the test tables
+# exist twice, as a local table and as a table partitioned BY HASH
+# (user_id) with one postgres_fdw foreign partition per shard.
+#
+#  1. evaluate() on the partitioned test table runs on the shards (their
+#     recsys.shard_eval_score is called) and returns the rows the
+#     coordinator path gives (recsys.shard_local_serving = off, and the
+#     local copy): the same metrics, at_k and evaluated counts, the values
+#     within 1e-12 relative (the same sums in another order).  For ials with
+#     AUC, als with rating error and a relevance threshold, a test table
+#     holding unknown users and items, duplicate pairs and a NULL value.
+#  2. What shard-local does not handle falls back to the coordinator path
+#     (candidates => 'test'; an item_knn model): no shard call, the same
+#     rows.
+#  3. A shard stopped: a clean error naming it, no session left on the
+#     other shards, nothing written on any shard; after its restart the
+#     evaluation works again.
+use strict;
+use warnings;
+
+use FindBin;
+use IPC::Run;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+# The servers inherit this: one BLAS thread per backend.
+$ENV{OPENBLAS_NUM_THREADS} = 1;
+
+my $generator = 'test/data/generate';
+BAIL_OUT("$generator not built (run make)") unless -x $generator;
+my $dir = PostgreSQL::Test::Utils::tempdir;
+my $app = 'recsys distributed training';
+
+my $coord = PostgreSQL::Test::Cluster->new('coordinator');
+$coord->init;
+$coord->start;
+my @shards;
+for my $i (1 .. 3)
+{
+	my $shard = PostgreSQL::Test::Cluster->new("shard$i");
+	$shard->init;
+	$shard->append_conf('postgresql.conf', "autovacuum = off\ntrack_functions = 'all'");
+	$shard->start;
+	push @shards, $shard;
+}
+my $super = $coord->safe_psql('postgres', 'SELECT current_user');
+
+# Small data: explicit ratings and implicit counts, as CSV
+sub generate
+{
+	my ($name, @args) = @_;
+	my $csv = "$dir/$name.csv";
+	my $err = '';
+	IPC::Run::run([ $generator, @args ], '>', $csv, '2>', \$err)
+	  or BAIL_OUT("$generator failed: $err");
+	return $csv;
+}
+my $ratings_csv = generate('ratings', '--kind', 'explicit', '--users', 400,
+	'--items', 200, '--rows', 8000, '--seed', 5);
+my $events_csv = generate('events', '--kind', 'implicit', '--users', 400,
+	'--items', 200, '--rows', 8000, '--seed', 6);
+
+for my $shard (@shards)
+{
+	$shard->safe_psql('postgres', q{
+		CREATE EXTENSION recsys;
+		CREATE TABLE ratings_test (user_id bigint, item_id bigint, rating real);
+		CREATE TABLE events_test (user_id bigint, item_id bigint, count real);
+	});
+}
+
+# Train on 80% of the rows (by a hash of the pair), test on the rest; the
+# test tables get unknown users and items, duplicate pairs and a NULL value
+my $setup = q{
+	CREATE EXTENSION recsys;
+	CREATE EXTENSION postgres_fdw;
+	CREATE TABLE ratings (user_id bigint, item_id bigint, rating real);
+	CREATE TABLE events (user_id bigint, item_id bigint, count real);
+	CREATE TABLE dist_ratings_test (user_id bigint, item_id bigint, rating real)
+	    PARTITION BY HASH (user_id);
+	CREATE TABLE dist_events_test (user_id bigint, item_id bigint, count real)
+	    PARTITION BY HASH (user_id);
+};
+for my $i (1 .. 3)
+{
+	my ($host, $port) = ($shards[ $i - 1 ]->host, $shards[ $i - 1 ]->port);
+	my $r = $i - 1;
+	$setup .= qq{
+	CREATE SERVER shard$i FOREIGN DATA WRAPPER postgres_fdw
+	    OPTIONS (host '$host', port '$port', dbname 'postgres');
+	CREATE USER MAPPING FOR CURRENT_USER SERVER shard$i OPTIONS (user '$super');
+	CREATE FOREIGN TABLE dist_ratings_test_$i PARTITION OF dist_ratings_test
+	    FOR VALUES WITH (MODULUS 3, REMAINDER $r)
+	    SERVER shard$i OPTIONS (schema_name 'public', table_name 'ratings_test');
+	CREATE FOREIGN TABLE dist_events_test_$i PARTITION OF dist_events_test
+	    FOR VALUES WITH (MODULUS 3, REMAINDER $r)
+	    SERVER shard$i OPTIONS (schema_name 'public', table_name 'events_test');
+};
+}
+$setup .= qq{
+	COPY ratings FROM '$ratings_csv' WITH (FORMAT csv, HEADER true);
+	COPY events FROM '$events_csv' WITH (FORMAT csv, HEADER true);
+	CREATE TABLE ratings_test AS SELECT * FROM ratings WHERE hashint8(user_id * 1000 + item_id) % 5 = 0;
+	DELETE FROM ratings WHERE hashint8(user_id * 1000 + item_id) % 5 = 0;
+	CREATE TABLE events_test AS SELECT * FROM events WHERE hashint8(user_id * 1000 + item_id) % 5 = 0;
+	DELETE FROM events WHERE hashint8(user_id * 1000 + item_id) % 5 = 0;
+	INSERT INTO ratings_test VALUES (900001, 1, 5), (900001, 2, 4), (1, 900002, 5), (2, 900003, NULL);
+	INSERT INTO ratings_test SELECT * FROM ratings_test WHERE user_id BETWEEN 3 AND 6;
+	INSERT INTO events_test VALUES (900001, 1, 3), (900001, 2, 1), (1, 900002, 2), (2, 900003, NULL);
+	INSERT INTO events_test SELECT * FROM events_test WHERE user_id BETWEEN 3 AND 6;
+	INSERT INTO dist_ratings_test SELECT * FROM ratings_test;
+	INSERT INTO dist_events_test SELECT * FROM events_test;
+	CALL train('m_als', 'ratings', value_col => 'rating', method => 'als', factors => 8, iterations => 5);
+	CALL train('m_ials', 'events', value_col => 'count', method => 'ials', factors => 8, iterations => 5);
+	CALL train('m_knn', 'events', value_col => 'count', method => 'item_knn');
+};
+$coord->safe_psql('postgres', $setup);
+my @per_shard = map {
+	$_->safe_psql('postgres',
+		'SELECT (SELECT count(*) FROM ratings_test) || \'/\' || (SELECT count(*) FROM events_test)')
+} @shards;
+note 'test rows per shard (ratings/events): ' . join(', ', @per_shard);
+ok(!(grep { $_ =~ m{^0/|/0$} } @per_shard), 'setup: every shard holds test rows of both tables');
+
+# Calls of the shard-side scoring function, over all shards
+sub shard_calls
+{
+	my $n = 0;
+	for my $shard (@shards)
+	{
+		$n += $shard->safe_psql('postgres', q{
+			SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions
+			WHERE schemaname = 'recsys' AND funcname = 'shard_eval_score'});
+	}
+	return $n;
+}
+
+# What shards have written: relations, and tuples in any table
+sub all_shard_writes
+{
+	my @which = @_ ? @_ : @shards;
+	return join('; ', map {
+		$_->safe_psql('postgres', q{
+			SELECT (SELECT count(*) || ' relations, max oid ' || max(oid::int8) FROM pg_class)
+			       || ', ' || (SELECT sum(n_tup_ins + n_tup_upd + n_tup_del) FROM pg_stat_all_tables)})
+	} @which);
+}
+
+# evaluate()'s rows as [metric, at_k, model, baseline, evaluated]
+sub evaluate_rows
+{
+	my ($call, $setting) = @_;
+	my $out = $coord->safe_psql('postgres',
+		"SET recsys.shard_local_serving = $setting;\n"
+		  . "SELECT metric, coalesce(at_k::text, '-'), coalesce(model_value::text, 'null'),\n"
+		  . "       coalesce(baseline_value::text, 'null'), evaluated FROM $call");
+	return [ map { [ split /\|/ ] } split /\n/, $out ];
+}
+
+# Rows equal: the same metrics, at_k and counts, values within 1e-12 relative
+sub same_rows
+{
+	my ($a, $b) = @_;
+	return "row counts " . scalar(@$a) . ' and ' . scalar(@$b) if @$a != @$b;
+	for my $i (0 .. $#$a)
+	{
+		my ($x, $y) = ($a->[$i], $b->[$i]);
+		for my $c (0, 1, 4)
+		{
+			return "row $i column $c: $x->[$c] vs $y->[$c]" if $x->[$c] ne $y->[$c];
+		}
+		for my $c (2, 3)
+		{
+			my ($u, $v) = ($x->[$c], $y->[$c]);
+			next if $u eq $v;
+			return "row $i ($x->[0]) column $c: $u vs $v"
+			  if $u eq 'null' || $v eq 'null'
+			  || abs($u - $v) > 1e-12 * (abs($v) > 1 ? abs($v) : 1);
+		}
+	}
+	return 'equal';
+}
+
+#
+# 1. Shard-local equals the coordinator path
+#
+my $writes_before = all_shard_writes();
+my @cases = (
+	[ 'ials, AUC', "evaluate('m_ials', 'dist_events_test', 10)", "evaluate('m_ials', 'events_test', 10)" ],
+	[ 'ials, k 3, no AUC, threshold', "evaluate('m_ials', 'dist_events_test', 3, compute_auc => false, relevance_threshold => 2)",
+	  "evaluate('m_ials', 'events_test', 3, compute_auc => false, relevance_threshold => 2)" ],
+	[ 'als, threshold 4', "evaluate('m_als', 'dist_ratings_test', 5, relevance_threshold => 4)",
+	  "evaluate('m_als', 'ratings_test', 5, relevance_threshold => 4)" ],
+	[ 'als, all relevant', "evaluate('m_als', 'dist_ratings_test', 10)", "evaluate('m_als', 'ratings_test', 10)" ],
+);
+for my $case (@cases)
+{
+	my ($what, $dist, $local) = @$case;
+	my $calls = shard_calls();
+	my $shard_local = evaluate_rows($dist, 'on');
+	is(shard_calls(), $calls + 3, "$what: evaluated on the three shards");
+	my $coordinator = evaluate_rows($dist, 'off');
+	is(shard_calls(), $calls + 3, "$what: shard_local_serving = off evaluates on the coordinator");
+	is(same_rows($shard_local, $coordinator), 'equal', "$what: shard-local rows equal the coordinator path's");
+	is(same_rows($shard_local, evaluate_rows($local, 'on')), 'equal', "$what: and the local test table's");
+	ok((grep { $_->[0] eq 'precision' && $_->[4] > 100 } @$shard_local), "$what: over 100 users evaluated");
+}
+is(all_shard_writes(), $writes_before, 'shard-local evaluation wrote nothing on any shard');
+ok($_->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = '$app'"),
+	'no session left on ' . $_->name) for @shards;
+
+#
+# 2. Fallbacks: the coordinator path, the same rows
+#
+for my $case (
+	[ "candidates 'test'", "evaluate('m_ials', 'dist_events_test', 10, candidates => 'test')",
+	  "evaluate('m_ials', 'events_test', 10, candidates => 'test')" ],
+	[ 'item_knn', "evaluate('m_knn', 'dist_events_test', 10)", "evaluate('m_knn', 'events_test', 10)" ])
+{
+	my ($what, $dist, $local) = @$case;
+	my $calls = shard_calls();
+	is(same_rows(evaluate_rows($dist, 'on'), evaluate_rows($local, 'on')), 'equal',
+		"$what: the coordinator path's rows");
+	is(shard_calls(), $calls, "$what: no shard-local call");
+}
+
+#
+# 3. A stopped shard
+#
+$writes_before = all_shard_writes($shards[0], $shards[2]);
+$shards[1]->stop('immediate');
+my ($ret, $stdout, $stderr) = $coord->psql('postgres',
+	"SELECT * FROM evaluate('m_ials', 'dist_events_test', 10)",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+isnt($ret, 0, 'stopped shard: evaluate fails');
+like($stderr, qr/ERROR:  \w{5}: (could not connect to shard shard2|shard shard2 failed)/,
+	'stopped shard: the error names the shard');
+note "stopped shard: $1" if $stderr =~ /(ERROR:.*)/;
+for my $shard ($shards[0], $shards[2])
+{
+	ok($shard->poll_query_until('postgres',
+			"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = '$app'"),
+		'stopped shard: no session left on ' . $shard->name);
+}
+$shards[1]->start;
+is(all_shard_writes($shards[0], $shards[2]), $writes_before,
+	'stopped shard: nothing written on the other shards');
+is(same_rows(evaluate_rows($cases[0][1], 'on'), evaluate_rows($cases[0][2], 'on')), 'equal',
+	'stopped shard: after its restart shard-local evaluation works again');
+
+done_testing();
