@@ -44,13 +44,16 @@
 #include "cache.h"
 #include "catalog.h"
 #include "catalog/pg_class.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "distributed.h"
 #include "foreign/foreign.h"
 #include "funcapi.h"
 #include "idmap.h"
+#include "lib/stringinfo.h"
 #include "method.h"
 #include "miscadmin.h"
+#include "recommend.h"
 #include "shard.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -58,6 +61,8 @@
 #include "utils/memutils.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/regproc.h"
 
 /* Whether evaluate() runs shard-local on postgres_fdw partitions */
 bool		recsys_shard_local_serving = true;
@@ -536,4 +541,347 @@ recsys_eval_shards(PG_FUNCTION_ARGS)
 			users > 0 && a.num_items > 0, a.num_items > 0 ? (double) bcov / (double) a.num_items : 0,
 			users);
 	return (Datum) 0;
+}
+
+/*
+ * Shard-local recommend_all.  The model (every user's factors and training
+ * items) lives on the coordinator, so the shards are scorers: the
+ * coordinator reads the users in recommend_all's batches and deals whole
+ * batches to the shards in turn (not by where each user's rows are: the
+ * user rows travel either way, and a batch scored on a shard is the very
+ * matrix product the coordinator would compute, so the scores are the
+ * same to the bit).  Rounds of about ROUND_USERS users per shard are in
+ * flight while the coordinator reads the next round, and each shard
+ * returns only each user's best n items and scores.
+ */
+#define ROUND_USERS 1024
+
+/* The round being filled for one shard */
+typedef struct RoundBuffer
+{
+	int			nbatches;
+	int			nusers;
+	int64		nseen;
+	StringInfoData sizes;		/* int32 per batch */
+	StringInfoData ids;			/* int64 per user */
+	StringInfoData seen_counts; /* int32 per user */
+	StringInfoData factors;		/* k floats per user */
+	StringInfoData bias;		/* float per user */
+	StringInfoData seen;		/* int64 per training item */
+} RoundBuffer;
+
+/* A shard-local recommend_all in progress */
+typedef struct RecommendRun
+{
+	Dist	   *d;
+	ReturnSetInfo *rsinfo;
+	int			k;
+	int			next;			/* the shard that gets the next batch */
+	RoundBuffer *bufs;			/* the round being filled, per shard */
+	int64	  **inflight_ids;	/* per shard: the users of the round sent */
+	int		   *inflight_n;
+	bool		inflight;
+	MemoryContext cxt;			/* outlives the user batches */
+} RecommendRun;
+
+/* Empty a round buffer */
+static void
+RoundReset(RoundBuffer *rb)
+{
+	rb->nbatches = 0;
+	rb->nusers = 0;
+	rb->nseen = 0;
+	resetStringInfo(&rb->sizes);
+	resetStringInfo(&rb->ids);
+	resetStringInfo(&rb->seen_counts);
+	resetStringInfo(&rb->factors);
+	resetStringInfo(&rb->bias);
+	resetStringInfo(&rb->seen);
+}
+
+/* Wait for the round in flight and emit its rows */
+static void
+RecommendCollect(RecommendRun *run)
+{
+	Dist	   *d = run->d;
+
+	if (!run->inflight)
+		return;
+	WaitAll(d, "shard-local recommend_all");
+	for (int i = 0; i < d->nshards; i++)
+	{
+		Shard	   *s = &d->shards[i];
+		int64		nusers;
+		int64		nitems;
+		int64		nscores;
+		const char *counts;
+		const char *items;
+		const char *scores;
+		int64		at = 0;
+
+		if (PQntuples(s->result) != 1)
+			ShardError(s, s->result, "shard_recommend");
+		counts = ResultPack(s->result, 0, 0, sizeof(int32), &nusers);
+		items = ResultPack(s->result, 0, 1, sizeof(int64), &nitems);
+		scores = ResultPack(s->result, 0, 2, sizeof(float), &nscores);
+		if (nusers != run->inflight_n[i] || nitems != nscores)
+			ShardError(s, NULL, "shard-local recommend_all (a block of the wrong size)");
+		for (int64 j = 0; j < nusers; j++)
+		{
+			int32		count;
+
+			memcpy(&count, counts + sizeof(int32) * j, sizeof(int32));
+			if (count < 0 || at + count > nitems)
+				ShardError(s, NULL, "shard-local recommend_all (a block of the wrong size)");
+			for (int r = 0; r < count; r++, at++)
+			{
+				Datum		values[3];
+				bool		nulls[3] = {false, false, false};
+				int64		item;
+				float		score;
+
+				memcpy(&item, items + sizeof(int64) * at, sizeof(int64));
+				memcpy(&score, scores + sizeof(float) * at, sizeof(float));
+				values[0] = Int64GetDatum(run->inflight_ids[i][j]);
+				values[1] = Int64GetDatum(item);
+				values[2] = Float4GetDatum(score);
+				tuplestore_putvalues(run->rsinfo->setResult, run->rsinfo->setDesc, values, nulls);
+			}
+		}
+		PQclear(s->result);
+		s->result = NULL;
+	}
+	run->inflight = false;
+}
+
+/* Collect the round in flight, then send the one filled (if any) */
+static void
+RecommendFlush(RecommendRun *run)
+{
+	Dist	   *d = run->d;
+	MemoryContext old = MemoryContextSwitchTo(run->cxt);
+	const char ***values = palloc(sizeof(char **) * d->nshards);
+	int		  **lengths = palloc(sizeof(int *) * d->nshards);
+	Oid			types[1] = {BYTEAOID};
+	bool		any = false;
+
+	RecommendCollect(run);
+	for (int i = 0; i < d->nshards; i++)
+		any |= run->bufs[i].nusers > 0;
+	if (any)
+	{
+		for (int i = 0; i < d->nshards; i++)
+		{
+			RoundBuffer *rb = &run->bufs[i];
+			bytea	   *blocks[6];
+
+			blocks[0] = ShardPack(rb->sizes.data, rb->nbatches, sizeof(int32));
+			blocks[1] = ShardPack(rb->seen_counts.data, rb->nusers, sizeof(int32));
+			blocks[2] = ShardPack(rb->factors.data, (int64) rb->nusers * run->k, sizeof(float));
+			blocks[3] = ShardPack(rb->bias.data, rb->nusers, sizeof(float));
+			blocks[4] = ShardPack(rb->seen.data, rb->nseen, sizeof(int64));
+			values[i] = palloc(sizeof(char *));
+			lengths[i] = palloc(sizeof(int));
+			values[i][0] = PackBlocks(blocks, 5, &lengths[i][0]);
+			for (int b = 0; b < 5; b++)
+				pfree(blocks[b]);
+			if (run->inflight_ids[i])
+				pfree(run->inflight_ids[i]);
+			run->inflight_ids[i] = palloc(sizeof(int64) * Max(rb->nusers, 1));
+			memcpy(run->inflight_ids[i], rb->ids.data, sizeof(int64) * rb->nusers);
+			run->inflight_n[i] = rb->nusers;
+		}
+		SendAll(d, "SELECT counts, items, scores FROM recsys.shard_recommend($1)", 1, types,
+				(const char *const *const *) values, (const int *const *) lengths, true,
+				"shard_recommend");
+		run->inflight = true;
+		for (int i = 0; i < d->nshards; i++)
+		{
+			pfree((void *) values[i][0]);
+			RoundReset(&run->bufs[i]);
+		}
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* Deal one batch of users (recommend_all's batch) to the next shard */
+static void
+RecommendDeal(void *arg, const int64 *ids, const RecsysUserRow *rows, int nrows)
+{
+	RecommendRun *run = (RecommendRun *) arg;
+	RoundBuffer *rb = &run->bufs[run->next];
+	int32		size = nrows;
+
+	appendBinaryStringInfo(&rb->sizes, (char *) &size, sizeof(int32));
+	for (int j = 0; j < nrows; j++)
+	{
+		int32		nseen = rows[j].nseen;
+
+		appendBinaryStringInfo(&rb->ids, (const char *) &ids[j], sizeof(int64));
+		appendBinaryStringInfo(&rb->seen_counts, (char *) &nseen, sizeof(int32));
+		appendBinaryStringInfo(&rb->factors, (const char *) rows[j].factors, sizeof(float) * run->k);
+		appendBinaryStringInfo(&rb->bias, (const char *) &rows[j].bias, sizeof(float));
+		appendBinaryStringInfo(&rb->seen, (const char *) rows[j].seen, sizeof(int64) * nseen);
+		rb->nseen += nseen;
+	}
+	rb->nbatches++;
+	rb->nusers += nrows;
+	run->next = (run->next + 1) % run->d->nshards;
+	/* A full round: every shard has had its share (dealt in turn) */
+	if (run->next == 0 && rb->nusers >= ROUND_USERS)
+		RecommendFlush(run);
+}
+
+/*
+ * Whether the caller has a user mapping for the server (its own or
+ * PUBLIC's) that ShardConnect accepts (with a password, unless a
+ * superuser), without the errors GetUserMapping and ShardConnect give:
+ * recommend_all, which reads nothing through postgres_fdw, must keep
+ * working for roles without one, on the coordinator.
+ */
+static bool
+HasUserMapping(Oid serverid)
+{
+	HeapTuple	tp = SearchSysCache2(USERMAPPINGUSERSERVER,
+									 ObjectIdGetDatum(GetUserId()),
+									 ObjectIdGetDatum(serverid));
+	ListCell   *lc;
+
+	if (!HeapTupleIsValid(tp))
+		tp = SearchSysCache2(USERMAPPINGUSERSERVER,
+							 ObjectIdGetDatum(InvalidOid),
+							 ObjectIdGetDatum(serverid));
+	if (!HeapTupleIsValid(tp))
+		return false;
+	ReleaseSysCache(tp);
+	if (superuser())
+		return true;
+	foreach(lc, GetUserMapping(GetUserId(), serverid)->options)
+		if (strcmp(((DefElem *) lfirst(lc))->defname, "password") == 0)
+			return true;
+	return false;
+}
+
+/*
+ * recommend_all's rows computed shard-local, into the call's tuplestore:
+ * true when done, false when it does not apply (the setting is off, a
+ * model without factors, a source that is not partitioned by user over
+ * postgres_fdw, a shard without a user mapping for the caller), and
+ * recommend_all scores on the coordinator.
+ */
+bool
+DistributedRecommendAll(FunctionCallInfo fcinfo, const RecsysModelInfo *info,
+						int n, bool exclude_seen)
+{
+	Oid			source;
+	List	   *leaves;
+	ListCell   *lc;
+	CacheEntry *e;
+	Dist		d;
+	RecommendRun run;
+	MemoryContext cxt;
+	MemoryContext old;
+	int			batch;
+
+	if (!recsys_shard_local_serving || !info->method->factors || info->source == NULL)
+		return false;
+	source = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(info->source)),
+							  NoLock, true);
+	if (!OidIsValid(source) || !ShardedByUser(source, info->user_col))
+		return false;
+	leaves = LeafPartitions(source);
+	foreach(lc, leaves)
+		if (!HasUserMapping(GetForeignTable(lfirst_oid(lc))->serverid))
+			return false;
+
+	e = CacheGetModel(info);
+	batch = ServeBatchSize(e->items.n);
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys shard-local recommend_all",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	DistributedShards(&d, leaves, info->user_col, info->item_col, NULL);
+	memset(&run, 0, sizeof(run));
+	run.d = &d;
+	run.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	run.k = e->items.k;
+	run.cxt = cxt;
+	run.bufs = palloc0(sizeof(RoundBuffer) * d.nshards);
+	run.inflight_ids = palloc0(sizeof(int64 *) * d.nshards);
+	run.inflight_n = palloc0(sizeof(int) * d.nshards);
+	for (int i = 0; i < d.nshards; i++)
+	{
+		initStringInfo(&run.bufs[i].sizes);
+		initStringInfo(&run.bufs[i].ids);
+		initStringInfo(&run.bufs[i].seen_counts);
+		initStringInfo(&run.bufs[i].factors);
+		initStringInfo(&run.bufs[i].bias);
+		initStringInfo(&run.bufs[i].seen);
+	}
+	PG_TRY();
+	{
+		const RecsysFactors *it = &e->items;
+		bytea	   *blocks[4];
+		const char *values[3];
+		int			lengths[3];
+		const char *const *vp[1] = {values};
+		const int  *lp[1] = {lengths};
+		Oid			types[3] = {BYTEAOID, TEXTOID, BYTEAOID};
+		double		p[5];
+
+		for (int i = 0; i < d.nshards; i++)
+		{
+			PGresult   *res;
+
+			ShardConnect(&d.shards[i]);
+			res = PQexec(d.shards[i].conn, "SET search_path = pg_catalog, pg_temp");
+			if (PQresultStatus(res) != PGRES_COMMAND_OK)
+				ShardError(&d.shards[i], res, "setup");
+			PQclear(res);
+		}
+		blocks[0] = ShardPack(it->ids, it->n, sizeof(int64));
+		blocks[1] = ShardPack(it->factors, (int64) it->n * it->k, sizeof(float));
+		blocks[2] = ShardPack(it->bias, it->n, sizeof(float));
+		blocks[3] = ShardPack(it->popularity, it->n, sizeof(int64));
+		values[0] = PackBlocks(blocks, 4, &lengths[0]);
+		values[1] = info->method->name;
+		lengths[1] = strlen(info->method->name);
+		p[0] = e->config.mean;
+		p[1] = e->zero_bias ? 1.0 : 0.0;
+		p[2] = it->k;
+		p[3] = n;
+		p[4] = exclude_seen ? 1.0 : 0.0;
+		values[2] = PackParam(p, 5, sizeof(double), &lengths[2]);
+		SendAll(&d, "SELECT recsys.shard_recommend_open($1, $2, $3)", 3, types,
+				vp, lp, false, "shard_recommend_open");
+		WaitAll(&d, "shard_recommend_open");
+		for (int i = 0; i < d.nshards; i++)
+		{
+			Shard	   *s = &d.shards[i];
+			const unsigned char *v;
+			int32		theirs;
+
+			if (PQntuples(s->result) != 1 || PQgetlength(s->result, 0, 0) != 4)
+				ShardError(s, s->result, "shard_recommend_open");
+			v = (const unsigned char *) PQgetvalue(s->result, 0, 0);
+			theirs = (int32) (((uint32) v[0] << 24) | ((uint32) v[1] << 16) | ((uint32) v[2] << 8) | v[3]);
+			if (theirs != batch)
+				ShardError(s, NULL, "shard_recommend_open (another batch size: another recsys version)");
+			PQclear(s->result);
+			s->result = NULL;
+		}
+		MemoryContextSwitchTo(old);
+		CatalogForEachUserBatch(info, batch, false, RecommendDeal, &run);
+		RecommendFlush(&run);
+		RecommendCollect(&run);
+	}
+	PG_CATCH();
+	{
+		ShardsDisconnect(&d);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	ShardsDisconnect(&d);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return true;
 }

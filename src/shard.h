@@ -29,5 +29,8 @@ extern void DistributedTrain(const char *name, RecsysParams *params,
 /* distributed_serve.c */
 extern bool recsys_shard_local_serving;
 extern void DistributedServeInit(void);
+extern bool DistributedRecommendAll(FunctionCallInfo fcinfo,
+									const RecsysModelInfo *info, int n,
+									bool exclude_seen);
 
 #endif							/* SHARD_H */

@@ -263,6 +263,37 @@ AddError(double predicted, double actual, double *slots)
 	slots[2] += error * error;
 }
 
+/*
+ * The model's items as the coordinator packed them (ids, factors, biases,
+ * popularity) into a zeroed cache entry e, with their id index; enough for
+ * the factor models' score and predict slots.
+ */
+static void
+UnpackItems(CacheEntry *e, const char *data, Size len, int k)
+{
+	RecsysFactors *it = &e->items;
+	int64		n;
+
+	memset(e, 0, sizeof(CacheEntry));
+	it->ids = ShardUnpackNext(&data, &len, sizeof(int64), &n);
+	it->n = (int) n;
+	it->k = k;
+	it->factors = ShardUnpackNext(&data, &len, sizeof(float), &n);
+	if (n != (int64) it->n * it->k)
+		elog(ERROR, "item factors block has %lld floats, expected %lld",
+			 (long long) n, (long long) it->n * it->k);
+	it->bias = ShardUnpackNext(&data, &len, sizeof(float), &n);
+	if (n != it->n)
+		elog(ERROR, "item bias block has %lld floats, expected %d", (long long) n, it->n);
+	it->popularity = ShardUnpackNext(&data, &len, sizeof(int64), &n);
+	if (n != it->n)
+		elog(ERROR, "item popularity block has %lld values, expected %d", (long long) n, it->n);
+	e->index = IdMapCreate(it->n);
+	for (int i = 0; i < it->n; i++)
+		IdMapSet(e->index, it->ids[i], i);
+	e->scores = palloc_extended(sizeof(float) * Max(it->n, 1), MCXT_ALLOC_HUGE);
+}
+
 /* qsort comparator: items by popularity descending, then id ascending */
 static const RecsysFactors *pop_items;
 
@@ -309,26 +340,9 @@ EvalScore(EvalState *s, const char *items_data, Size items_len,
 	IdSet		none = {NULL, 0};
 	int64		seen_at = 0;
 
-	memset(&e, 0, sizeof(e));
-	it->ids = ShardUnpackNext(&items_data, &items_len, sizeof(int64), &n);
-	it->n = (int) n;
-	it->k = (int) p[EP_FACTORS];
-	it->factors = ShardUnpackNext(&items_data, &items_len, sizeof(float), &n);
-	if (n != (int64) it->n * it->k)
-		elog(ERROR, "item factors block has %lld floats, expected %lld",
-			 (long long) n, (long long) it->n * it->k);
-	it->bias = ShardUnpackNext(&items_data, &items_len, sizeof(float), &n);
-	if (n != it->n)
-		elog(ERROR, "item bias block has %lld floats, expected %d", (long long) n, it->n);
-	it->popularity = ShardUnpackNext(&items_data, &items_len, sizeof(int64), &n);
-	if (n != it->n)
-		elog(ERROR, "item popularity block has %lld values, expected %d", (long long) n, it->n);
-	e.index = IdMapCreate(it->n);
-	for (int i = 0; i < it->n; i++)
-		IdMapSet(e.index, it->ids[i], i);
+	UnpackItems(&e, items_data, items_len, (int) p[EP_FACTORS]);
 	e.zero_bias = p[EP_ZERO_BIAS] != 0.0;
 	e.config.mean = p[EP_MEAN];
-	e.scores = palloc_extended(sizeof(float) * Max(it->n, 1), MCXT_ALLOC_HUGE);
 
 	seen_counts = ShardUnpackNext(&users_data, &users_len, sizeof(int32), &n);
 	if (n != s->nusers)
@@ -526,5 +540,206 @@ recsys_shard_eval_score(PG_FUNCTION_ARGS)
 	values[0] = PointerGetDatum(ShardPack(sums, ES_SLOTS, sizeof(double)));
 	values[1] = PointerGetDatum(ShardPack(cov, nitems, 1));
 	values[2] = PointerGetDatum(ShardPack(bcov, nitems, 1));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/*
+ * Shard-local recommend_all: the model's items, kept in the session by
+ * shard_recommend_open for the rounds of shard_recommend.
+ */
+typedef struct RecommendState
+{
+	MemoryContext cxt;
+	CacheEntry	e;
+	ServeBatch	b;
+	int			batch;
+} RecommendState;
+
+static RecommendState *recommend_state = NULL;
+
+/* Free the session's recommend_all state */
+static void
+RecommendClose(void)
+{
+	if (recommend_state != NULL)
+	{
+		MemoryContextDelete(recommend_state->cxt);
+		recommend_state = NULL;
+	}
+}
+
+/* Slots of shard_recommend_open's parameters (a packed float8 array) */
+#define RP_MEAN		0			/* the cached model's mean */
+#define RP_ZERO_BIAS 1			/* every item bias is 0 (0/1) */
+#define RP_FACTORS	2			/* k */
+#define RP_N		3			/* best items per user */
+#define RP_EXCLUDE	4			/* exclude_seen (0/1) */
+#define RP_SLOTS	5
+
+PG_FUNCTION_INFO_V1(recsys_shard_recommend_open);
+
+/*
+ * shard_recommend_open(items, method, params): keep the model's items for
+ * shard_recommend; returns the batch size it scores users in (the
+ * coordinator checks it is its own).
+ */
+Datum
+recsys_shard_recommend_open(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt;
+	MemoryContext old;
+	RecommendState *s;
+	double		p[RP_SLOTS];
+	int64		np;
+
+	for (int a = 0; a < 3; a++)
+		if (PG_ARGISNULL(a))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument %d of shard_recommend_open must not be null", a + 1)));
+	RecommendClose();
+	cxt = AllocSetContextCreate(TopMemoryContext, "recsys shard recommend_all",
+								ALLOCSET_DEFAULT_SIZES);
+	s = MemoryContextAllocZero(cxt, sizeof(RecommendState));
+	s->cxt = cxt;
+	old = MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		bytea	   *items = PG_GETARG_BYTEA_PP(0);
+		bytea	   *params = PG_GETARG_BYTEA_PP(2);
+		const RecsysMethod *m = MethodLookup(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+
+		memcpy(p, ShardUnpack(VARDATA_ANY(params), VARSIZE_ANY_EXHDR(params), sizeof(double), &np),
+			   sizeof(double) * Min(np, RP_SLOTS));
+		if (np != RP_SLOTS)
+			elog(ERROR, "shard_recommend_open got %lld parameters, expected %d",
+				 (long long) np, RP_SLOTS);
+		if (!m->factors)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("shard-local recommend_all of method \"%s\" is not supported", m->name)));
+		UnpackItems(&s->e, VARDATA_ANY(items), VARSIZE_ANY_EXHDR(items), (int) p[RP_FACTORS]);
+		s->e.method = m;
+		s->e.zero_bias = p[RP_ZERO_BIAS] != 0.0;
+		s->e.config.mean = p[RP_MEAN];
+		s->batch = ServeBatchInit(&s->b, &s->e, (int) p[RP_N], p[RP_EXCLUDE] != 0.0);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	recommend_state = s;
+	PG_RETURN_INT32(s->batch);
+}
+
+PG_FUNCTION_INFO_V1(recsys_shard_recommend);
+
+/*
+ * shard_recommend(users): the best items of a round of users, scored in
+ * the coordinator's batches (their sizes lead the block) as recommend_all
+ * scores them; returns (counts, items, scores): per user the number of
+ * items, then every user's items and scores one after the other.
+ */
+Datum
+recsys_shard_recommend(PG_FUNCTION_ARGS)
+{
+	RecommendState *s = recommend_state;
+	TupleDesc	desc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	bytea	   *users;
+	const char *d;
+	Size		len;
+	int64		nbatches;
+	int64		nusers;
+	int64		n;
+	int64		nseen;
+	int32	   *sizes;
+	int32	   *seen_counts;
+	float	   *factors;
+	float	   *bias;
+	int64	   *seen;
+	int32	   *counts;
+	int64	   *items;
+	float	   *scores;
+	int64		out = 0;
+	int64		at = 0;
+	int64		seen_at = 0;
+	RecsysUserRow *rows;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "shard_recommend must return a row");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument 1 of shard_recommend must not be null")));
+	if (s == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no shard-local recommend_all is open in this session"),
+				 errhint("These functions are called by a coordinator's recommend_all(); see doc/scale-out.md.")));
+	users = PG_GETARG_BYTEA_PP(0);
+	d = VARDATA_ANY(users);
+	len = VARSIZE_ANY_EXHDR(users);
+	sizes = ShardUnpackNext(&d, &len, sizeof(int32), &nbatches);
+	seen_counts = ShardUnpackNext(&d, &len, sizeof(int32), &nusers);
+	factors = ShardUnpackNext(&d, &len, sizeof(float), &n);
+	if (n != nusers * s->e.items.k)
+		elog(ERROR, "user factors block has %lld floats, expected %lld",
+			 (long long) n, (long long) nusers * s->e.items.k);
+	bias = ShardUnpackNext(&d, &len, sizeof(float), &n);
+	if (n != nusers)
+		elog(ERROR, "user bias block has %lld floats, expected %lld", (long long) n, (long long) nusers);
+	seen = ShardUnpackNext(&d, &len, sizeof(int64), &nseen);
+
+	counts = palloc(sizeof(int32) * Max(nusers, 1));
+	items = palloc_extended(sizeof(int64) * Max(nusers * s->b.n, 1), MCXT_ALLOC_HUGE);
+	scores = palloc_extended(sizeof(float) * Max(nusers * s->b.n, 1), MCXT_ALLOC_HUGE);
+	rows = palloc0(sizeof(RecsysUserRow) * s->batch);
+	for (int64 b = 0; b < nbatches; b++)
+	{
+		int			size = sizes[b];
+
+		CHECK_FOR_INTERRUPTS();
+		if (size <= 0 || size > s->batch || at + size > nusers)
+			elog(ERROR, "a batch of %d users does not fit this round", size);
+		for (int j = 0; j < size; j++)
+		{
+			RecsysUserRow *r = &rows[j];
+
+			r->found = true;
+			r->factors = factors + (Size) (at + j) * s->e.items.k;
+			r->bias = bias[at + j];
+			r->nseen = seen_counts[at + j];
+			if (r->nseen < 0 || seen_at + r->nseen > nseen)
+				elog(ERROR, "seen block is shorter than its counts");
+			r->seen = seen + seen_at;
+			seen_at += r->nseen;
+		}
+		ServeBatchScore(&s->b, rows, size);
+		for (int j = 0; j < size; j++)
+		{
+			const float *sc = s->b.scores + (Size) j * s->e.items.n;
+			const int32 *chosen = s->b.chosen + (Size) j * s->b.n;
+
+			counts[at + j] = s->b.counts[j];
+			for (int r = 0; r < s->b.counts[j]; r++)
+			{
+				items[out] = s->e.items.ids[chosen[r]];
+				scores[out] = sc[chosen[r]];
+				out++;
+			}
+		}
+		at += size;
+	}
+	if (at != nusers)
+		elog(ERROR, "the batches hold %lld users, expected %lld", (long long) at, (long long) nusers);
+	values[0] = PointerGetDatum(ShardPack(counts, nusers, sizeof(int32)));
+	values[1] = PointerGetDatum(ShardPack(items, out, sizeof(int64)));
+	values[2] = PointerGetDatum(ShardPack(scores, out, sizeof(float)));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }

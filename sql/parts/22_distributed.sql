@@ -115,3 +115,20 @@ AS 'MODULE_PATHNAME', 'recsys_eval_shards'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION recsys.eval_shards(text, regclass, integer, integer, name, name, name, double precision, boolean, boolean, boolean, double precision, bigint)
     IS 'internal (evaluate): evaluate''s rows computed on the shards of a test table partitioned by user over postgres_fdw, or no rows';
+
+-- Shard-local recommend_all (src/distributed_serve.c): a model trained from
+-- postgres_fdw shards is scored on them, batches of users dealt in turn.
+CREATE FUNCTION recsys.shard_recommend_open(items bytea, method text, params bytea)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'recsys_shard_recommend_open'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION recsys.shard_recommend_open(bytea, text, bytea)
+    IS 'internal (shard-local recommend_all): keep the model''s items in the session; returns the batch size';
+
+CREATE FUNCTION recsys.shard_recommend(users bytea,
+    OUT counts bytea, OUT items bytea, OUT scores bytea)
+RETURNS record
+AS 'MODULE_PATHNAME', 'recsys_shard_recommend'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION recsys.shard_recommend(bytea)
+    IS 'internal (shard-local recommend_all): the best items of a round of users';

@@ -16,9 +16,14 @@
 #  2. What shard-local does not handle falls back to the coordinator path
 #     (candidates => 'test'; an item_knn model): no shard call, the same
 #     rows.
-#  3. A shard stopped: a clean error naming it, no session left on the
-#     other shards, nothing written on any shard; after its restart the
-#     evaluation works again.
+#  3. recommend_all of models trained from the shards (ials, als; n and
+#     exclude_seen varied) runs on the shards (shard_recommend called) and
+#     returns the coordinator path's rows with the same scores to the bit;
+#     a model trained here stays on the coordinator.
+#  4. A shard stopped: a clean error naming it (evaluate, recommend_all),
+#     recommend_all with the setting off still serving, no session left on
+#     the other shards, nothing written on any shard; after its restart
+#     the evaluation works again.
 use strict;
 use warnings;
 
@@ -72,6 +77,7 @@ for my $shard (@shards)
 		CREATE EXTENSION recsys;
 		CREATE TABLE ratings_test (user_id bigint, item_id bigint, rating real);
 		CREATE TABLE events_test (user_id bigint, item_id bigint, count real);
+		CREATE TABLE events_train (user_id bigint, item_id bigint, count real);
 	});
 }
 
@@ -85,6 +91,8 @@ my $setup = q{
 	CREATE TABLE dist_ratings_test (user_id bigint, item_id bigint, rating real)
 	    PARTITION BY HASH (user_id);
 	CREATE TABLE dist_events_test (user_id bigint, item_id bigint, count real)
+	    PARTITION BY HASH (user_id);
+	CREATE TABLE dist_events (user_id bigint, item_id bigint, count real)
 	    PARTITION BY HASH (user_id);
 };
 for my $i (1 .. 3)
@@ -101,6 +109,9 @@ for my $i (1 .. 3)
 	CREATE FOREIGN TABLE dist_events_test_$i PARTITION OF dist_events_test
 	    FOR VALUES WITH (MODULUS 3, REMAINDER $r)
 	    SERVER shard$i OPTIONS (schema_name 'public', table_name 'events_test');
+	CREATE FOREIGN TABLE dist_events_$i PARTITION OF dist_events
+	    FOR VALUES WITH (MODULUS 3, REMAINDER $r)
+	    SERVER shard$i OPTIONS (schema_name 'public', table_name 'events_train');
 };
 }
 $setup .= qq{
@@ -119,6 +130,9 @@ $setup .= qq{
 	CALL train('m_als', 'ratings', value_col => 'rating', method => 'als', factors => 8, iterations => 5);
 	CALL train('m_ials', 'events', value_col => 'count', method => 'ials', factors => 8, iterations => 5);
 	CALL train('m_knn', 'events', value_col => 'count', method => 'item_knn');
+	INSERT INTO dist_events SELECT * FROM events;
+	CALL train('d_ials', 'dist_events', value_col => 'count', method => 'ials', factors => 8, iterations => 5);
+	CALL train('d_als', 'dist_events', value_col => 'count', method => 'als', factors => 8, iterations => 5);
 };
 $coord->safe_psql('postgres', $setup);
 my @per_shard = map {
@@ -131,12 +145,14 @@ ok(!(grep { $_ =~ m{^0/|/0$} } @per_shard), 'setup: every shard holds test rows 
 # Calls of the shard-side scoring function, over all shards
 sub shard_calls
 {
+	my ($func) = @_;
+	$func //= 'shard_eval_score';
 	my $n = 0;
 	for my $shard (@shards)
 	{
-		$n += $shard->safe_psql('postgres', q{
+		$n += $shard->safe_psql('postgres', qq{
 			SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions
-			WHERE schemaname = 'recsys' AND funcname = 'shard_eval_score'});
+			WHERE schemaname = 'recsys' AND funcname = '$func'});
 	}
 	return $n;
 }
@@ -232,7 +248,33 @@ for my $case (
 }
 
 #
-# 3. A stopped shard
+# 3. recommend_all of models trained from the shards: scored on them, the
+# same rows (scores to the bit) as on the coordinator
+#
+$writes_before = all_shard_writes();
+for my $case ([ 'd_ials', 10, 'true' ], [ 'd_ials', 7, 'false' ], [ 'd_als', 5, 'true' ])
+{
+	my ($model, $n, $exclude) = @$case;
+	my $what = "recommend_all($n, '$model', $exclude)";
+	my $calls = shard_calls('shard_recommend');
+	my $sql = "SELECT user_id, item_id, score::float8 FROM recommend_all($n, '$model', $exclude) ORDER BY 1, 2";
+	my $on = $coord->safe_psql('postgres', $sql);
+	cmp_ok(shard_calls('shard_recommend'), '>=', $calls + 3, "$what: scored on the three shards");
+	my $off = $coord->safe_psql('postgres', "SET recsys.shard_local_serving = off;\n$sql");
+	my $users = $coord->safe_psql('postgres', "SELECT num_users FROM recsys.models WHERE name = '$model'");
+	cmp_ok($users, '>', 350, "$what: the model has most of the 400 users");
+	cmp_ok(scalar(split /\n/, $on), '==', $users * $n, "$what: $n rows for each user");
+	ok($on eq $off, "$what: the coordinator path's rows and scores");
+}
+is(all_shard_writes(), $writes_before, 'shard-local recommend_all wrote nothing on any shard');
+{
+	my $calls = shard_calls('shard_recommend');
+	$coord->safe_psql('postgres', "SELECT count(*) FROM recommend_all(10, 'm_ials')");
+	is(shard_calls('shard_recommend'), $calls, 'recommend_all of a model trained here: on the coordinator');
+}
+
+#
+# 4. A stopped shard
 #
 $writes_before = all_shard_writes($shards[0], $shards[2]);
 $shards[1]->stop('immediate');
@@ -249,6 +291,16 @@ for my $shard ($shards[0], $shards[2])
 			"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = '$app'"),
 		'stopped shard: no session left on ' . $shard->name);
 }
+($ret, $stdout, $stderr) = $coord->psql('postgres',
+	"SELECT count(*) FROM recommend_all(10, 'd_ials')",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+isnt($ret, 0, 'stopped shard: recommend_all fails');
+like($stderr, qr/ERROR:  \w{5}: (could not connect to shard shard2|shard shard2 failed)/,
+	'stopped shard: the recommend_all error names the shard');
+is($coord->safe_psql('postgres',
+		"SET recsys.shard_local_serving = off; SELECT count(*) FROM recommend_all(10, 'd_ials')"),
+	$coord->safe_psql('postgres', "SELECT num_users * 10 FROM recsys.models WHERE name = 'd_ials'"),
+	'stopped shard: recommend_all on the coordinator still serves');
 $shards[1]->start;
 is(all_shard_writes($shards[0], $shards[2]), $writes_before,
 	'stopped shard: nothing written on the other shards');
