@@ -28,7 +28,8 @@
  * Shard-local applies to factor models (als, ials) keyed by integers with
  * candidates => 'all'; anything else, a test table of another layout, or
  * recsys.shard_local_serving = off takes the coordinator path (evaluate's
- * SQL).  A shard that fails, is stopped or a cancel ends every session;
+ * SQL).  recommend_all() runs shard-local too, for a model trained from
+ * such a table, with recsys.shard_local_serving = on (see below).  A shard that fails, is stopped or a cancel ends every session;
  * nothing is written on a shard.
  *
  * IDENTIFICATION
@@ -64,18 +65,40 @@
 #include "utils/syscache.h"
 #include "utils/regproc.h"
 
-/* Whether evaluate() runs shard-local on postgres_fdw partitions */
-bool		recsys_shard_local_serving = true;
+/*
+ * What runs shard-local on postgres_fdw partitions: nothing, evaluate()
+ * (the default: measured twice as fast as the coordinator path at 1M rows
+ * over 3 shards on one machine), or evaluate() and recommend_all() (which
+ * ships every user's row to score it elsewhere: 2.9 times slower than the
+ * coordinator on that machine, where the shards share its CPUs; it pays
+ * only where the shards have CPUs of their own, doc/scale-out.md)
+ */
+int			recsys_shard_local_serving = SHARD_LOCAL_EVALUATE;
+
+static const struct config_enum_entry shard_local_options[] = {
+	{"off", SHARD_LOCAL_OFF, false},
+	{"evaluate", SHARD_LOCAL_EVALUATE, false},
+	{"on", SHARD_LOCAL_ALL, false},
+	{"false", SHARD_LOCAL_OFF, true},
+	{"true", SHARD_LOCAL_ALL, true},
+	{"no", SHARD_LOCAL_OFF, true},
+	{"yes", SHARD_LOCAL_ALL, true},
+	{"0", SHARD_LOCAL_OFF, true},
+	{"1", SHARD_LOCAL_ALL, true},
+	{NULL, 0, false}
+};
 
 /* Define recsys.shard_local_serving */
 void
 DistributedServeInit(void)
 {
-	DefineCustomBoolVariable("recsys.shard_local_serving",
-							 "Evaluate on postgres_fdw partitions where the test rows are.",
-							 "Off: read every partition's test rows into the coordinator and score them there.",
+	DefineCustomEnumVariable("recsys.shard_local_serving",
+							 "What runs on postgres_fdw shards: off, evaluate, or on (evaluate and recommend_all).",
+							 "evaluate: evaluate() on a test table partitioned by user over postgres_fdw scores on the shards; "
+							 "on: also recommend_all() of a model trained from such a table; off: both on the coordinator.",
 							 &recsys_shard_local_serving,
-							 true,
+							 SHARD_LOCAL_EVALUATE,
+							 shard_local_options,
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
@@ -116,6 +139,37 @@ ShardedByUser(Oid relid, const char *user_col)
 	by_user = key->partnatts == 1 && key->partattrs[0] == get_attnum(relid, user_col);
 	table_close(rel, AccessShareLock);
 	return by_user;
+}
+
+/*
+ * Whether the caller has a user mapping for the server (its own or
+ * PUBLIC's) that ShardConnect accepts (with a password, unless a
+ * superuser), without the errors GetUserMapping and ShardConnect give:
+ * without one, evaluate and recommend_all take the coordinator path
+ * (recommend_all reads nothing through postgres_fdw and must keep working;
+ * evaluate's reading may, with a mapping that sets password_required).
+ */
+static bool
+HasUserMapping(Oid serverid)
+{
+	HeapTuple	tp = SearchSysCache2(USERMAPPINGUSERSERVER,
+									 ObjectIdGetDatum(GetUserId()),
+									 ObjectIdGetDatum(serverid));
+	ListCell   *lc;
+
+	if (!HeapTupleIsValid(tp))
+		tp = SearchSysCache2(USERMAPPINGUSERSERVER,
+							 ObjectIdGetDatum(InvalidOid),
+							 ObjectIdGetDatum(serverid));
+	if (!HeapTupleIsValid(tp))
+		return false;
+	ReleaseSysCache(tp);
+	if (superuser())
+		return true;
+	foreach(lc, GetUserMapping(GetUserId(), serverid)->options)
+		if (strcmp(((DefElem *) lfirst(lc))->defname, "password") == 0)
+			return true;
+	return false;
 }
 
 /* Per shard: the rows of its test users, filled from recsys.user_factors */
@@ -467,6 +521,7 @@ recsys_eval_shards(PG_FUNCTION_ARGS)
 	int64		users;
 	MemoryContext cxt;
 	MemoryContext old;
+	ListCell   *lc;
 	static const char *const names[6] = {"precision", "recall", "ndcg", "map", "hit_rate", "mrr"};
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -491,8 +546,11 @@ recsys_eval_shards(PG_FUNCTION_ARGS)
 	a.global_mean = PG_GETARG_FLOAT8(11);
 	a.num_items = PG_GETARG_INT64(12);
 
-	if (!recsys_shard_local_serving || !ShardedByUser(test, a.user_col))
+	if (recsys_shard_local_serving == SHARD_LOCAL_OFF || !ShardedByUser(test, a.user_col))
 		return (Datum) 0;
+	foreach(lc, LeafPartitions(test))
+		if (!HasUserMapping(GetForeignTable(lfirst_oid(lc))->serverid))
+			return (Datum) 0;
 	info = CatalogLookupModel(model);
 	if (info->text_users || info->text_items || !info->method->personal ||
 		info->method->score != FactorScore || info->method->predict != FactorPredict)
@@ -733,36 +791,6 @@ RecommendDeal(void *arg, const int64 *ids, const RecsysUserRow *rows, int nrows)
 }
 
 /*
- * Whether the caller has a user mapping for the server (its own or
- * PUBLIC's) that ShardConnect accepts (with a password, unless a
- * superuser), without the errors GetUserMapping and ShardConnect give:
- * recommend_all, which reads nothing through postgres_fdw, must keep
- * working for roles without one, on the coordinator.
- */
-static bool
-HasUserMapping(Oid serverid)
-{
-	HeapTuple	tp = SearchSysCache2(USERMAPPINGUSERSERVER,
-									 ObjectIdGetDatum(GetUserId()),
-									 ObjectIdGetDatum(serverid));
-	ListCell   *lc;
-
-	if (!HeapTupleIsValid(tp))
-		tp = SearchSysCache2(USERMAPPINGUSERSERVER,
-							 ObjectIdGetDatum(InvalidOid),
-							 ObjectIdGetDatum(serverid));
-	if (!HeapTupleIsValid(tp))
-		return false;
-	ReleaseSysCache(tp);
-	if (superuser())
-		return true;
-	foreach(lc, GetUserMapping(GetUserId(), serverid)->options)
-		if (strcmp(((DefElem *) lfirst(lc))->defname, "password") == 0)
-			return true;
-	return false;
-}
-
-/*
  * recommend_all's rows computed shard-local, into the call's tuplestore:
  * true when done, false when it does not apply (the setting is off, a
  * model without factors, a source that is not partitioned by user over
@@ -783,7 +811,8 @@ DistributedRecommendAll(FunctionCallInfo fcinfo, const RecsysModelInfo *info,
 	MemoryContext old;
 	int			batch;
 
-	if (!recsys_shard_local_serving || !info->method->factors || info->source == NULL)
+	if (recsys_shard_local_serving != SHARD_LOCAL_ALL || !info->method->factors ||
+		info->source == NULL)
 		return false;
 	source = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(info->source)),
 							  NoLock, true);

@@ -27,7 +27,11 @@ extern void DistributedTrain(const char *name, RecsysParams *params,
 							 RatingsSource *source);
 
 /* distributed_serve.c */
-extern bool recsys_shard_local_serving;
+/* Values of recsys.shard_local_serving */
+#define SHARD_LOCAL_OFF 0
+#define SHARD_LOCAL_EVALUATE 1
+#define SHARD_LOCAL_ALL 2
+extern int	recsys_shard_local_serving;
 extern void DistributedServeInit(void);
 extern bool DistributedRecommendAll(FunctionCallInfo fcinfo,
 									const RecsysModelInfo *info, int n,

@@ -7,9 +7,9 @@
 # (user_id) with one postgres_fdw foreign partition per shard.
 #
 #  1. evaluate() on the partitioned test table runs on the shards (their
-#     recsys.shard_eval_score is called) and returns the rows the
-#     coordinator path gives (recsys.shard_local_serving = off, and the
-#     local copy): the same metrics, at_k and evaluated counts, the values
+#     recsys.shard_eval_score is called; the default setting) and returns
+#     the rows the coordinator path gives (recsys.shard_local_serving =
+#     off, and the local copy): the same metrics, at_k and evaluated counts, the values
 #     within 1e-12 relative (the same sums in another order).  For ials with
 #     AUC, als with rating error and a relevance threshold, a test table
 #     holding unknown users and items, duplicate pairs and a NULL value.
@@ -17,10 +17,14 @@
 #     (candidates => 'test'; an item_knn model): no shard call, the same
 #     rows.
 #  3. recommend_all of models trained from the shards (ials, als; n and
-#     exclude_seen varied) runs on the shards (shard_recommend called) and
-#     returns the coordinator path's rows with the same scores to the bit;
-#     a model trained here stays on the coordinator.
-#  4. A shard stopped: a clean error naming it (evaluate, recommend_all),
+#     exclude_seen varied), with recsys.shard_local_serving = on, runs on
+#     the shards (shard_recommend called) and returns the coordinator
+#     path's rows with the same scores to the bit; by default (evaluate)
+#     and for a model trained here it stays on the coordinator.
+#  4. A shard that does not answer (a lock held there) and a statement
+#     timeout, then a cancel, on the coordinator: a clean error, no
+#     session left on any shard, nothing written.
+#  5. A shard stopped: a clean error naming it (evaluate, recommend_all),
 #     recommend_all with the setting off still serving, no session left on
 #     the other shards, nothing written on any shard; after its restart
 #     the evaluation works again.
@@ -219,12 +223,12 @@ for my $case (@cases)
 {
 	my ($what, $dist, $local) = @$case;
 	my $calls = shard_calls();
-	my $shard_local = evaluate_rows($dist, 'on');
+	my $shard_local = evaluate_rows($dist, 'evaluate');
 	is(shard_calls(), $calls + 3, "$what: evaluated on the three shards");
 	my $coordinator = evaluate_rows($dist, 'off');
 	is(shard_calls(), $calls + 3, "$what: shard_local_serving = off evaluates on the coordinator");
 	is(same_rows($shard_local, $coordinator), 'equal', "$what: shard-local rows equal the coordinator path's");
-	is(same_rows($shard_local, evaluate_rows($local, 'on')), 'equal', "$what: and the local test table's");
+	is(same_rows($shard_local, evaluate_rows($local, 'evaluate')), 'equal', "$what: and the local test table's");
 	ok((grep { $_->[0] eq 'precision' && $_->[4] > 100 } @$shard_local), "$what: over 100 users evaluated");
 }
 is(all_shard_writes(), $writes_before, 'shard-local evaluation wrote nothing on any shard');
@@ -242,7 +246,7 @@ for my $case (
 {
 	my ($what, $dist, $local) = @$case;
 	my $calls = shard_calls();
-	is(same_rows(evaluate_rows($dist, 'on'), evaluate_rows($local, 'on')), 'equal',
+	is(same_rows(evaluate_rows($dist, 'evaluate'), evaluate_rows($local, 'evaluate')), 'equal',
 		"$what: the coordinator path's rows");
 	is(shard_calls(), $calls, "$what: no shard-local call");
 }
@@ -258,9 +262,12 @@ for my $case ([ 'd_ials', 10, 'true' ], [ 'd_ials', 7, 'false' ], [ 'd_als', 5, 
 	my $what = "recommend_all($n, '$model', $exclude)";
 	my $calls = shard_calls('shard_recommend');
 	my $sql = "SELECT user_id, item_id, score::float8 FROM recommend_all($n, '$model', $exclude) ORDER BY 1, 2";
-	my $on = $coord->safe_psql('postgres', $sql);
+	my $on = $coord->safe_psql('postgres', "SET recsys.shard_local_serving = on;\n$sql");
 	cmp_ok(shard_calls('shard_recommend'), '>=', $calls + 3, "$what: scored on the three shards");
 	my $off = $coord->safe_psql('postgres', "SET recsys.shard_local_serving = off;\n$sql");
+	$calls = shard_calls('shard_recommend');
+	is($coord->safe_psql('postgres', $sql), $off, "$what: by default (evaluate) on the coordinator");
+	is(shard_calls('shard_recommend'), $calls, "$what: by default no shard call");
 	my $users = $coord->safe_psql('postgres', "SELECT num_users FROM recsys.models WHERE name = '$model'");
 	cmp_ok($users, '>', 350, "$what: the model has most of the 400 users");
 	cmp_ok(scalar(split /\n/, $on), '==', $users * $n, "$what: $n rows for each user");
@@ -269,12 +276,56 @@ for my $case ([ 'd_ials', 10, 'true' ], [ 'd_ials', 7, 'false' ], [ 'd_als', 5, 
 is(all_shard_writes(), $writes_before, 'shard-local recommend_all wrote nothing on any shard');
 {
 	my $calls = shard_calls('shard_recommend');
-	$coord->safe_psql('postgres', "SELECT count(*) FROM recommend_all(10, 'm_ials')");
+	$coord->safe_psql('postgres', "SET recsys.shard_local_serving = on; SELECT count(*) FROM recommend_all(10, 'm_ials')");
 	is(shard_calls('shard_recommend'), $calls, 'recommend_all of a model trained here: on the coordinator');
 }
 
 #
-# 4. A stopped shard
+# 4. A shard that does not answer (its test table locked there) and a
+# statement_timeout, then pg_cancel_backend, on the coordinator: a clean
+# error, no session left on any shard, nothing written
+#
+$writes_before = all_shard_writes();
+my $locker = $shards[0]->background_psql('postgres');
+$locker->query_safe('BEGIN; LOCK TABLE events_test IN ACCESS EXCLUSIVE MODE;');
+{
+	my ($ret, $stdout, $stderr) = $coord->psql('postgres',
+		"SET statement_timeout = '2s'; SELECT * FROM evaluate('m_ials', 'dist_events_test', 10)",
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	like($stderr, qr/ERROR:  57014: canceling statement due to statement timeout/,
+		'statement timeout: evaluate fails with a clean error');
+	ok($_->poll_query_until('postgres',
+			"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = '$app'"),
+		'statement timeout: no session left on ' . $_->name) for @shards;
+}
+{
+	my $waiter = $coord->background_psql('postgres', on_error_stop => 0);
+	my $pid = $waiter->query_safe('SELECT pg_backend_pid()');
+	my $timeout = IPC::Run::timer($PostgreSQL::Test::Utils::timeout_default);
+	$waiter->{stdout} = '';
+	$waiter->{stderr} = '';
+	$waiter->{stdin} .= "SELECT count(*) FROM evaluate('m_ials', 'dist_events_test', 10);\n";
+	$waiter->{timeout}->start($PostgreSQL::Test::Utils::timeout_default);
+	$waiter->{run}->pump_nb();
+	ok($shards[0]->poll_query_until('postgres',
+			"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = '$app' AND wait_event_type = 'Lock'"),
+		'cancel: the evaluation waits on shard1');
+	$coord->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+	$timeout->start($PostgreSQL::Test::Utils::timeout_default);
+	ok(pump_until($waiter->{run}, $timeout, \$waiter->{stderr}, qr/canceling statement due to user request/),
+		'cancel: a clean error') or diag "stderr: $waiter->{stderr}";
+	is($waiter->query('SELECT 1'), '1', 'cancel: the session is usable again');
+	$waiter->quit;
+	ok($_->poll_query_until('postgres',
+			"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = '$app'"),
+		'cancel: no session left on ' . $_->name) for @shards;
+}
+$locker->query_safe('COMMIT');
+$locker->quit;
+is(all_shard_writes(), $writes_before, 'interrupted evaluations wrote nothing on any shard');
+
+#
+# 5. A stopped shard
 #
 $writes_before = all_shard_writes($shards[0], $shards[2]);
 $shards[1]->stop('immediate');
@@ -292,7 +343,7 @@ for my $shard ($shards[0], $shards[2])
 		'stopped shard: no session left on ' . $shard->name);
 }
 ($ret, $stdout, $stderr) = $coord->psql('postgres',
-	"SELECT count(*) FROM recommend_all(10, 'd_ials')",
+	"SET recsys.shard_local_serving = on; SELECT count(*) FROM recommend_all(10, 'd_ials')",
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 isnt($ret, 0, 'stopped shard: recommend_all fails');
 like($stderr, qr/ERROR:  \w{5}: (could not connect to shard shard2|shard shard2 failed)/,
@@ -304,7 +355,7 @@ is($coord->safe_psql('postgres',
 $shards[1]->start;
 is(all_shard_writes($shards[0], $shards[2]), $writes_before,
 	'stopped shard: nothing written on the other shards');
-is(same_rows(evaluate_rows($cases[0][1], 'on'), evaluate_rows($cases[0][2], 'on')), 'equal',
+is(same_rows(evaluate_rows($cases[0][1], 'evaluate'), evaluate_rows($cases[0][2], 'evaluate')), 'equal',
 	'stopped shard: after its restart shard-local evaluation works again');
 
 done_testing();
