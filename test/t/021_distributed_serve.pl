@@ -24,7 +24,10 @@
 #  4. A shard that does not answer (a lock held there) and a statement
 #     timeout, then a cancel, on the coordinator: a clean error, no
 #     session left on any shard, nothing written.
-#  5. A shard stopped: a clean error naming it (evaluate, recommend_all),
+#  5. Privileges on a shard (the mapped role's): no SELECT there is
+#     42501 naming the shard; rows hidden by row-level security there are
+#     not evaluated, as on the coordinator path.
+#  6. A shard stopped: a clean error naming it (evaluate, recommend_all),
 #     recommend_all with the setting off still serving, no session left on
 #     the other shards, nothing written on any shard; after its restart
 #     the evaluation works again.
@@ -325,7 +328,46 @@ $locker->quit;
 is(all_shard_writes(), $writes_before, 'interrupted evaluations wrote nothing on any shard');
 
 #
-# 5. A stopped shard
+# 5. Privileges on a shard: the shard reads its test rows as the mapped
+# role.  shard1's mapping is switched to role "limited": without SELECT on
+# the table, 42501 naming the shard; with SELECT and a row-level security
+# policy hiding half its users, shard-local equals the coordinator path
+# (postgres_fdw reads as the same role), with fewer users evaluated.
+#
+my $all_users = evaluate_rows($cases[0][1], 'evaluate')->[0][4];
+$shards[0]->safe_psql('postgres', 'CREATE ROLE limited LOGIN');
+$coord->safe_psql('postgres',
+	"ALTER USER MAPPING FOR CURRENT_USER SERVER shard1 OPTIONS (SET user 'limited')");
+{
+	my ($ret, $stdout, $stderr) = $coord->psql('postgres',
+		"SELECT * FROM evaluate('m_ials', 'dist_events_test', 10)",
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	like($stderr, qr/ERROR:  42501: shard shard1 failed during shard_eval_open .*permission denied for table events_test/,
+		'no SELECT on the shard: 42501 naming the shard');
+}
+$shards[0]->safe_psql('postgres', q{
+	GRANT SELECT ON events_test TO limited;
+	ALTER TABLE events_test ENABLE ROW LEVEL SECURITY;
+	CREATE POLICY even_users ON events_test TO limited USING (user_id % 2 = 0);
+});
+{
+	my $calls = shard_calls();
+	my $shard_local = evaluate_rows($cases[0][1], 'evaluate');
+	is(shard_calls(), $calls + 3, 'row-level security: evaluated on the three shards');
+	is(same_rows($shard_local, evaluate_rows($cases[0][1], 'off')), 'equal',
+		"row-level security: the coordinator path's rows (read as the same role)");
+	cmp_ok($shard_local->[0][4], '<', $all_users - 20, 'row-level security: fewer users evaluated');
+}
+$shards[0]->safe_psql('postgres', q{
+	DROP POLICY even_users ON events_test;
+	ALTER TABLE events_test DISABLE ROW LEVEL SECURITY;
+	REVOKE SELECT ON events_test FROM limited;
+});
+$coord->safe_psql('postgres',
+	"ALTER USER MAPPING FOR CURRENT_USER SERVER shard1 OPTIONS (SET user '$super')");
+
+#
+# 6. A stopped shard
 #
 $writes_before = all_shard_writes($shards[0], $shards[2]);
 $shards[1]->stop('immediate');
