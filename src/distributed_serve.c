@@ -368,6 +368,7 @@ EvalOnShards(Dist *d, const RecsysModelInfo *info, CacheEntry *e,
 			su->seen_counts[u] = -1;
 		}
 	}
+	/* 1,024 rows per fetch: the scan's memory stays small, its calls few */
 	CatalogForEachUserBatch(info, 1024, false, ScanUsers, &scan);
 
 	/* 3. The same items to every shard, its users to each */
@@ -634,6 +635,7 @@ typedef struct RecommendRun
 	Dist	   *d;
 	ReturnSetInfo *rsinfo;
 	int			k;
+	bool		exclude_seen;
 	int			next;			/* the shard that gets the next batch */
 	RoundBuffer *bufs;			/* the round being filled, per shard */
 	int64	  **inflight_ids;	/* per shard: the users of the round sent */
@@ -773,7 +775,8 @@ RecommendDeal(void *arg, const int64 *ids, const RecsysUserRow *rows, int nrows)
 	appendBinaryStringInfo(&rb->sizes, (char *) &size, sizeof(int32));
 	for (int j = 0; j < nrows; j++)
 	{
-		int32		nseen = rows[j].nseen;
+		/* The training items only matter to exclude them */
+		int32		nseen = run->exclude_seen ? rows[j].nseen : 0;
 
 		appendBinaryStringInfo(&rb->ids, (const char *) &ids[j], sizeof(int64));
 		appendBinaryStringInfo(&rb->seen_counts, (char *) &nseen, sizeof(int32));
@@ -833,6 +836,7 @@ DistributedRecommendAll(FunctionCallInfo fcinfo, const RecsysModelInfo *info,
 	run.d = &d;
 	run.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	run.k = e->items.k;
+	run.exclude_seen = exclude_seen;
 	run.cxt = cxt;
 	run.bufs = palloc0(sizeof(RoundBuffer) * d.nshards);
 	run.inflight_ids = palloc0(sizeof(int64 *) * d.nshards);
