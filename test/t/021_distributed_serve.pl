@@ -22,8 +22,9 @@
 #     path's rows with the same scores to the bit; by default (evaluate)
 #     and for a model trained here it stays on the coordinator.
 #  4. A shard that does not answer (a lock held there) and a statement
-#     timeout, then a cancel, on the coordinator: a clean error, no
-#     session left on any shard, nothing written.
+#     timeout, then a cancel, on the coordinator, then the evaluation's
+#     session on that shard terminated: a clean error (naming the shard for
+#     the last), no session left on any shard, nothing written.
 #  5. Privileges on a shard (the mapped role's): no SELECT there is
 #     42501 naming the shard; rows hidden by row-level security there are
 #     not evaluated, as on the coordinator path.
@@ -322,6 +323,31 @@ $locker->query_safe('BEGIN; LOCK TABLE events_test IN ACCESS EXCLUSIVE MODE;');
 	ok($_->poll_query_until('postgres',
 			"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = '$app'"),
 		'cancel: no session left on ' . $_->name) for @shards;
+}
+{
+	# The evaluation's session on shard1 terminated while it waits there
+	my $waiter = $coord->background_psql('postgres', on_error_stop => 0);
+	my $timeout = IPC::Run::timer($PostgreSQL::Test::Utils::timeout_default);
+	$waiter->query_safe('SET recsys.shard_local_serving = evaluate');
+	$waiter->{stdout} = '';
+	$waiter->{stderr} = '';
+	$waiter->{stdin} .= "\\set VERBOSITY verbose\nSELECT count(*) FROM evaluate('m_ials', 'dist_events_test', 10);\n";
+	$waiter->{timeout}->start($PostgreSQL::Test::Utils::timeout_default);
+	$waiter->{run}->pump_nb();
+	ok($shards[0]->poll_query_until('postgres',
+			"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = '$app' AND wait_event_type = 'Lock'"),
+		'shard session terminated: the evaluation waits on shard1');
+	is($shards[0]->safe_psql('postgres',
+			"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '$app'"),
+		'1', 'shard session terminated: one session of the evaluation on shard1');
+	$timeout->start($PostgreSQL::Test::Utils::timeout_default);
+	ok(pump_until($waiter->{run}, $timeout, \$waiter->{stderr}, qr/ERROR:  \w{5}: shard shard1 failed during shard_eval_open/),
+		'shard session terminated: an error naming the shard') or diag "stderr: $waiter->{stderr}";
+	is($waiter->query('SELECT 1'), '1', 'shard session terminated: the session is usable again');
+	$waiter->quit;
+	ok($_->poll_query_until('postgres',
+			"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = '$app'"),
+		'shard session terminated: no session left on ' . $_->name) for @shards;
 }
 $locker->query_safe('COMMIT');
 $locker->quit;
