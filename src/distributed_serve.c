@@ -217,32 +217,6 @@ ScanUsers(void *arg, const int64 *ids, const RecsysUserRow *rows, int nrows)
 	}
 }
 
-/* Blocks packed one after the other into one parameter (ShardUnpackNext) */
-static const char *
-PackBlocks(bytea **blocks, int n, int *len)
-{
-	Size		total = 0;
-	char	   *out;
-	char	   *p;
-
-	for (int b = 0; b < n; b++)
-		total += VARSIZE(blocks[b]) - VARHDRSZ;
-	if (total > PG_INT32_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("a shard-local evaluation block of %zu bytes is too large to send", total),
-				 errhint("SET recsys.shard_local_serving = off to evaluate on the coordinator.")));
-	out = palloc_extended(Max(total, 1), MCXT_ALLOC_HUGE);
-	p = out;
-	for (int b = 0; b < n; b++)
-	{
-		memcpy(p, VARDATA(blocks[b]), VARSIZE(blocks[b]) - VARHDRSZ);
-		p += VARSIZE(blocks[b]) - VARHDRSZ;
-	}
-	*len = (int) total;
-	return out;
-}
-
 /* Slots of shard_eval_score's sums and parameters (as shard_serve.c) */
 #define ES_USERS	0
 #define ES_MODEL	1
@@ -373,16 +347,14 @@ EvalOnShards(Dist *d, const RecsysModelInfo *info, CacheEntry *e,
 
 	/* 3. The same items to every shard, its users to each */
 	{
-		bytea	   *blocks[4];
+		ShardBlock	blocks[4] = {
+			{it->ids, it->n, sizeof(int64)},
+			{it->factors, (int64) it->n * k, sizeof(float)},
+			{it->bias, it->n, sizeof(float)},
+			{it->popularity, it->n, sizeof(int64)}};
 		double		p[EP_SLOTS];
 
-		blocks[0] = ShardPack(it->ids, it->n, sizeof(int64));
-		blocks[1] = ShardPack(it->factors, (int64) it->n * k, sizeof(float));
-		blocks[2] = ShardPack(it->bias, it->n, sizeof(float));
-		blocks[3] = ShardPack(it->popularity, it->n, sizeof(int64));
-		items_param = PackBlocks(blocks, 4, &items_len);
-		for (int b = 0; b < 4; b++)
-			pfree(blocks[b]);
+		items_param = ShardPackBlocks(blocks, 4, &items_len);
 		p[0] = a->k;
 		p[1] = a->nrank;
 		p[2] = a->has_threshold ? a->threshold : NAN;
@@ -404,7 +376,7 @@ EvalOnShards(Dist *d, const RecsysModelInfo *info, CacheEntry *e,
 			ShardUsers *su = &scan.users[i];
 			int64		nseen = 0;
 			int64	   *seen;
-			bytea	   *blocks[4];
+			ShardBlock	blocks[4];
 
 			for (int u = 0; u < su->n; u++)
 				nseen += Max(su->seen_counts[u], 0);
@@ -416,19 +388,17 @@ EvalOnShards(Dist *d, const RecsysModelInfo *info, CacheEntry *e,
 					memcpy(seen + nseen, su->seen[u], sizeof(int64) * su->seen_counts[u]);
 					nseen += su->seen_counts[u];
 				}
-			blocks[0] = ShardPack(su->seen_counts, su->n, sizeof(int32));
-			blocks[1] = ShardPack(su->factors, (int64) su->n * k, sizeof(float));
-			blocks[2] = ShardPack(su->bias, su->n, sizeof(float));
-			blocks[3] = ShardPack(seen, nseen, sizeof(int64));
+			blocks[0] = (ShardBlock) {su->seen_counts, su->n, sizeof(int32)};
+			blocks[1] = (ShardBlock) {su->factors, (int64) su->n * k, sizeof(float)};
+			blocks[2] = (ShardBlock) {su->bias, su->n, sizeof(float)};
+			blocks[3] = (ShardBlock) {seen, nseen, sizeof(int64)};
 			values[i] = palloc(sizeof(char *) * 3);
 			lengths[i] = palloc(sizeof(int) * 3);
 			values[i][0] = items_param;
 			lengths[i][0] = items_len;
-			values[i][1] = PackBlocks(blocks, 4, &lengths[i][1]);
+			values[i][1] = ShardPackBlocks(blocks, 4, &lengths[i][1]);
 			values[i][2] = params_param;
 			lengths[i][2] = params_len;
-			for (int b = 0; b < 4; b++)
-				pfree(blocks[b]);
 			pfree(seen);
 		}
 		SendAll(d, "SELECT sums, cov, bcov FROM recsys.shard_eval_score($1, $2, $3)",
@@ -733,18 +703,16 @@ RecommendFlush(RecommendRun *run)
 		for (int i = 0; i < d->nshards; i++)
 		{
 			RoundBuffer *rb = &run->bufs[i];
-			bytea	   *blocks[6];
+			ShardBlock	blocks[5] = {
+				{rb->sizes.data, rb->nbatches, sizeof(int32)},
+				{rb->seen_counts.data, rb->nusers, sizeof(int32)},
+				{rb->factors.data, (int64) rb->nusers * run->k, sizeof(float)},
+				{rb->bias.data, rb->nusers, sizeof(float)},
+				{rb->seen.data, rb->nseen, sizeof(int64)}};
 
-			blocks[0] = ShardPack(rb->sizes.data, rb->nbatches, sizeof(int32));
-			blocks[1] = ShardPack(rb->seen_counts.data, rb->nusers, sizeof(int32));
-			blocks[2] = ShardPack(rb->factors.data, (int64) rb->nusers * run->k, sizeof(float));
-			blocks[3] = ShardPack(rb->bias.data, rb->nusers, sizeof(float));
-			blocks[4] = ShardPack(rb->seen.data, rb->nseen, sizeof(int64));
 			values[i] = palloc(sizeof(char *));
 			lengths[i] = palloc(sizeof(int));
-			values[i][0] = PackBlocks(blocks, 5, &lengths[i][0]);
-			for (int b = 0; b < 5; b++)
-				pfree(blocks[b]);
+			values[i][0] = ShardPackBlocks(blocks, 5, &lengths[i][0]);
 			if (run->inflight_ids[i])
 				pfree(run->inflight_ids[i]);
 			run->inflight_ids[i] = palloc(sizeof(int64) * Max(rb->nusers, 1));
@@ -853,7 +821,11 @@ DistributedRecommendAll(FunctionCallInfo fcinfo, const RecsysModelInfo *info,
 	PG_TRY();
 	{
 		const RecsysFactors *it = &e->items;
-		bytea	   *blocks[4];
+		ShardBlock	blocks[4] = {
+			{it->ids, it->n, sizeof(int64)},
+			{it->factors, (int64) it->n * it->k, sizeof(float)},
+			{it->bias, it->n, sizeof(float)},
+			{it->popularity, it->n, sizeof(int64)}};
 		const char *values[3];
 		int			lengths[3];
 		const char *const *vp[1] = {values};
@@ -871,11 +843,7 @@ DistributedRecommendAll(FunctionCallInfo fcinfo, const RecsysModelInfo *info,
 				ShardError(&d.shards[i], res, "setup");
 			PQclear(res);
 		}
-		blocks[0] = ShardPack(it->ids, it->n, sizeof(int64));
-		blocks[1] = ShardPack(it->factors, (int64) it->n * it->k, sizeof(float));
-		blocks[2] = ShardPack(it->bias, it->n, sizeof(float));
-		blocks[3] = ShardPack(it->popularity, it->n, sizeof(int64));
-		values[0] = PackBlocks(blocks, 4, &lengths[0]);
+		values[0] = ShardPackBlocks(blocks, 4, &lengths[0]);
 		values[1] = info->method->name;
 		lengths[1] = strlen(info->method->name);
 		p[0] = e->config.mean;

@@ -15,6 +15,15 @@
 #include "ratings.h"
 #include "recsys.h"
 
+/* One array of ShardPackBlocks */
+typedef struct ShardBlock
+{
+	const void *data;
+	int64		n;
+	uint32		elem;
+} ShardBlock;
+
+extern char *ShardPackBlocks(const ShardBlock *blocks, int n, int *len);
 extern bytea *ShardPack(const void *data, int64 n, uint32 elem);
 extern const void *ShardUnpack(const char *data, Size len, uint32 elem, int64 *n);
 extern void *ShardUnpackNext(const char **data, Size *len, uint32 elem, int64 *n);
