@@ -72,6 +72,7 @@
 #include "parallel.h"
 #include "pgstat.h"
 #include "portability/instr_time.h"
+#include "distributed.h"
 #include "shard.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
@@ -98,43 +99,8 @@ DistributedInit(void)
 							 NULL, NULL, NULL);
 }
 
-/* One shard: a foreign partition, its server and its session */
-typedef struct Shard
-{
-	Oid			relid;			/* the foreign table */
-	char	   *server;			/* the foreign server's name */
-	Oid			serverid;
-	char	   *remote_rel;		/* schema-qualified remote relation */
-	char	   *user_col;		/* remote column names */
-	char	   *item_col;
-	char	   *value_col;
-	PGconn	   *conn;
-	PGresult   *result;			/* the last query's result */
-	bool		busy;
-	/* what shard_open returned */
-	int64	   *users;
-	int			nusers;
-	int64	   *items;
-	int			nitems;
-	int64		nnz;
-	double		value_sum;
-	int64		null_values;
-	int64		duplicates;
-	int		   *user_pos;		/* its users' global indexes */
-	int		   *item_pos;		/* its items' global indexes */
-	int64	   *item_counts;	/* its interactions per item */
-} Shard;
-
-/* A distributed training in progress */
-typedef struct Dist
-{
-	Shard	   *shards;
-	int			nshards;
-	int64		bytes;			/* sent and received, this iteration */
-} Dist;
-
 /* The value of a column's postgres_fdw option column_name, or the name */
-static char *
+char *
 RemoteColumn(Oid relid, const char *col)
 {
 	AttrNumber	attnum = get_attnum(relid, col);
@@ -153,7 +119,7 @@ RemoteColumn(Oid relid, const char *col)
 }
 
 /* The leaf partitions of a partitioned table */
-static List *
+List *
 LeafPartitions(Oid relid)
 {
 	List	   *all = find_all_inheritors(relid, AccessShareLock, NULL);
@@ -169,6 +135,49 @@ LeafPartitions(Oid relid)
 			leaves = lappend_oid(leaves, child);
 	}
 	return leaves;
+}
+
+/*
+ * Fill d with one shard per foreign partition in `leaves`: its server, the
+ * remote relation (schema-qualified, quoted) and the remote names of the
+ * user, item and (optional) value columns.  No session is opened.
+ */
+void
+DistributedShards(Dist *d, List *leaves, const char *user_col,
+				  const char *item_col, const char *value_col)
+{
+	int			i = 0;
+	ListCell   *lc;
+
+	memset(d, 0, sizeof(Dist));
+	d->nshards = list_length(leaves);
+	d->shards = palloc0(sizeof(Shard) * Max(d->nshards, 1));
+	foreach(lc, leaves)
+	{
+		Oid			relid = lfirst_oid(lc);
+		Shard	   *s = &d->shards[i++];
+		ForeignTable *ft = GetForeignTable(relid);
+		char	   *schema = get_namespace_name(get_rel_namespace(relid));
+		char	   *table = get_rel_name(relid);
+		ListCell   *oc;
+
+		s->relid = relid;
+		s->serverid = ft->serverid;
+		s->server = GetForeignServer(ft->serverid)->servername;
+		foreach(oc, ft->options)
+		{
+			DefElem    *def = (DefElem *) lfirst(oc);
+
+			if (strcmp(def->defname, "schema_name") == 0)
+				schema = defGetString(def);
+			else if (strcmp(def->defname, "table_name") == 0)
+				table = defGetString(def);
+		}
+		s->remote_rel = quote_qualified_identifier(schema, table);
+		s->user_col = RemoteColumn(relid, user_col);
+		s->item_col = RemoteColumn(relid, item_col);
+		s->value_col = value_col ? RemoteColumn(relid, value_col) : NULL;
+	}
 }
 
 /*
@@ -229,7 +238,7 @@ DistributedSource(Oid relid, const char *user_col)
 }
 
 /* Error with a shard's message and SQLSTATE (as postgres_fdw reports) */
-static void
+void
 ShardError(Shard *s, PGresult *res, const char *what)
 {
 	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -255,7 +264,7 @@ ShardError(Shard *s, PGresult *res, const char *what)
  * must connect with a password of its user mapping, so that it cannot
  * borrow the coordinator's own credentials (peer or trust).
  */
-static void
+void
 ShardConnect(Shard *s)
 {
 	ForeignServer *server = GetForeignServer(s->serverid);
@@ -315,7 +324,7 @@ ShardConnect(Shard *s)
 }
 
 /* End every session, cancelling what still runs (on errors too) */
-static void
+void
 ShardsDisconnect(Dist *d)
 {
 	for (int i = 0; i < d->nshards; i++)
@@ -349,7 +358,7 @@ ShardsDisconnect(Dist *d)
  * Send one query to every shard (params: per shard, or the same for all
  * when per_shard is false), binary parameters and results.
  */
-static void
+void
 SendAll(Dist *d, const char *sql, int nparams, const Oid *types,
 		const char *const *const *values, const int *const *lengths,
 		bool per_shard, const char *what)
@@ -376,7 +385,7 @@ SendAll(Dist *d, const char *sql, int nparams, const Oid *types,
  * Wait for every shard's result (the queries run concurrently), reacting
  * to cancels and timeouts; each shard's result is left in s->result.
  */
-static void
+void
 WaitAll(Dist *d, const char *what)
 {
 	for (;;)
@@ -442,14 +451,14 @@ WaitAll(Dist *d, const char *what)
 }
 
 /* A packed bytea field of a binary result */
-static const void *
+const void *
 ResultPack(PGresult *res, int row, int col, uint32 elem, int64 *n)
 {
 	return ShardUnpack(PQgetvalue(res, row, col), PQgetlength(res, row, col), elem, n);
 }
 
 /* A bigint field of a binary result */
-static int64
+int64
 ResultInt8(PGresult *res, int row, int col)
 {
 	uint64		v = 0;
@@ -461,7 +470,7 @@ ResultInt8(PGresult *res, int row, int col)
 }
 
 /* A double precision field of a binary result */
-static double
+double
 ResultFloat8(PGresult *res, int row, int col)
 {
 	int64		bits = ResultInt8(res, row, col);
@@ -472,7 +481,7 @@ ResultFloat8(PGresult *res, int row, int col)
 }
 
 /* A bytea parameter (packed) as a binary value */
-static const char *
+const char *
 PackParam(const void *data, int64 n, uint32 elem, int *len)
 {
 	bytea	   *b = ShardPack(data, n, elem);
@@ -896,7 +905,6 @@ DistributedTrain(const char *name, RecsysParams *params, RatingsSource *source)
 {
 	Dist		d;
 	List	   *leaves = LeafPartitions(source->relid);
-	ListCell   *lc;
 	instr_time	start;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "recsys distributed training",
@@ -904,39 +912,7 @@ DistributedTrain(const char *name, RecsysParams *params, RatingsSource *source)
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 
 	INSTR_TIME_SET_CURRENT(start);
-	memset(&d, 0, sizeof(d));
-	d.nshards = list_length(leaves);
-	d.shards = palloc0(sizeof(Shard) * d.nshards);
-	{
-		int			i = 0;
-
-		foreach(lc, leaves)
-		{
-			Oid			relid = lfirst_oid(lc);
-			Shard	   *s = &d.shards[i++];
-			ForeignTable *ft = GetForeignTable(relid);
-			char	   *schema = get_namespace_name(get_rel_namespace(relid));
-			char	   *table = get_rel_name(relid);
-			ListCell   *oc;
-
-			s->relid = relid;
-			s->serverid = ft->serverid;
-			s->server = GetForeignServer(ft->serverid)->servername;
-			foreach(oc, ft->options)
-			{
-				DefElem    *def = (DefElem *) lfirst(oc);
-
-				if (strcmp(def->defname, "schema_name") == 0)
-					schema = defGetString(def);
-				else if (strcmp(def->defname, "table_name") == 0)
-					table = defGetString(def);
-			}
-			s->remote_rel = quote_qualified_identifier(schema, table);
-			s->user_col = RemoteColumn(relid, source->user_col);
-			s->item_col = RemoteColumn(relid, source->item_col);
-			s->value_col = source->value_col ? RemoteColumn(relid, source->value_col) : NULL;
-		}
-	}
+	DistributedShards(&d, leaves, source->user_col, source->item_col, source->value_col);
 
 	PG_TRY();
 	{

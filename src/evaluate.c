@@ -46,27 +46,10 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "evaluate.h"
 #include "recsys.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-
-/* A set of ids: sorted ascending, without duplicates */
-typedef struct IdSet
-{
-	int64	   *ids;
-	int			n;
-} IdSet;
-
-/* The per-user ranking metrics at k */
-typedef struct RankMetrics
-{
-	double		precision;
-	double		recall;
-	double		ndcg;
-	double		ap;
-	double		hit;
-	double		rr;
-} RankMetrics;
 
 /* Number of per-user ranking metrics summed by the aggregate */
 #define RANK_METRICS 6
@@ -102,6 +85,14 @@ IdSetFromArray(ArrayType *a, IdSet *set)
 {
 	int			n;
 	int64	   *data = ArrayGetInt8(a, &n);
+
+	IdSetFromIds(data, n, set);
+}
+
+/* Build a set from n ids (copied, sorted, duplicates dropped) */
+void
+IdSetFromIds(const int64 *data, int n, IdSet *set)
+{
 	int			unique = 0;
 
 	set->ids = palloc(sizeof(int64) * Max(n, 1));
@@ -116,7 +107,7 @@ IdSetFromArray(ArrayType *a, IdSet *set)
 }
 
 /* Position of id in the set, or -1 */
-static int
+int
 IdSetFind(const IdSet *set, int64 id)
 {
 	int			lo = 0;
@@ -152,7 +143,7 @@ CheckCutoff(int32 k)
  * The ranking metrics at k of one ranked list against a set of relevant ids;
  * false (and nothing computed) when the set is empty.
  */
-static bool
+bool
 RankMetricsCompute(const int64 *rec, int nrec, const IdSet *rel, int32 k,
 				   RankMetrics *m)
 {
@@ -329,7 +320,7 @@ CompareRankedId(const void *a, const void *b)
  * (the pessimistic choice: the model could not rank it).  A repeated id
  * counts at its first position.  False when P or N is empty.
  */
-static bool
+bool
 AucCompute(const int64 *ranked, int n, const IdSet *rel, const IdSet *exclude,
 		   double *auc)
 {

@@ -45,6 +45,7 @@
 #include "parallel.h"
 #include "recommend.h"
 #include "score.h"
+#include "shard.h"
 #include "topk.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
@@ -425,23 +426,6 @@ recsys_similar_users(PG_FUNCTION_ARGS)
 /* Users per thread task in recommend_all: one small sgemm and its top-n */
 #define BATCH_TASK_USERS 16
 
-/* State of one recommend_all call */
-typedef struct BatchState
-{
-	FunctionCallInfo fcinfo;
-	CacheEntry *e;
-	int			n;
-	bool		exclude_seen;
-	int			nthreads;
-	const int64 *ids;			/* the current batch */
-	const RecsysUserRow *rows;
-	float	   *users;			/* batch x k user factors */
-	float	   *base;			/* batch: mu + b_u */
-	float	   *scores;			/* nitems x batch, column per user */
-	int32	   *chosen;			/* batch x n best item rows */
-	int		   *counts;			/* per user: rows chosen */
-} BatchState;
-
 /*
  * Score users [begin, end) of the current batch against every item (one
  * matrix product) and pick each one's best n (no PostgreSQL calls: runs on
@@ -450,7 +434,7 @@ typedef struct BatchState
 static bool
 BatchBody(void *arg, pg_attribute_unused() int thread, int begin, int end)
 {
-	BatchState *b = (BatchState *) arg;
+	ServeBatch *b = (ServeBatch *) arg;
 	const RecsysFactors *it = &b->e->items;
 	int			nitems = it->n;
 
@@ -470,20 +454,49 @@ BatchBody(void *arg, pg_attribute_unused() int thread, int begin, int end)
 }
 
 /*
- * Score one batch of users and emit their rows: factor models a block of
- * users per matrix product on the training threads, other methods one user
- * at a time through their score slot.
+ * Set up b for recommend_all's batches over entry e (n best items each);
+ * returns the batch size: at most BATCH_USERS users, a score block of at
+ * most about 64 MB whatever the catalog size.  Shard-local recommend_all
+ * (shard_serve.c) scores the coordinator's batches with the same sizes, so
+ * that every user is in the same matrix product as on the coordinator.
  */
-static void
-BatchUsers(void *arg, const int64 *ids, const RecsysUserRow *rows, int nrows)
+int
+ServeBatchInit(ServeBatch *b, CacheEntry *e, int n, bool exclude_seen)
 {
-	BatchState *b = (BatchState *) arg;
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) b->fcinfo->resultinfo;
+	int			batch = ServeBatchSize(e->items.n);
+
+	b->e = e;
+	b->n = Min(n, e->items.n);
+	b->exclude_seen = exclude_seen;
+	b->nthreads = ParallelThreads();
+	b->users = palloc(sizeof(float) * Max(batch * e->items.k, 1));
+	b->base = palloc(sizeof(float) * batch);
+	b->scores = palloc_extended(sizeof(float) * batch * e->items.n, MCXT_ALLOC_HUGE);
+	b->chosen = palloc(sizeof(int32) * batch * Max(b->n, 1));
+	b->counts = palloc(sizeof(int) * batch);
+	return batch;
+}
+
+/* The number of users recommend_all scores per batch, for nitems items */
+int
+ServeBatchSize(int nitems)
+{
+	return (int) Max(1, Min(BATCH_USERS, (64 * 1024 * 1024 / sizeof(float)) / Max(nitems, 1)));
+}
+
+/*
+ * Score one batch of users (at most the batch size) into b->scores,
+ * b->chosen and b->counts: factor models a block of users per matrix
+ * product on the training threads, other methods one user at a time
+ * through their score slot.
+ */
+void
+ServeBatchScore(ServeBatch *b, const RecsysUserRow *rows, int nrows)
+{
 	CacheEntry *e = b->e;
 	int			k = e->items.k;
 	int			nitems = e->items.n;
 
-	b->ids = ids;
 	b->rows = rows;
 	if (e->method->factors)
 	{
@@ -509,7 +522,26 @@ BatchUsers(void *arg, const int64 *ids, const RecsysUserRow *rows, int nrows)
 			b->counts[j] = TopK(s, e->items.ids, nitems, b->n, b->chosen + (Size) j * b->n);
 		}
 	}
+}
 
+/* What recommend_all's batches share: the batch scratch and the call */
+typedef struct BatchState
+{
+	ServeBatch	b;
+	FunctionCallInfo fcinfo;
+} BatchState;
+
+/* Score one batch of users and emit their rows */
+static void
+BatchUsers(void *arg, const int64 *ids, const RecsysUserRow *rows, int nrows)
+{
+	BatchState *bs = (BatchState *) arg;
+	ServeBatch *b = &bs->b;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) bs->fcinfo->resultinfo;
+	CacheEntry *e = b->e;
+	int			nitems = e->items.n;
+
+	ServeBatchScore(b, rows, nrows);
 	for (int j = 0; j < nrows; j++)
 	{
 		const float *s = b->scores + (Size) j * nitems;
@@ -558,20 +590,11 @@ recsys_recommend_all(PG_FUNCTION_ARGS)
 						info->name),
 				 errhint("Call recommend for each user, e.g. SELECT u.id, r.* FROM users u CROSS JOIN LATERAL recommend(u.id, 10, '%s') r.",
 						 info->name)));
+	/* A model trained from postgres_fdw shards: scored on them */
+	if (DistributedRecommendAll(fcinfo, info, n, PG_GETARG_BOOL(2)))
+		return (Datum) 0;
 	b.fcinfo = fcinfo;
-	b.e = CacheGetModel(info);
-	b.n = Min(n, b.e->items.n);
-	b.exclude_seen = PG_GETARG_BOOL(2);
-	b.nthreads = ParallelThreads();
-
-	/* A score block of at most about 64 MB, whatever the catalog size */
-	batch = (int) Max(1, Min(BATCH_USERS, (64 * 1024 * 1024 / sizeof(float)) / b.e->items.n));
-	b.users = palloc(sizeof(float) * Max(batch * b.e->items.k, 1));
-	b.base = palloc(sizeof(float) * batch);
-	b.scores = palloc_extended(sizeof(float) * batch * b.e->items.n, MCXT_ALLOC_HUGE);
-	b.chosen = palloc(sizeof(int32) * batch * Max(b.n, 1));
-	b.counts = palloc(sizeof(int) * batch);
-
+	batch = ServeBatchInit(&b.b, CacheGetModel(info), n, PG_GETARG_BOOL(2));
 	CatalogForEachUserBatch(info, batch, false, BatchUsers, &b);
 	return (Datum) 0;
 }

@@ -26,6 +26,24 @@ extern void ServeMapHistory(const CacheEntry *e, const int64 *items,
 extern void ServeScoreUser(CacheEntry *e, const RecsysUserRow *user);
 extern void ServeExcludeIds(const CacheEntry *e, const int64 *ids, int nids,
 							float *scores);
+/* recommend_all's scratch for one batch of users */
+typedef struct ServeBatch
+{
+	CacheEntry *e;
+	int			n;				/* best items per user */
+	bool		exclude_seen;
+	int			nthreads;
+	const RecsysUserRow *rows;	/* the current batch */
+	float	   *users;			/* batch x k user factors */
+	float	   *base;			/* batch: mu + b_u */
+	float	   *scores;			/* nitems x batch, column per user */
+	int32	   *chosen;			/* batch x n best item rows */
+	int		   *counts;			/* per user: rows chosen */
+} ServeBatch;
+
+extern int	ServeBatchSize(int nitems);
+extern int	ServeBatchInit(ServeBatch *b, CacheEntry *e, int n, bool exclude_seen);
+extern void ServeBatchScore(ServeBatch *b, const RecsysUserRow *rows, int nrows);
 extern void ServeTopK(FunctionCallInfo fcinfo, CacheEntry *e,
 					  const RecsysModelInfo *info, int n);
 

@@ -42,6 +42,7 @@ _PG_init(void)
 							   NULL, NULL, NULL);
 	ParallelInit();
 	DistributedInit();
+	DistributedServeInit();
 	SharedCacheInit();
 	SimdInit();
 	MarkGUCPrefixReserved("recsys");

@@ -162,6 +162,76 @@ ShardUnpack(const char *data, Size len, uint32 elem, int64 *n)
 	return data + sizeof(h);
 }
 
+/*
+ * Several arrays packed one after the other (each as ShardPack packs it)
+ * into one buffer, for one bytea parameter: each element is copied once.
+ * *len is the buffer's length, which a libpq parameter holds in an int.
+ */
+char *
+ShardPackBlocks(const ShardBlock *blocks, int n, int *len)
+{
+	Size		total = 0;
+	char	   *out;
+	char	   *p;
+
+	for (int b = 0; b < n; b++)
+		total += sizeof(ShardPackHeader) + (Size) blocks[b].n * blocks[b].elem;
+	if (total > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a block of %zu bytes is too large to send to a shard", total),
+				 errhint("SET recsys.shard_local_serving = off to serve on the coordinator.")));
+	out = palloc_extended(Max(total, 1), MCXT_ALLOC_HUGE);
+	p = out;
+	for (int b = 0; b < n; b++)
+	{
+		ShardPackHeader h;
+
+		h.magic = SHARD_PACK_MAGIC;
+		h.elem = blocks[b].elem;
+		h.count = blocks[b].n;
+		memcpy(p, &h, sizeof(h));
+		p += sizeof(h);
+		if (blocks[b].n > 0)
+			memcpy(p, blocks[b].data, (Size) blocks[b].n * blocks[b].elem);
+		p += (Size) blocks[b].n * blocks[b].elem;
+	}
+	*len = (int) total;
+	return out;
+}
+
+/*
+ * The next packed block of a concatenation of blocks (several arrays sent
+ * as one bytea), copied to MAXALIGNed memory; advances *data and *len.
+ */
+void *
+ShardUnpackNext(const char **data, Size *len, uint32 elem, int64 *n)
+{
+	ShardPackHeader h;
+	Size		size;
+	const void *p;
+	void	   *copy;
+
+	if (*len < sizeof(h))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("a distributed serving block is truncated")));
+	memcpy(&h, *data, sizeof(h));
+	if (h.count < 0 || h.elem != elem || (Size) h.count > (*len - sizeof(h)) / Max(elem, 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("a distributed serving block is not what this build of recsys sends"),
+				 errhint("Install the same version of recsys on the coordinator and every shard, on machines of the same byte order.")));
+	size = sizeof(h) + (Size) h.count * elem;
+	p = ShardUnpack(*data, size, elem, n);
+	copy = palloc_extended(Max((Size) *n * elem, 1), MCXT_ALLOC_HUGE);
+	if (*n > 0)
+		memcpy(copy, p, (Size) *n * elem);
+	*data += size;
+	*len -= size;
+	return copy;
+}
+
 /* The elements of a bytea argument */
 static const void *
 PackArg(FunctionCallInfo fcinfo, int argno, uint32 elem, int64 *n)

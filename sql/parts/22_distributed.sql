@@ -67,3 +67,68 @@ AS 'MODULE_PATHNAME', 'recsys_shard_close'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION recsys.shard_close()
     IS 'internal (distributed training): end this session''s training and free its memory';
+
+--
+-- Shard-local evaluation (src/distributed_serve.c drives, src/shard_serve.c
+-- works): evaluate() on a test table partitioned by user over postgres_fdw
+-- shards scores each user on its shard.  Internal; the shard functions
+-- read the test rows with the connecting role's privileges and write
+-- nothing.
+--
+CREATE FUNCTION recsys.shard_eval_open(
+    test        regclass,
+    user_col    name,
+    item_col    name,
+    value_col   name,
+    mean_merge  boolean)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'recsys_shard_eval_open'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION recsys.shard_eval_open(regclass, name, name, name, boolean)
+    IS 'internal (shard-local evaluate): read this shard''s test pairs into the session and return its user ids';
+
+CREATE FUNCTION recsys.shard_eval_score(items bytea, users bytea, params bytea,
+    OUT sums bytea, OUT cov bytea, OUT bcov bytea)
+RETURNS record
+AS 'MODULE_PATHNAME', 'recsys_shard_eval_score'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION recsys.shard_eval_score(bytea, bytea, bytea)
+    IS 'internal (shard-local evaluate): rank this shard''s test users against the model''s items; sums and counts of the metrics';
+
+CREATE FUNCTION recsys.eval_shards(
+    model               text,
+    test                regclass,
+    k                   integer,
+    nrank               integer,
+    user_col            name,
+    item_col            name,
+    value_col           name,
+    relevance_threshold double precision,
+    compute_auc         boolean,
+    mean_merge          boolean,
+    rating_error        boolean,
+    global_mean         double precision,
+    num_items           bigint)
+RETURNS TABLE (metric text, at_k integer, model_value double precision,
+               baseline_value double precision, evaluated bigint)
+AS 'MODULE_PATHNAME', 'recsys_eval_shards'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION recsys.eval_shards(text, regclass, integer, integer, name, name, name, double precision, boolean, boolean, boolean, double precision, bigint)
+    IS 'internal (evaluate): evaluate''s rows computed on the shards of a test table partitioned by user over postgres_fdw, or no rows';
+
+-- Shard-local recommend_all (src/distributed_serve.c): a model trained from
+-- postgres_fdw shards is scored on them, batches of users dealt in turn.
+CREATE FUNCTION recsys.shard_recommend_open(items bytea, method text, params bytea)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'recsys_shard_recommend_open'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION recsys.shard_recommend_open(bytea, text, bytea)
+    IS 'internal (shard-local recommend_all): keep the model''s items in the session; returns the batch size';
+
+CREATE FUNCTION recsys.shard_recommend(users bytea,
+    OUT counts bytea, OUT items bytea, OUT scores bytea)
+RETURNS record
+AS 'MODULE_PATHNAME', 'recsys_shard_recommend'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION recsys.shard_recommend(bytea)
+    IS 'internal (shard-local recommend_all): the best items of a round of users';

@@ -928,6 +928,19 @@ BEGIN
     END IF;
     nrank := CASE WHEN compute_auc THEN greatest(k, m.num_items) ELSE k END;
 
+    -- Shard-local (src/distributed_serve.c, doc/scale-out.md): a test table
+    -- partitioned by user over postgres_fdw shards and a factor model keyed
+    -- by integers are scored on the shards; no rows otherwise (or with
+    -- recsys.shard_local_serving off), and the coordinator path below.
+    IF candidates = 'all' AND NOT (text_users OR text_items OR test_text_users OR test_text_items) THEN
+        RETURN QUERY SELECT * FROM recsys.eval_shards(model, test, k, nrank, ucol, icol, vcol,
+            relevance_threshold, compute_auc, m.method = 'als', m.method = 'als',
+            coalesce(m.global_mean, 0), coalesce(m.num_items, 0));
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+
     -- Integer test ids and text model ids (or the reverse) are compared as
     -- text: warn when none of one side's test ids is an id of the model
     -- (the items of a cold-start evaluation are meant to be unknown).
