@@ -427,7 +427,7 @@ BuildByUser(RecsysRatings *r, Triplets *t, bool sum_duplicates)
 {
 	int64		n = t->count;
 	RecsysSparse *m = &r->by_user;
-	int64	   *next;
+	int64	   *next;			/* counts by user, then where each row goes on */
 	int64	   *item_end;
 	int32	   *scratch_users;
 	float	   *scratch_values;
@@ -436,8 +436,12 @@ BuildByUser(RecsysRatings *r, Triplets *t, bool sum_duplicates)
 
 	/* By item: item i's entries end up in [item_end[i - 1], item_end[i]) */
 	item_end = palloc0_extended_huge(sizeof(int64) * ((Size) r->nitems + 1));
+	next = palloc0_extended_huge(sizeof(int64) * ((Size) r->nusers + 1));
 	for (int64 e = 0; e < n; e++)
+	{
 		item_end[t->items[e] + 1]++;
+		next[t->users[e] + 1]++;
+	}
 	for (int i = 0; i < r->nitems; i++)
 		item_end[i + 1] += item_end[i];
 	scratch_users = palloc_extended(sizeof(int32) * Max(n, 1), MCXT_ALLOC_HUGE);
@@ -452,16 +456,13 @@ BuildByUser(RecsysRatings *r, Triplets *t, bool sum_duplicates)
 	CHECK_FOR_INTERRUPTS();
 
 	/* Then by user, stably: each row comes out ordered by item */
-	SparseAlloc(m, r->nusers, r->nitems, n);
-	for (int64 e = 0; e < n; e++)
-		m->indptr[t->users[e] + 1]++;
 	pfree(t->users);
 	pfree(t->items);
 	pfree(t->values);
 	for (int u = 0; u < r->nusers; u++)
-		m->indptr[u + 1] += m->indptr[u];
-	next = palloc_extended(sizeof(int64) * ((Size) r->nusers + 1), MCXT_ALLOC_HUGE);
-	memcpy(next, m->indptr, sizeof(int64) * ((Size) r->nusers + 1));
+		next[u + 1] += next[u];
+	SparseAlloc(m, r->nusers, r->nitems, n);
+	memcpy(m->indptr, next, sizeof(int64) * ((Size) r->nusers + 1));
 	from = 0;
 	for (int i = 0; i < r->nitems; i++)
 	{
@@ -836,16 +837,38 @@ RowId(Datum d, bool isnull, Oid type, const char *relname, const char *col,
 	return IdFromDatum(d, type);
 }
 
+/*
+ * One side's ids (users or items) as they are seen: each new id gets the
+ * next dense index.  Ids in [0, ndirect) are also found through `direct`,
+ * an array indexed by the id itself; the hash map is then probed only the
+ * first time an id is seen.  Why: ids are most often small dense integers
+ * (or text ids, which are numbered densely by their dictionary), and the
+ * hash probe of every row's two ids was a tenth of reading the source.
+ * Sparse or negative ids simply stay in the hash map.
+ */
+typedef struct IdIndex
+{
+	IdMap	   *map;			/* id -> dense index, the authority */
+	int64	   *first;			/* dense index -> id, in first-seen order */
+	int64		cap;			/* allocated entries of first */
+	int32	   *direct;			/* direct[id]: dense index, or -1 if not yet */
+	int64		ndirect;
+} IdIndex;
+
+/*
+ * The most entries the direct array may have for `count` distinct ids:
+ * 16 per id plus 64k (4 bytes each: at most 64 bytes per distinct id, as
+ * much as the hash map's slots, plus 256 kB), so sparse ids cannot make
+ * it large.
+ */
+#define ID_DIRECT_LIMIT(count) (16 * ((int64) (count) + 1) + 65536)
+
 /* Interactions collected one at a time, before they become CSR */
 struct RatingsBuilder
 {
 	RecsysRatings *r;
-	IdMap	   *users;
-	IdMap	   *items;
-	int64	   *user_first;		/* dense index -> id, in first-seen order */
-	int64	   *item_first;
-	int64		user_cap;
-	int64		item_cap;
+	IdIndex		users;
+	IdIndex		items;
 	Triplets	t;
 };
 
@@ -924,18 +947,77 @@ RowTime(Datum d, bool isnull, double *t)
 	return isfinite(*t);
 }
 
-/* Record one id, growing the first-seen array as needed */
-static inline int32
-MapId(IdMap *map, int64 id, int64 **first, int64 *cap)
+/* Start an id index (in the current memory context) */
+static void
+IdIndexInit(IdIndex *x)
 {
-	int32		idx = IdMapInsert(map, id);
+	/*
+	 * The map starts small and grows with the distinct ids: sized by rows it
+	 * would be far larger than the ids and miss the cache on every probe.
+	 */
+	x->map = IdMapCreate(1024);
+	x->cap = 1024;
+	x->first = palloc(sizeof(int64) * x->cap);
+	x->direct = NULL;
+	x->ndirect = 0;
+}
 
-	if (idx >= *cap)
+/* Let the direct array cover id (0 <= id < ID_DIRECT_LIMIT) */
+static void
+IdIndexGrowDirect(IdIndex *x, int64 id)
+{
+	int64		n = Max(Max(x->ndirect * 2, id + 1), 1024);
+
+	n = Min(n, ID_DIRECT_LIMIT(x->map->count));
+	Assert(n > id);
+	x->direct = x->direct == NULL ?
+		palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE) :
+		repalloc_huge(x->direct, sizeof(int32) * n);
+	for (int64 i = x->ndirect; i < n; i++)
+		x->direct[i] = -1;
+	x->ndirect = n;
+}
+
+/* Free an id index's lookup structures (first stays) */
+static void
+IdIndexFreeLookup(IdIndex *x)
+{
+	pfree(x->map->slots);
+	pfree(x->map);
+	if (x->direct != NULL)
+		pfree(x->direct);
+	x->map = NULL;
+	x->direct = NULL;
+}
+
+/*
+ * An id's dense index: a new one the first time it is seen (recorded in
+ * first, which grows as needed)
+ */
+static inline int32
+MapId(IdIndex *x, int64 id)
+{
+	int32		idx;
+
+	if ((uint64) id < (uint64) x->ndirect)
 	{
-		*cap *= 2;
-		*first = repalloc_huge(*first, sizeof(int64) * *cap);
+		idx = x->direct[id];
+		if (likely(idx >= 0))
+			return idx;
 	}
-	(*first)[idx] = id;
+	else if (id >= 0 && id < ID_DIRECT_LIMIT(x->map->count))
+		IdIndexGrowDirect(x, id);
+
+	/* First seen (or first seen since the direct array covers it) */
+	idx = IdMapInsert(x->map, id);
+	if (idx >= x->cap)
+	{
+		x->cap *= 2;
+		x->first = repalloc_huge(x->first, sizeof(int64) * x->cap);
+	}
+	x->first[idx] = id;
+	if ((uint64) id < (uint64) x->ndirect)
+		x->direct[id] = idx;
 	return idx;
 }
 
@@ -1054,17 +1136,8 @@ BuilderInit(RatingsBuilder *b, RecsysRatings *r, int64 estimate)
 	/* Start at the estimate, so a fresh table needs no growth */
 	if (estimate > 0)
 		TripletsGrow(&b->t, estimate + estimate / 16);
-
-	/*
-	 * The maps start small and grow with the distinct ids: sized by rows
-	 * they would be far larger than the ids and miss the cache on every
-	 * probe.
-	 */
-	b->users = IdMapCreate(1024);
-	b->items = IdMapCreate(1024);
-	b->user_cap = b->item_cap = 1024;
-	b->user_first = palloc(sizeof(int64) * b->user_cap);
-	b->item_first = palloc(sizeof(int64) * b->item_cap);
+	IdIndexInit(&b->users);
+	IdIndexInit(&b->items);
 }
 
 /*
@@ -1085,8 +1158,8 @@ void
 RatingsBuilderAdd(RatingsBuilder *b, int64 user, int64 item, float value)
 {
 	TripletsReserve(&b->t);
-	b->t.users[b->t.count] = MapId(b->users, user, &b->user_first, &b->user_cap);
-	b->t.items[b->t.count] = MapId(b->items, item, &b->item_first, &b->item_cap);
+	b->t.users[b->t.count] = MapId(&b->users, user);
+	b->t.items[b->t.count] = MapId(&b->items, item);
 	b->t.values[b->t.count] = value;
 	b->t.count++;
 }
@@ -1111,25 +1184,25 @@ RatingsBuilderFinish(RatingsBuilder *b, bool sum_duplicates)
 	int32	   *remap;
 	double		sum = 0.0;
 
-	r->nusers = b->users->count;
-	r->nitems = b->items->count;
+	r->nusers = b->users.map->count;
+	r->nitems = b->items.map->count;
 	RecsysCheckMemory(add_size(RatingsMemory(t.count, r->nusers, r->nitems),
 							   mul_size(t.capacity, 3 * sizeof(int32))),
 					  "Sorting the interactions needs this much.");
 
 	/* Renumber ids in ascending order, so that row order does not matter */
-	remap = RenumberIds(b->user_first, r->nusers);
+	IdIndexFreeLookup(&b->users);
+	IdIndexFreeLookup(&b->items);
+	remap = RenumberIds(b->users.first, r->nusers);
 	for (int64 e = 0; e < t.count; e++)
 		t.users[e] = remap[t.users[e]];
 	pfree(remap);
-	remap = RenumberIds(b->item_first, r->nitems);
+	remap = RenumberIds(b->items.first, r->nitems);
 	for (int64 e = 0; e < t.count; e++)
 		t.items[e] = remap[t.items[e]];
 	pfree(remap);
-	pfree(b->users->slots);
-	pfree(b->items->slots);
-	r->user_ids = b->user_first;
-	r->item_ids = b->item_first;
+	r->user_ids = b->users.first;
+	r->item_ids = b->items.first;
 	BuildByUser(r, &t, sum_duplicates);
 	BuildByItem(r);
 
@@ -1288,15 +1361,15 @@ RatingsLoad(const RatingsSource *src, RecsysFeatures *user_features,
 	}
 	if (user_features)
 		for (int e = 0; e < user_features->nentities; e++)
-			(void) MapId(st.b.users, user_features->ids[e], &st.b.user_first, &st.b.user_cap);
+			(void) MapId(&st.b.users, user_features->ids[e]);
 	if (item_features)
 		for (int e = 0; e < item_features->nentities; e++)
-			(void) MapId(st.b.items, item_features->ids[e], &st.b.item_first, &st.b.item_cap);
+			(void) MapId(&st.b.items, item_features->ids[e]);
 	if (st.dict[0])
-		NumberTextIds(st.dict[0], st.b.user_first, st.b.users->count,
+		NumberTextIds(st.dict[0], st.b.users.first, st.b.users.map->count,
 					  user_features, &r->user_names, &r->nuser_names);
 	if (st.dict[1])
-		NumberTextIds(st.dict[1], st.b.item_first, st.b.items->count,
+		NumberTextIds(st.dict[1], st.b.items.first, st.b.items.map->count,
 					  item_features, &r->item_names, &r->nitem_names);
 	return RatingsBuilderFinish(&st.b, src->sum_duplicates);
 }
