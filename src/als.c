@@ -145,9 +145,13 @@ AlsModelInit(AlsModel *m, int k, int nusers, int nitems, double mean,
 	m->mean = mean;
 	m->user_factors = palloc_extended(sizeof(float) * k * (Size) nusers,
 									  MCXT_ALLOC_HUGE);
+	RecsysPrefault(m->user_factors, sizeof(float) * k * (Size) nusers);
 	m->user_bias = palloc0_array(float, nusers);
+	/* Mapped in bulk before it is zeroed (RecsysPrefault) */
 	m->item_factors = palloc_extended(sizeof(float) * k * (Size) nitems,
-									  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+									  MCXT_ALLOC_HUGE);
+	RecsysPrefault(m->item_factors, sizeof(float) * k * (Size) nitems);
+	memset(m->item_factors, 0, sizeof(float) * k * (Size) nitems);
 	m->item_bias = palloc0_array(float, nitems);
 
 	pg_prng_seed(&rng, seed);

@@ -236,6 +236,7 @@ FactorTrain(const MethodInput *in, MethodTrained *out)
 	{
 		out->seen_values = palloc_extended(sizeof(float) * Max(r->nnz, 1),
 										   MCXT_ALLOC_HUGE);
+		RecsysPrefault(out->seen_values, sizeof(float) * r->nnz);
 		memcpy(out->seen_values, r->by_user.values, sizeof(float) * r->nnz);
 		ImplicitWeights(r, p, out->seen_values, nthreads);
 	}

@@ -321,6 +321,8 @@ typedef struct Triplets
 static void
 TripletsGrow(Triplets *t, int64 cap)
 {
+	int64		old = t->capacity;
+
 	RecsysCheckMemory(mul_size(cap, RATINGS_LOAD_BYTES_PER_ROW),
 					  "Reading the source relation needs this much for its rows.");
 	if (t->users == NULL)
@@ -336,6 +338,11 @@ TripletsGrow(Triplets *t, int64 cap)
 		t->values = repalloc_huge(t->values, cap * sizeof(float));
 	}
 	t->capacity = cap;
+
+	/* The new part, which the scan is about to write */
+	RecsysPrefault(t->users + old, (cap - old) * sizeof(int32));
+	RecsysPrefault(t->items + old, (cap - old) * sizeof(int32));
+	RecsysPrefault(t->values + old, (cap - old) * sizeof(float));
 }
 
 /* Make room for one more triplet; grow by half (repalloc holds both) */
@@ -461,6 +468,8 @@ BuildByUser(RecsysRatings *r, Triplets *t, bool sum_duplicates,
 		item_end[i + 1] += item_end[i];
 	scratch_users = palloc_extended(sizeof(int32) * Max(n, 1), MCXT_ALLOC_HUGE);
 	scratch_values = palloc_extended(sizeof(float) * Max(n, 1), MCXT_ALLOC_HUGE);
+	RecsysPrefault(scratch_users, sizeof(int32) * n);
+	RecsysPrefault(scratch_values, sizeof(float) * n);
 	for (int64 e = 0; e < n; e++)
 	{
 		int64		pos = item_end[t->items[e]]++;
