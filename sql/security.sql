@@ -35,6 +35,65 @@ SELECT max(user_id) AS max_user FROM recsys.user_factors JOIN recsys.models USIN
 WHERE name = 'rls';
 SELECT drop_model('rls');
 
+-- A plain table is read by a direct scan of its heap, anything else through
+-- a query (src/ratings.c, DirectScanAllowed): both must read the same rows.
+-- The same rows through a view (a query) give the same model, bit for bit.
+CREATE VIEW ratings_view AS SELECT * FROM ratings;
+SET client_min_messages = warning;
+CALL train('direct', 'ratings', value_col => 'rating', factors => 3, iterations => 3);
+CALL train('queried', 'ratings_view', value_col => 'rating', factors => 3, iterations => 3);
+RESET client_min_messages;
+-- Column privileges on every column read are enough, as for the query; the
+-- columns are found by name, whatever their order (and a dropped one).
+CREATE TABLE column_granted (junk int, rating real, item_id int, user_id int);
+ALTER TABLE column_granted DROP COLUMN junk;
+INSERT INTO column_granted SELECT rating, item_id, user_id FROM ratings;
+GRANT SELECT (user_id, item_id, rating) ON column_granted TO regress_recsys_reader;
+SET ROLE regress_recsys_reader;
+SET client_min_messages = warning;
+CALL train('columns', 'column_granted', value_col => 'rating', factors => 3, iterations => 3);
+RESET client_min_messages;
+RESET ROLE;
+SELECT qm.name, count(*) AS users, count(*) FILTER (WHERE d.factors = q.factors
+       AND d.bias = q.bias AND d.seen = q.seen AND d.seen_values = q.seen_values) AS identical
+FROM recsys.user_factors d JOIN recsys.models dm ON dm.model_id = d.model_id AND dm.name = 'direct'
+JOIN recsys.user_factors q ON q.user_id = d.user_id
+JOIN recsys.models qm ON qm.model_id = q.model_id AND qm.name IN ('queried', 'columns')
+GROUP BY qm.name ORDER BY qm.name;
+-- Row-level security: the owner is exempt (a direct scan sees every row),
+-- unless it is forced on the owner too (a query then applies the policy).
+ALTER TABLE rls_ratings OWNER TO regress_recsys_trainer;
+SET ROLE regress_recsys_trainer;
+SET client_min_messages = warning;
+CALL train('rls_owner', 'rls_ratings', value_col => 'rating', factors => 2, iterations => 3);
+RESET ROLE;
+ALTER TABLE rls_ratings FORCE ROW LEVEL SECURITY;
+SET ROLE regress_recsys_trainer;
+CALL train('rls_forced', 'rls_ratings', value_col => 'rating', factors => 2, iterations => 3);
+RESET client_min_messages;
+RESET ROLE;
+-- Inheritance: the children's rows count (the query reads them too).
+CREATE TABLE parent_ratings AS SELECT * FROM ratings WHERE user_id % 2 = 0;
+CREATE TABLE child_ratings () INHERITS (parent_ratings);
+INSERT INTO child_ratings SELECT * FROM ratings WHERE user_id % 2 = 1;
+SET client_min_messages = warning;
+CALL train('inherited', 'parent_ratings', value_col => 'rating', factors => 2, iterations => 3);
+-- The snapshot: rows deleted earlier in the transaction are gone.
+BEGIN;
+DELETE FROM column_granted WHERE user_id > 4;
+CALL train('deleted', 'column_granted', value_col => 'rating', factors => 2, iterations => 3);
+SELECT num_users FROM recsys.models WHERE name = 'deleted';
+ROLLBACK;
+RESET client_min_messages;
+SELECT name, num_users, num_interactions, num_interactions = (SELECT count(*) FROM ratings) AS all_rows
+FROM recsys.models
+WHERE name IN ('direct', 'queried', 'columns', 'rls_owner', 'rls_forced', 'inherited')
+ORDER BY name;
+SELECT drop_model(name) FROM recsys.models
+WHERE name IN ('direct', 'queried', 'columns', 'rls_owner', 'rls_forced', 'inherited');
+DROP TABLE child_ratings, parent_ratings, column_granted;
+DROP VIEW ratings_view;
+
 -- Shadowing objects first on search_path change nothing: the extension
 -- schema-qualifies every table, function, operator and type it uses.
 -- An unprivileged role (the attacker) creates, in public and in its own

@@ -96,33 +96,64 @@ ConfigOf(const RecsysParams *p, double mean, AlsConfig *c)
 		c->block_size = Max(1, Min(p->block_size, p->factors));
 }
 
+/* One matrix's values to turn into confidences, for ParallelFor */
+typedef struct WeightsTask
+{
+	RecsysSparse *m;
+	const RecsysParams *p;
+} WeightsTask;
+
+/*
+ * Turn the values of rows [begin, end) into confidences (a training
+ * thread: no palloc, no ereport); false at a confidence out of range
+ */
+static bool
+WeightsRows(void *arg, pg_attribute_unused() int thread, int begin, int end)
+{
+	WeightsTask *t = (WeightsTask *) arg;
+	const RecsysParams *p = t->p;
+
+	for (int64 e = t->m->indptr[begin]; e < t->m->indptr[end]; e++)
+	{
+		double		w = RecsysConfidence(p->scaling, p->alpha, p->epsilon,
+										 t->m->values[e]);
+
+		if (!(w < FLT_MAX))
+			return false;
+		t->m->values[e] = (float) w;
+	}
+	return true;
+}
+
 /*
  * Turn implicit values into extra confidences w = c - 1 in both matrices
- * (the kernels' input); the caller has checked that values are >= 0.
+ * (the kernels' input); the caller has checked that values are >= 0, and
+ * `raw` holds the user-major values as they were (for the error).  On the
+ * training threads: why, it was a tenth of a 1M training's setup (two
+ * passes over every interaction), and each value is done alone, so the
+ * result does not depend on the threads.
  */
 static void
-ImplicitWeights(RecsysRatings *r, const RecsysParams *p)
+ImplicitWeights(RecsysRatings *r, const RecsysParams *p, const float *raw,
+				int nthreads)
 {
-	for (int u = 0; u < r->nusers; u++)
-	{
-		for (int64 e = r->by_user.indptr[u]; e < r->by_user.indptr[u + 1]; e++)
-		{
-			float		v = r->by_user.values[e];
-			double		w = RecsysConfidence(p->scaling, p->alpha, p->epsilon, v);
+	WeightsTask users = {&r->by_user, p};
+	WeightsTask items = {&r->by_item, p};
 
-			if (!(w < FLT_MAX))
+	/* Rows in blocks of 64 (a few thousand interactions each) */
+	if (!ParallelFor(r->nusers, 64, nthreads, WeightsRows, &users) ||
+		!ParallelFor(r->nitems, 64, nthreads, WeightsRows, &items))
+	{
+		/* The first value out of range, in user order, as a single pass */
+		for (int64 e = 0; e < r->by_user.nnz; e++)
+			if (!(RecsysConfidence(p->scaling, p->alpha, p->epsilon, raw[e]) < FLT_MAX))
 				ereport(ERROR,
 						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 						 errmsg("confidence of value %g with alpha %g is out of range for real",
-								v, p->alpha),
+								raw[e], p->alpha),
 						 errhint("Use a smaller alpha, or scaling => 'log'.")));
-			r->by_user.values[e] = (float) w;
-		}
+		elog(ERROR, "a confidence was out of range, but no value gives one");
 	}
-	for (int64 e = 0; e < r->by_item.nnz; e++)
-		r->by_item.values[e] = (float) RecsysConfidence(p->scaling, p->alpha,
-														p->epsilon,
-														r->by_item.values[e]);
 }
 
 /* Training memory of a factor model beyond the interactions */
@@ -205,8 +236,9 @@ FactorTrain(const MethodInput *in, MethodTrained *out)
 	{
 		out->seen_values = palloc_extended(sizeof(float) * Max(r->nnz, 1),
 										   MCXT_ALLOC_HUGE);
+		RecsysPrefault(out->seen_values, sizeof(float) * r->nnz);
 		memcpy(out->seen_values, r->by_user.values, sizeof(float) * r->nnz);
-		ImplicitWeights(r, p);
+		ImplicitWeights(r, p, out->seen_values, nthreads);
 	}
 
 	ConfigOf(p, r->mean, &c);

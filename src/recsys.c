@@ -11,6 +11,8 @@
 #include "postgres.h"
 
 #include <math.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -72,6 +74,50 @@ Size
 RecsysMemoryBudget(void)
 {
 	return (Size) maintenance_work_mem * 1024;
+}
+
+/* Huge pages are this large (x86-64; arm64 with 4 kB base pages) */
+#define RECSYS_HUGE_PAGE ((uintptr_t) 2 * 1024 * 1024)
+
+/*
+ * Map the memory of a large, freshly allocated array [p, p + size) before
+ * it is first written: the whole huge pages inside it are marked for
+ * transparent huge pages, and all of its pages are mapped in one system
+ * call.  Why: otherwise the first write to each 4 kB page is a page fault,
+ * which on the virtual machine measured costs 11 us (reading a 1M-row
+ * source took 7,700 faults, 10M rows 73,000); mapped in bulk a page costs
+ * 0.7 us, and a 2 MB huge page replaces 512 faults.  Both are
+ * hints: where the kernel lacks them (before Linux 5.14, or with
+ * transparent huge pages off) nothing changes and the pages fault as
+ * before.  Only for memory that is about to be written in full.
+ */
+void
+RecsysPrefault(void *p, Size size)
+{
+#if defined(MADV_POPULATE_WRITE) || defined(MADV_HUGEPAGE)
+	uintptr_t	start = (uintptr_t) p;
+	uintptr_t	page = (uintptr_t) sysconf(_SC_PAGESIZE);
+	uintptr_t	begin;
+	uintptr_t	end;
+
+	if (size < 64 * page)
+		return;					/* a few faults cost less than the calls */
+#ifdef MADV_HUGEPAGE
+	begin = (start + RECSYS_HUGE_PAGE - 1) & ~(RECSYS_HUGE_PAGE - 1);
+	end = (start + size) & ~(RECSYS_HUGE_PAGE - 1);
+	if (end > begin)
+		(void) madvise((void *) begin, end - begin, MADV_HUGEPAGE);
+#endif
+#ifdef MADV_POPULATE_WRITE
+	begin = (start + page - 1) & ~(page - 1);
+	end = (start + size) & ~(page - 1);
+	if (end > begin)
+		(void) madvise((void *) begin, end - begin, MADV_POPULATE_WRITE);
+#endif
+#else
+	(void) p;
+	(void) size;
+#endif
 }
 
 /* Error with the estimate and a hint when `required` exceeds the budget */

@@ -226,6 +226,7 @@ extern double RecsysConfidence(RecsysScaling scaling, double alpha,
 							   double epsilon, double value);
 extern Size RecsysMemoryBudget(void);
 extern void RecsysCheckMemory(Size required, const char *what);
+extern void RecsysPrefault(void *p, Size size);
 extern double RecsysSecondsSince(instr_time start);
 extern void RecsysCheckNumber(const char *name, double x, double min,
 							  bool strict);
