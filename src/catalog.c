@@ -83,6 +83,9 @@ static SPIPlanPtr users_plan = NULL;
 static SPIPlanPtr id_plan = NULL;
 static SPIPlanPtr external_plan = NULL;
 
+static void InsertFactorsSQL(int64 model_id, bool users, const RecsysRatings *r,
+							 const AlsModel *m, const float *seen_values);
+
 /* Connect to SPI or fail */
 static void
 Connect(void)
@@ -872,12 +875,109 @@ UpsertModelRow(const RecsysTrained *t)
 }
 
 /*
- * Insert one side's factor rows in batches.  For users, `seen` (the user's
+ * Insert one side's factor rows straight into the table (CatalogBulk*):
+ * the arrays of each row are built from the model's and the ratings'
+ * arrays and handed to the table access method, with no statement to
+ * parse, no unnest or slicing, and whole-page WAL records.  The rows are
+ * the same as InsertFactorsSQL's (the same array bytes: one dimension,
+ * lower bound 1, no NULLs; empty arrays without dimensions).  Returns
+ * false, having written nothing, when the table is not one the direct
+ * path may write (see catalog_write.c).
+ */
+static bool
+InsertFactorsDirect(int64 model_id, bool users, const RecsysRatings *r,
+					const AlsModel *m, const float *seen_values)
+{
+	static const char *const user_columns[] = {"model_id", "user_id", "bias",
+	"factors", "seen", "seen_values"};
+	static const Oid user_types[] = {INT8OID, INT8OID, FLOAT4OID,
+	FLOAT4ARRAYOID, INT8ARRAYOID, FLOAT4ARRAYOID};
+	static const char *const item_columns[] = {"model_id", "item_id", "bias",
+	"factors", "popularity"};
+	static const Oid item_types[] = {INT8OID, INT8OID, FLOAT4OID,
+	FLOAT4ARRAYOID, INT8OID};
+	int			k = m->k;
+	int			nrows = users ? r->nusers : r->nitems;
+	const int64 *ids = users ? r->user_ids : r->item_ids;
+	const float *factors = users ? m->user_factors : m->item_factors;
+	const float *bias = users ? m->user_bias : m->item_bias;
+	const RecsysSparse *sp = users ? &r->by_user : &r->by_item;
+	CatalogBulk *b;
+	MemoryContext row_cxt;
+	int64		maxlen = 0;
+	int64	   *seen = NULL;
+
+	b = users ? CatalogBulkBegin("user_factors", user_columns, user_types,
+								 lengthof(user_columns)) :
+		CatalogBulkBegin("item_factors", item_columns, item_types,
+						 lengthof(item_columns));
+	if (b == NULL)
+		return false;
+
+	/* One buffer of original item ids, as long as the longest user's row */
+	if (users)
+	{
+		for (int row = 0; row < nrows; row++)
+			maxlen = Max(maxlen, sp->indptr[row + 1] - sp->indptr[row]);
+		seen = palloc_extended(sizeof(int64) * Max(maxlen, 1), MCXT_ALLOC_HUGE);
+	}
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys factor row",
+									ALLOCSET_DEFAULT_SIZES);
+	for (int row = 0; row < nrows; row++)
+	{
+		Datum		values[6];
+		MemoryContext old = MemoryContextSwitchTo(row_cxt);
+
+		values[0] = Int64GetDatum(model_id);
+		values[1] = Int64GetDatum(ids[row]);
+		values[2] = Float4GetDatum(bias[row]);
+		values[3] = PointerGetDatum(ArrayFromFloat4(k > 0 ? factors + (Size) row * k : NULL,
+													k));
+		if (users)
+		{
+			int64		start = sp->indptr[row];
+			int			len = (int) (sp->indptr[row + 1] - start);
+
+			for (int j = 0; j < len; j++)
+				seen[j] = r->item_ids[sp->indices[start + j]];
+			values[4] = PointerGetDatum(ArrayFromInt8(seen, len));
+			values[5] = PointerGetDatum(ArrayFromFloat4(len > 0 ? seen_values + start : NULL,
+														len));
+		}
+		else
+			values[4] = Int64GetDatum(sp->indptr[row + 1] - sp->indptr[row]);
+		CatalogBulkAdd(b, values);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_cxt);
+	}
+	MemoryContextDelete(row_cxt);
+	if (seen != NULL)
+		pfree(seen);
+	CatalogBulkEnd(b);
+	return true;
+}
+
+/*
+ * Insert one side's factor rows: directly (InsertFactorsDirect), or, when
+ * the table has triggers, rules or the like that only an INSERT runs, in
+ * batches of INSERT ... SELECT over arrays.  For users, `seen` (the user's
  * training items, as original ids) is stored too; for items, popularity.
  */
 static void
 InsertFactors(int64 model_id, bool users, const RecsysRatings *r,
 			  const AlsModel *m, const float *seen_values)
+{
+	if (!InsertFactorsDirect(model_id, users, r, m, seen_values))
+		InsertFactorsSQL(model_id, users, r, m, seen_values);
+}
+
+/*
+ * Insert one side's factor rows in batches of one INSERT ... SELECT over
+ * arrays (slices of one flat array per row).
+ */
+static void
+InsertFactorsSQL(int64 model_id, bool users, const RecsysRatings *r,
+				 const AlsModel *m, const float *seen_values)
 {
 	int			k = m->k;
 	int			nrows = users ? r->nusers : r->nitems;
