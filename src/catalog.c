@@ -46,6 +46,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
@@ -705,12 +706,25 @@ CatalogCheckTrainable(const char *name, const RatingsSource *src,
 	SPI_finish();
 }
 
-/* Delete a model's factor and log rows (not its models row) */
+/*
+ * Delete a model's factor and log rows (not its models row).
+ *
+ * The rows are found through the primary key (model_id first) however
+ * large a share of the table the model holds: the planner picks a
+ * sequential scan once the model is a third of the table, and that scan
+ * reads and deforms every model's rows and every dead row the earlier
+ * versions left until VACUUM (in a 1M retrain it was half of this
+ * delete's time, and grew with the table).  The setting holds for these
+ * statements only.
+ */
 static void
 DeleteModelRows(Datum model_id)
 {
 	Oid			type = INT8OID;
+	int			save_nestlevel = NewGUCNestLevel();
 
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	ExecuteAsOwner("DELETE FROM recsys.user_factors WHERE model_id OPERATOR(pg_catalog.=) $1",
 				   1, &type, &model_id, NULL, SPI_OK_DELETE);
 	ExecuteAsOwner("DELETE FROM recsys.item_factors WHERE model_id OPERATOR(pg_catalog.=) $1",
@@ -728,6 +742,7 @@ DeleteModelRows(Datum model_id)
 		ExecuteAsOwner("DELETE FROM recsys.id_map WHERE model_id OPERATOR(pg_catalog.=) $1",
 					   1, &type, &model_id, NULL, SPI_OK_DELETE);
 	}
+	AtEOXact_GUC(true, save_nestlevel);
 }
 
 /*
