@@ -162,3 +162,52 @@ JOIN recsys.user_factors v ON v.model_id = b.model_id AND v.user_id = u.user_id
 WHERE a.name LIKE 'one_thread%'
 GROUP BY a.name ORDER BY a.name;
 SELECT drop_model(name) FROM recsys.models WHERE name LIKE '%thread%' ORDER BY name;
+
+-- Factor rows are written straight to the tables (table_multi_insert and
+-- each row's index entries), but through INSERT statements when a table
+-- has a trigger (or rules, CHECK constraints, ...) that only a statement
+-- runs.  Both give the same rows, stored the same way (the long seen
+-- arrays toasted), and the indexes hold every row (amcheck), also after a
+-- retrain that deletes the previous version's rows first.
+CREATE EXTENSION amcheck;
+CREATE TABLE ratings_long AS
+SELECT u AS user_id, i AS item_id, 1 + (hashint4(u * 31 + i) & 3) AS rating
+FROM generate_series(1, 40) u, generate_series(1, 600) i
+WHERE u <= 3 OR hashint4(u * 13 + i) % 5 = 0;
+CREATE TABLE trigger_rows (user_id bigint);
+CREATE FUNCTION count_trigger_rows() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN INSERT INTO public.trigger_rows VALUES (NEW.user_id); RETURN NULL; END$$;
+SET client_min_messages = warning;
+CALL train('direct', 'ratings_long', value_col => 'rating', factors => 4, iterations => 2);
+CALL train('direct', 'ratings_long', value_col => 'rating', factors => 4, iterations => 2);
+CREATE TRIGGER count_trigger_rows AFTER INSERT ON recsys.user_factors
+    FOR EACH ROW EXECUTE FUNCTION count_trigger_rows();
+CALL train('via_sql', 'ratings_long', value_col => 'rating', factors => 4, iterations => 2);
+DROP TRIGGER count_trigger_rows ON recsys.user_factors;
+RESET client_min_messages;
+SELECT count(*) AS rows_through_insert, count(DISTINCT user_id) AS users FROM trigger_rows;
+SELECT count(*) AS users, bool_and(u.bias = v.bias AND u.factors = v.factors
+           AND u.seen = v.seen AND u.seen_values = v.seen_values) AS same_rows,
+       bool_and(pg_column_size(u.*) = pg_column_size(v.*)) AS same_size,
+       sum((pg_column_size(u.seen) > 2000)::int) > 0 AS some_toasted
+FROM recsys.user_factors u
+JOIN recsys.user_factors v ON v.user_id = u.user_id
+WHERE u.model_id = (SELECT model_id FROM recsys.models WHERE name = 'direct')
+  AND v.model_id = (SELECT model_id FROM recsys.models WHERE name = 'via_sql');
+SELECT count(*) AS items, bool_and(u.bias = v.bias AND u.factors = v.factors
+           AND u.popularity = v.popularity) AS same_rows
+FROM recsys.item_factors u
+JOIN recsys.item_factors v ON v.item_id = u.item_id
+WHERE u.model_id = (SELECT model_id FROM recsys.models WHERE name = 'direct')
+  AND v.model_id = (SELECT model_id FROM recsys.models WHERE name = 'via_sql');
+SELECT CASE WHEN c.relname LIKE 'pg_toast%' THEN 'toast index of user_factors'
+            ELSE c.relname END AS index, bt_index_check(i.indexrelid, true)
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid IN ('recsys.user_factors'::regclass, 'recsys.item_factors'::regclass,
+                     (SELECT reltoastrelid FROM pg_class WHERE oid = 'recsys.user_factors'::regclass))
+ORDER BY c.relname LIKE 'pg_toast%', c.relname;
+SELECT count(*) AS corrupt FROM verify_heapam('recsys.user_factors');
+SELECT drop_model('direct'), drop_model('via_sql');
+DROP TABLE ratings_long, trigger_rows;
+DROP FUNCTION count_trigger_rows();
+DROP EXTENSION amcheck;

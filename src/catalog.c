@@ -53,6 +53,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/fmgroids.h"
 #include "utils/memutils.h"
@@ -117,6 +118,9 @@ typedef struct InfoCacheEntry
 
 static InfoCacheEntry info_cache[INFO_CACHE_SIZE];
 static uint64 info_cache_clock = 0;
+
+static void InsertFactorsSQL(int64 model_id, bool users, const RecsysRatings *r,
+							 const AlsModel *m, const float *seen_values);
 
 /* Connect to SPI or fail */
 static void
@@ -842,12 +846,25 @@ CatalogCheckTrainable(const char *name, const RatingsSource *src,
 	SPI_finish();
 }
 
-/* Delete a model's factor and log rows (not its models row) */
+/*
+ * Delete a model's factor and log rows (not its models row).
+ *
+ * The rows are found through the primary key (model_id first) however
+ * large a share of the table the model holds: the planner picks a
+ * sequential scan once the model is a third of the table, and that scan
+ * reads and deforms every model's rows and every dead row the earlier
+ * versions left until VACUUM (in a 1M retrain it was half of this
+ * delete's time, and grew with the table).  The setting holds for these
+ * statements only.
+ */
 static void
 DeleteModelRows(Datum model_id)
 {
 	Oid			type = INT8OID;
+	int			save_nestlevel = NewGUCNestLevel();
 
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	ExecuteAsOwner("DELETE FROM recsys.user_factors WHERE model_id OPERATOR(pg_catalog.=) $1",
 				   1, &type, &model_id, NULL, SPI_OK_DELETE);
 	ExecuteAsOwner("DELETE FROM recsys.item_factors WHERE model_id OPERATOR(pg_catalog.=) $1",
@@ -865,6 +882,7 @@ DeleteModelRows(Datum model_id)
 		ExecuteAsOwner("DELETE FROM recsys.id_map WHERE model_id OPERATOR(pg_catalog.=) $1",
 					   1, &type, &model_id, NULL, SPI_OK_DELETE);
 	}
+	AtEOXact_GUC(true, save_nestlevel);
 }
 
 /*
@@ -1012,12 +1030,109 @@ UpsertModelRow(const RecsysTrained *t)
 }
 
 /*
- * Insert one side's factor rows in batches.  For users, `seen` (the user's
+ * Insert one side's factor rows straight into the table (CatalogBulk*):
+ * the arrays of each row are built from the model's and the ratings'
+ * arrays and handed to the table access method, with no statement to
+ * parse, no unnest or slicing, and whole-page WAL records.  The rows are
+ * the same as InsertFactorsSQL's (the same array bytes: one dimension,
+ * lower bound 1, no NULLs; empty arrays without dimensions).  Returns
+ * false, having written nothing, when the table is not one the direct
+ * path may write (see catalog_write.c).
+ */
+static bool
+InsertFactorsDirect(int64 model_id, bool users, const RecsysRatings *r,
+					const AlsModel *m, const float *seen_values)
+{
+	static const char *const user_columns[] = {"model_id", "user_id", "bias",
+	"factors", "seen", "seen_values"};
+	static const Oid user_types[] = {INT8OID, INT8OID, FLOAT4OID,
+	FLOAT4ARRAYOID, INT8ARRAYOID, FLOAT4ARRAYOID};
+	static const char *const item_columns[] = {"model_id", "item_id", "bias",
+	"factors", "popularity"};
+	static const Oid item_types[] = {INT8OID, INT8OID, FLOAT4OID,
+	FLOAT4ARRAYOID, INT8OID};
+	int			k = m->k;
+	int			nrows = users ? r->nusers : r->nitems;
+	const int64 *ids = users ? r->user_ids : r->item_ids;
+	const float *factors = users ? m->user_factors : m->item_factors;
+	const float *bias = users ? m->user_bias : m->item_bias;
+	const RecsysSparse *sp = users ? &r->by_user : &r->by_item;
+	CatalogBulk *b;
+	MemoryContext row_cxt;
+	int64		maxlen = 0;
+	int64	   *seen = NULL;
+
+	b = users ? CatalogBulkBegin("user_factors", user_columns, user_types,
+								 lengthof(user_columns)) :
+		CatalogBulkBegin("item_factors", item_columns, item_types,
+						 lengthof(item_columns));
+	if (b == NULL)
+		return false;
+
+	/* One buffer of original item ids, as long as the longest user's row */
+	if (users)
+	{
+		for (int row = 0; row < nrows; row++)
+			maxlen = Max(maxlen, sp->indptr[row + 1] - sp->indptr[row]);
+		seen = palloc_extended(sizeof(int64) * Max(maxlen, 1), MCXT_ALLOC_HUGE);
+	}
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys factor row",
+									ALLOCSET_DEFAULT_SIZES);
+	for (int row = 0; row < nrows; row++)
+	{
+		Datum		values[6];
+		MemoryContext old = MemoryContextSwitchTo(row_cxt);
+
+		values[0] = Int64GetDatum(model_id);
+		values[1] = Int64GetDatum(ids[row]);
+		values[2] = Float4GetDatum(bias[row]);
+		values[3] = PointerGetDatum(ArrayFromFloat4(k > 0 ? factors + (Size) row * k : NULL,
+													k));
+		if (users)
+		{
+			int64		start = sp->indptr[row];
+			int			len = (int) (sp->indptr[row + 1] - start);
+
+			for (int j = 0; j < len; j++)
+				seen[j] = r->item_ids[sp->indices[start + j]];
+			values[4] = PointerGetDatum(ArrayFromInt8(seen, len));
+			values[5] = PointerGetDatum(ArrayFromFloat4(len > 0 ? seen_values + start : NULL,
+														len));
+		}
+		else
+			values[4] = Int64GetDatum(sp->indptr[row + 1] - sp->indptr[row]);
+		CatalogBulkAdd(b, values);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_cxt);
+	}
+	MemoryContextDelete(row_cxt);
+	if (seen != NULL)
+		pfree(seen);
+	CatalogBulkEnd(b);
+	return true;
+}
+
+/*
+ * Insert one side's factor rows: directly (InsertFactorsDirect), or, when
+ * the table has triggers, rules or the like that only an INSERT runs, in
+ * batches of INSERT ... SELECT over arrays.  For users, `seen` (the user's
  * training items, as original ids) is stored too; for items, popularity.
  */
 static void
 InsertFactors(int64 model_id, bool users, const RecsysRatings *r,
 			  const AlsModel *m, const float *seen_values)
+{
+	if (!InsertFactorsDirect(model_id, users, r, m, seen_values))
+		InsertFactorsSQL(model_id, users, r, m, seen_values);
+}
+
+/*
+ * Insert one side's factor rows in batches of one INSERT ... SELECT over
+ * arrays (slices of one flat array per row).
+ */
+static void
+InsertFactorsSQL(int64 model_id, bool users, const RecsysRatings *r,
+				 const AlsModel *m, const float *seen_values)
 {
 	int			k = m->k;
 	int			nrows = users ? r->nusers : r->nitems;

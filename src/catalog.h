@@ -107,5 +107,11 @@ extern int	CatalogExecuteAsOwner(const char *sql, int nargs, Oid *types,
 extern int	CatalogExecutePlanAsOwner(SPIPlanPtr plan, Datum *values,
 									  const char *nulls, bool read_only,
 									  long count);
+typedef struct CatalogBulk CatalogBulk;
+extern CatalogBulk *CatalogBulkBegin(const char *table,
+									 const char *const *columns,
+									 const Oid *types, int ncolumns);
+extern void CatalogBulkAdd(CatalogBulk *b, const Datum *values);
+extern void CatalogBulkEnd(CatalogBulk *b);
 
 #endif							/* CATALOG_H */

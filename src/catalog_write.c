@@ -54,8 +54,11 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog.h"
 #include "catalog/dependency.h"
 #include "catalog/indexing.h"
@@ -63,10 +66,12 @@
 #include "catalog/pg_extension.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -76,6 +81,15 @@
 
 /* The search_path of every statement recsys runs as the extension's owner */
 #define OWNER_SEARCH_PATH "pg_catalog, pg_temp"
+
+/*
+ * Rows buffered by a bulk insert before they go to the table in one
+ * table_multi_insert.  Why 1000 (COPY FROM's figure): heap_multi_insert
+ * then fills whole pages per WAL record, while the buffered rows of a
+ * factor table stay within a few hundred kB (their long seen arrays are
+ * toasted at insertion, one row at a time).
+ */
+#define BULK_ROWS 1000
 
 /* Most statements one gate runs */
 #define GATE_MAX_WRITES 3
@@ -429,4 +443,206 @@ recsys_catalog_write(PG_FUNCTION_ARGS)
 	if (result_null)
 		PG_RETURN_NULL();
 	return result;
+}
+
+/*
+ * A bulk insert into one recsys storage table: the factor rows of a model
+ * being stored go straight to the table access method (table_multi_insert,
+ * then each row's index entries), without an SQL statement per batch.
+ *
+ * Why this is the same write as CatalogExecuteAsOwner's INSERT: it runs
+ * only where that INSERT would (the caller has checked the calling role's
+ * privilege on the model), the extension's owner must hold INSERT on the
+ * table, and index entries are made by ExecInsertIndexTuples as the
+ * owner, in a restricted security context, with the pinned search_path.
+ * What an INSERT would do besides, and this path does not, is excluded by
+ * CatalogBulkBegin: it declines (returns NULL, and the caller falls back
+ * to SQL) when the table has triggers, rules, CHECK constraints, forced
+ * row-level security or columns other than the expected ones.  Row-level
+ * security without FORCE does not apply to the table's owner, so the
+ * INSERT skipped no policy either (and the tables have no INSERT policy).
+ * The rows are ordinary heap inserts: WAL-logged, toasted, visible to
+ * other sessions at commit, rolled back with the transaction.
+ */
+struct CatalogBulk
+{
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	BulkInsertState bistate;
+	CommandId	cid;
+	MemoryContext cxt;			/* slots and the rows they hold */
+	TupleTableSlot *slots[BULK_ROWS];
+	int			nslots;
+};
+
+/*
+ * Whether relation rel has exactly the expected columns (names and types,
+ * in order) and nothing an INSERT would run besides storing the row and
+ * its index entries.
+ */
+static bool
+BulkInsertable(Relation rel, const char *const *columns, const Oid *types,
+			   int ncolumns)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION ||
+		rel->trigdesc != NULL || rel->rd_rules != NULL ||
+		rel->rd_rel->relforcerowsecurity ||
+		(desc->constr != NULL && desc->constr->num_check > 0) ||
+		desc->natts != ncolumns)
+		return false;
+	for (int i = 0; i < ncolumns; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->atttypid != types[i] ||
+			att->attgenerated != '\0' ||
+			strcmp(NameStr(att->attname), columns[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Begin a bulk insert into recsys.<table>, whose columns must be `columns`
+ * of `types`; NULL when the table is not one this path may write (see
+ * struct CatalogBulk), and the caller then writes with SQL.  The caller
+ * has checked that the calling role may make this change.
+ */
+CatalogBulk *
+CatalogBulkBegin(const char *table, const char *const *columns,
+				 const Oid *types, int ncolumns)
+{
+	Oid			relid;
+	Relation	rel;
+	CatalogBulk *b;
+	MemoryContext old;
+
+	LookupExtension();
+	relid = get_relname_relid(table, get_namespace_oid("recsys", false));
+	if (!OidIsValid(relid))
+		elog(ERROR, "table recsys.%s does not exist", table);
+	rel = table_open(relid, RowExclusiveLock);
+	/* The INSERT would have run as the owner, with the owner's rights */
+	if (pg_class_aclcheck(relid, ext_owner, ACL_INSERT) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, RelationGetRelationName(rel));
+	if (!BulkInsertable(rel, columns, types, ncolumns))
+	{
+		table_close(rel, NoLock);
+		return NULL;
+	}
+
+	b = palloc0(sizeof(CatalogBulk));
+	b->cxt = AllocSetContextCreate(CurrentMemoryContext, "recsys bulk insert",
+								   ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(b->cxt);
+	b->rel = rel;
+	b->estate = CreateExecutorState();
+	b->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(b->rri, rel, 1, NULL, 0);
+	ExecOpenIndices(b->rri, false);
+	b->bistate = GetBulkInsertState();
+	MemoryContextSwitchTo(old);
+
+	/* Earlier statements of this transaction (a delete) come first */
+	CommandCounterIncrement();
+	b->cid = GetCurrentCommandId(true);
+	return b;
+}
+
+/*
+ * Write the buffered rows: heap tuples by table_multi_insert, then each
+ * one's index entries (a duplicate key fails here, as in an INSERT), as
+ * the extension's owner with the pinned search_path, restored on error.
+ */
+static void
+BulkFlush(CatalogBulk *b)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+
+	if (b->nslots == 0)
+		return;
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", OWNER_SEARCH_PATH, PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	PG_TRY();
+	{
+		MemoryContext old;
+
+		SetUserIdAndSecContext(ext_owner,
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		old = MemoryContextSwitchTo(GetPerTupleMemoryContext(b->estate));
+		table_multi_insert(b->rel, b->slots, b->nslots, b->cid, 0, b->bistate);
+		for (int i = 0; i < b->nslots; i++)
+		{
+			if (b->rri->ri_NumIndices > 0)
+				(void) ExecInsertIndexTuples(b->rri, b->slots[i], b->estate,
+											 false, false, NULL, NIL);
+			ExecClearTuple(b->slots[i]);
+		}
+		MemoryContextSwitchTo(old);
+		ResetPerTupleExprContext(b->estate);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(true, save_nestlevel);
+	b->nslots = 0;
+}
+
+/*
+ * Add one row (no NULLs: every column of the storage tables is NOT NULL).
+ * The values are copied at once, so the caller may free them after.
+ */
+void
+CatalogBulkAdd(CatalogBulk *b, const Datum *values)
+{
+	TupleTableSlot *slot;
+	int			natts = RelationGetDescr(b->rel)->natts;
+
+	if (b->nslots == BULK_ROWS)
+	{
+		BulkFlush(b);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (b->slots[b->nslots] == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(b->cxt);
+
+		b->slots[b->nslots] = table_slot_create(b->rel, NULL);
+		MemoryContextSwitchTo(old);
+	}
+	slot = b->slots[b->nslots];
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, sizeof(Datum) * natts);
+	memset(slot->tts_isnull, false, sizeof(bool) * natts);
+	ExecStoreVirtualTuple(slot);
+	/* The row's own copy, in the slot's memory */
+	ExecMaterializeSlot(slot);
+	b->nslots++;
+}
+
+/* Write the remaining rows and release the bulk insert's resources */
+void
+CatalogBulkEnd(CatalogBulk *b)
+{
+	BulkFlush(b);
+	for (int i = 0; i < BULK_ROWS && b->slots[i] != NULL; i++)
+		ExecDropSingleTupleTableSlot(b->slots[i]);
+	FreeBulkInsertState(b->bistate);
+	ExecCloseIndices(b->rri);
+	FreeExecutorState(b->estate);
+	table_close(b->rel, NoLock);
+	MemoryContextDelete(b->cxt);
+	pfree(b);
+	/* Later statements of the transaction see the rows */
+	CommandCounterIncrement();
 }
