@@ -429,6 +429,8 @@ Train(FunctionCallInfo fcinfo, bool legacy)
 	MemoryContext train_cxt;
 	MemoryContext old;
 	instr_time	start;
+	double		read_seconds;
+	double		train_seconds;
 	char	   *preprocessing = NULL;
 
 	INSTR_TIME_SET_CURRENT(start);
@@ -501,6 +503,7 @@ Train(FunctionCallInfo fcinfo, bool legacy)
 						 &preprocessing);
 	if (!m->explicit_values && source.value_col != NULL)
 		CheckFeedbackValues(ratings, source.value_col);
+	read_seconds = RecsysSecondsSince(start);
 
 	RecsysCheckMemory(add_size(RatingsMemory(ratings->nnz, ratings->nusers,
 											 ratings->nitems),
@@ -532,10 +535,16 @@ Train(FunctionCallInfo fcinfo, bool legacy)
 	trained.seen_values = out.seen_values;
 	trained.iterations = out.iterations;
 	trained.seconds = RecsysSecondsSince(start);
+	train_seconds = trained.seconds - read_seconds;
 	trained.preprocessing = preprocessing;
 	trained.user_id_type = RatingsIdType(source.relid, source.user_col);
 	trained.item_id_type = RatingsIdType(source.relid, source.item_col);
 	CatalogStoreModel(&trained);
+	/* Where a CALL's time goes (SET client_min_messages = debug1) */
+	ereport(DEBUG1,
+			(errmsg("model \"%s\": read %.3f s, training %.3f s, store %.3f s",
+					name, read_seconds, train_seconds,
+					RecsysSecondsSince(start) - trained.seconds)));
 
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(train_cxt);
