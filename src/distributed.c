@@ -12,36 +12,52 @@
  * as postgres_fdw does) and drives the ALS sweeps, the shards doing the
  * work on their own rows (shard.c):
  *
- *	- item half-step: every shard sends, for each item its users touched,
- *	  the partial normal equations over those users; the coordinator adds
- *	  them up per item (and the users' Gram matrix, implicit) and solves
- *	  the items with the model's solver, as a single-node half-step would;
+ *	- item half-step, by the model's solver:
+ *	  - normal equations (als; ials with solver cholesky): every shard
+ *		sends, for each item its users touched, the partial normal
+ *		equations over those users; the coordinator adds them up per item
+ *		(and the users' Gram matrix, implicit) and solves the items as a
+ *		single-node half-step would (ItemStepNormals);
+ *	  - conjugate gradient (ials, solver cg): the coordinator runs each
+ *		item's cg_steps steps, one round trip per step for all items, the
+ *		shards computing the sparse part of each product (ItemStepCG);
+ *	  - subspace (ials, solver subspace, iALS++): one round trip per block
+ *		of block_size coordinates for all items, the shards summing each
+ *		item's b x b system over their users from the predictions they
+ *		keep, the coordinator solving it and sending the steps back with
+ *		the next block (ItemStepSubspace);
  *	- user half-step: the coordinator sends the item factors to every
  *	  shard, which re-solves its users with the single-node kernels and
  *	  keeps them; it returns its part of the loss.
  *
  * The shards work concurrently (the queries are sent to all, then waited
  * for together), the coordinator never reads the interactions, and its
- * memory grows with the items (the summed normal equations) and, once, the
- * users' initial factors, not with the interactions; the user rows are
- * streamed from the shards into recsys.user_factors at the end.  The bytes
- * sent and received per iteration are reported in its NOTICE and stored in
+ * memory grows with the items (their summed equations, CG vectors or
+ * block sums) and, once, the users' initial factors, not with the
+ * interactions; the user rows are streamed from the shards into
+ * recsys.user_factors at the end.  The bytes sent and received per
+ * iteration are reported in its NOTICE and stored in
  * recsys.training_log.bytes_shipped.
  *
- * Choice and its cost: partitioning by user makes the user half-step local
- * and the item half-step a sum of per-shard normal equations, which cost
- * (k (k + 1) / 2 + k) floats per item and shard, about 8.6 KB at k = 64:
- * at the 10M shape (10,677 items) about 92 MB per shard and iteration,
- * against 2.7 MB of item factors.  A second copy of the rows partitioned
- * by item would ship user factors instead (nshards x 18 MB at the 10M
- * shape); doc/scale-out.md measures the choice.
+ * Choice and its cost, per item and shard and iteration at k = 64: the
+ * user half-step ships k + 1 floats (the item factors); the item
+ * half-step k (k + 1) / 2 + k floats with normal equations (8.6 KB),
+ * k (2 c + 1) with c CG steps (1.8 KB at c = 3), and
+ * (k / b) (b (b + 1) / 2 + b) + (k / b - 1) b with subspace blocks of b
+ * (0.9 KB at b = 2).  At the 10M shape (3 shards, 69,878 users x 10,677
+ * items) that is 13.7x, 3.2x and 1.8x the factor matrices' bytes per
+ * iteration.  A second copy of the rows partitioned by item would ship
+ * user factors instead (nshards x 18 MB at the 10M shape);
+ * doc/scale-out.md measures the choices.
  *
  * Equivalence: the items are numbered as a single-node training numbers
  * them (ascending ids over all shards), the initial user factors are drawn
  * in the same order from the same seed, and each step solves the same
  * equations, so the model equals a single-node training's up to float
- * rounding (the normal equations travel as float and are summed in a
- * different order; the CG solver runs on the summed matrices in double).
+ * rounding (the normal equations and block sums travel as float and are
+ * summed in a different order; the CG solver runs on the summed matrices
+ * in double; the subspace solver chooses the same basis from the summed
+ * Gram matrix and solves each block as the single-node sweep does).
  *
  * Atomicity: the model is stored in the caller's transaction only after
  * the last sweep; a shard that fails, stops or times out, or a cancel,
@@ -1162,6 +1178,8 @@ DistributedTrain(const char *name, RecsysParams *params, RatingsSource *source)
 		RecsysTrained t;
 		int64		model_id;
 		MemoryContext iter_cxt;
+		bool		normals;
+		Size		item_state;
 
 		/* 1. Open a session per shard and read each shard's rows there */
 		for (int i = 0; i < d.nshards; i++)
@@ -1309,9 +1327,24 @@ DistributedTrain(const char *name, RecsysParams *params, RatingsSource *source)
 			}
 		}
 
-		RecsysCheckMemory(add_size(mul_size((Size) nitems, (AlsPackedSize(dim) + dim) * sizeof(double)),
+		/*
+		 * The items' state of the item half-step: summed normal equations,
+		 * CG's three vectors, or a block's sums, its steps and S y
+		 */
+		normals = is_explicit || params->solver == RECSYS_SOLVER_CHOLESKY;
+		if (normals)
+			item_state = (AlsPackedSize(dim) + dim) * sizeof(double);
+		else if (params->solver == RECSYS_SOLVER_SUBSPACE)
+		{
+			Size		b = Max(1, Min(params->block_size, k));
+
+			item_state = (b * (b + 1) / 2 + b) * sizeof(double) + (b + k) * sizeof(float);
+		}
+		else
+			item_state = 3 * (Size) k * sizeof(double);
+		RecsysCheckMemory(add_size(mul_size((Size) nitems, item_state),
 								   mul_size((Size) nusers, (Size) k * sizeof(float))),
-						  "The coordinator sums the items' normal equations and draws the users' initial factors.");
+						  "The coordinator keeps the items' state of the item half-step and draws the users' initial factors.");
 
 		/* 3. Every shard gets the item order, the mean, its initial factors */
 		init = palloc(sizeof(float *) * d.nshards);
@@ -1362,9 +1395,15 @@ DistributedTrain(const char *name, RecsysParams *params, RatingsSource *source)
 		for (int i = 0; i < d.nshards; i++)
 			for (int it = 0; it < d.shards[i].nitems; it++)
 				counts[d.shards[i].item_pos[it]] += d.shards[i].item_counts[it];
-		packed = palloc_extended(sizeof(double) * Max((Size) nitems * AlsPackedSize(dim), 1),
-								 MCXT_ALLOC_HUGE);
-		rhs = palloc_extended(sizeof(double) * Max((Size) nitems * dim, 1), MCXT_ALLOC_HUGE);
+		/* Only the normal equations' solver sums them (the others: NULL) */
+		packed = NULL;
+		rhs = NULL;
+		if (normals)
+		{
+			packed = palloc_extended(sizeof(double) * Max((Size) nitems * AlsPackedSize(dim), 1),
+									 MCXT_ALLOC_HUGE);
+			rhs = palloc_extended(sizeof(double) * Max((Size) nitems * dim, 1), MCXT_ALLOC_HUGE);
+		}
 		gram = palloc0_array(double, (Size) k * k);
 		scratch = palloc(sizeof(double *) * nthreads);
 		for (int th = 0; th < nthreads; th++)

@@ -14,10 +14,17 @@
  *	- shard_setup receives the global item order (the union of all
  *	  shards' items, ascending, as a single-node training numbers them),
  *	  the global mean and the initial factors of its users;
- *	- per iteration, shard_item_normals returns, for each item its users
- *	  touched, the partial normal equations of the item half-step over
- *	  those users (summed by the coordinator, which solves the items), and
- *	  for implicit models the partial Gram matrix of its users;
+ *	- per iteration, the item half-step by the model's solver:
+ *	  shard_item_normals returns, for each item its users touched, the
+ *	  partial normal equations of the item half-step over those users
+ *	  (summed by the coordinator, which solves the items), and for
+ *	  implicit models the partial Gram matrix of its users; or
+ *	  shard_item_cg, one round of the distributed CG steps; or shard_gram
+ *	  (the users' Gram matrix, in double) and then shard_item_subspace,
+ *	  one block of the subspace (iALS++) sweep per call: the users'
+ *	  vectors in the coordinator's basis and a prediction per row are kept
+ *	  between the calls, and each call takes the previous block's steps
+ *	  and returns each item's partial b x b system;
  *	  shard_user_step receives the new item factors and re-solves its
  *	  users with the same kernels as a single-node training (AlsHalfStep),
  *	  returning its part of the training loss;
@@ -710,20 +717,26 @@ SubspaceBlockBody(void *arg, int thread, int begin, int end)
 		const int32 *cols = r->by_item.indices + first;
 		float	   *o = t->out + (Size) i * (nh + b);
 
-		for (int g = 0; g < ntiles; g++)
+		/* The entries, then zeros in the last tile's padding lanes */
+		for (int j = 0; j < n; j++)
 		{
-			float	   *tile = panel + (Size) g * kk * ALS_SUBSPACE_TILE;
+			float	   *lane = panel + (Size) (j / ALS_SUBSPACE_TILE) * kk * ALS_SUBSPACE_TILE +
+				j % ALS_SUBSPACE_TILE;
+			const float *pv = prev + (Size) cols[j] * pb;
+			const float *cv = cur + (Size) cols[j] * b;
 
-			for (int l = 0; l < ALS_SUBSPACE_TILE; l++)
-			{
-				int			j = g * ALS_SUBSPACE_TILE + l;
-				int32		u = j < n ? cols[j] : -1;
+			for (int q = 0; q < pb; q++)
+				lane[q * ALS_SUBSPACE_TILE] = pv[q];
+			for (int q = 0; q < b; q++)
+				lane[(pb + q) * ALS_SUBSPACE_TILE] = cv[q];
+		}
+		for (int j = n; j < ntiles * ALS_SUBSPACE_TILE; j++)
+		{
+			float	   *lane = panel + (Size) (j / ALS_SUBSPACE_TILE) * kk * ALS_SUBSPACE_TILE +
+				j % ALS_SUBSPACE_TILE;
 
-				for (int q = 0; q < pb; q++)
-					tile[q * ALS_SUBSPACE_TILE + l] = u >= 0 ? prev[(Size) u * pb + q] : 0.0f;
-				for (int q = 0; q < b; q++)
-					tile[(pb + q) * ALS_SUBSPACE_TILE + l] = u >= 0 ? cur[(Size) u * b + q] : 0.0f;
-			}
+			for (int q = 0; q < kk; q++)
+				lane[q * ALS_SUBSPACE_TILE] = 0.0f;
 		}
 		AlsSubspacePass(s->sub_avx2, panel, s->sub_pred + s->sub_off[i],
 						s->sub_w + s->sub_off[i], s->sub_pt[thread], ntiles, kk, 0, pb,
@@ -768,6 +781,13 @@ recsys_shard_item_subspace(PG_FUNCTION_ARGS)
 	RequireArg(fcinfo, 0, "shard_item_subspace");
 	f0 = PG_GETARG_INT32(0);
 	memset(&task, 0, sizeof(task));
+	if (f0 != 0 && (f0 < 0 || f0 >= k || f0 != s->sub_next))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("shard_item_subspace got block %d where block %d was next",
+						f0, s->sub_next)));
+	/* Until this block is complete, only a new half-step may follow */
+	s->sub_next = -1;
 	if (f0 == 0)
 	{
 		int64		n;
@@ -787,11 +807,6 @@ recsys_shard_item_subspace(PG_FUNCTION_ARGS)
 	{
 		int64		n;
 
-		if (f0 != s->sub_next)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("shard_item_subspace got block %d where block %d was next",
-							f0, s->sub_next)));
 		RequireArg(fcinfo, 3, "shard_item_subspace");
 		task.deltas = PackArg(fcinfo, 3, sizeof(float), &n);
 		if (n != (int64) r->nitems * s->sub_prev_b)
@@ -856,6 +871,7 @@ recsys_shard_user_step(PG_FUNCTION_ARGS)
 						(long long) n, s->nitems_global, k)));
 	memcpy(s->y, data, sizeof(float) * (Size) s->nitems_global * k);
 	memcpy(s->ybias, data + (Size) s->nitems_global * k, sizeof(float) * s->nitems_global);
+	s->sub_next = -1;			/* a subspace item half-step restarts from its basis */
 
 	failed = AlsHalfStep(c, &s->by_user, s->y, s->ybias, s->nitems_global,
 						 s->x, s->xbias, s->ws, nthreads);

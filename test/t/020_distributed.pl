@@ -7,7 +7,8 @@
 # single-node trainings the distributed ones must equal.
 #
 #  1. Equality with a single-node training on the same rows: als (explicit
-#     ratings), ials with solver cholesky, cg and subspace (block_size 2):
+#     ratings), ials with solver cholesky, cg and subspace (block_size 2,
+#     and block_size 3 with regularization 0: the original coordinates):
 #     item and user factors within 1e-4 relative (as a norm; each value
 #     within 1e-4 of the largest |factor|, 1e-3 for the truncated cg
 #     solver); subspace ships fewer bytes than cg; identical
@@ -301,6 +302,11 @@ my @cases = (
 		1e-3 ],
 	[ 'ials_subspace', 'events',
 		q{value_col => 'count', method => 'ials', factors => 16, iterations => 8, solver => 'subspace', options => '{"block_size": 2}'},
+		1e-4 ],
+	# regularization 0: the original coordinates (S is not factored), with
+	# S y kept by the coordinator
+	[ 'ials_subspace_orig', 'events',
+		q{value_col => 'count', method => 'ials', factors => 16, iterations => 8, solver => 'subspace', regularization => 0, options => '{"block_size": 3}'},
 		1e-4 ],
 );
 for my $case (@cases)
