@@ -508,3 +508,19 @@ AS 'MODULE_PATHNAME', 'recsys_shard_recommend'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION recsys.shard_recommend(bytea)
     IS 'internal (shard-local recommend_all): the best items of a round of users';
+
+-- Distributed training with solver subspace (iALS++): the shards' users'
+-- Gram matrix in double, and one block of the item half-step per call.
+CREATE FUNCTION recsys.shard_gram()
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'recsys_shard_gram'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION recsys.shard_gram()
+    IS 'internal (distributed training): the Gram matrix of this shard''s users, in double';
+
+CREATE FUNCTION recsys.shard_item_subspace(first integer, whitened boolean, basis bytea, deltas bytea)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'recsys_shard_item_subspace'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION recsys.shard_item_subspace(integer, boolean, bytea, bytea)
+    IS 'internal (distributed training): one block of the subspace (iALS++) item half-step over this shard''s users';

@@ -851,7 +851,7 @@ AlsImplicitRowCG(const AlsConfig *c, const int32 *cols, const float *w,
  */
 
 /* Entries per tile of a row's panel: one 8-float vector per coordinate */
-#define SUBSPACE_TILE 8
+#define SUBSPACE_TILE ALS_SUBSPACE_TILE
 
 /* Tiles summed in float before their sums go into double */
 #define SUBSPACE_FLUSH_TILES 64
@@ -1234,6 +1234,26 @@ SubspacePassAvx2(const float *panel, float *pred, const float *pw, float *pt,
 #endif
 
 /*
+ * One block's pass over a panel (SubspacePassTiles: the previous block's
+ * step into the predictions, then the block's sums h and r), with the
+ * AVX2 kernel when avx2 (AlsSubspaceUseAvx2).  Exported for the shards'
+ * item half-step (shard.c), whose panels hold only the two blocks'
+ * coordinates (k = pb + b there).
+ */
+void
+AlsSubspacePass(bool avx2, const float *panel, float *pred, const float *pw,
+				float *pt, int ntiles, int k, int pf0, int pb, const float *delta,
+				int f0, int b, double *h, double *r)
+{
+#ifdef SUBSPACE_X86
+	if (avx2)
+		SubspacePassAvx2(panel, pred, pw, pt, ntiles, k, pf0, pb, delta, f0, b, h, r);
+	else
+#endif
+		SubspacePassGeneric(panel, pred, pw, pt, ntiles, k, pf0, pb, delta, f0, b, h, r);
+}
+
+/*
  * Solve the b x b system a delta = r in place (r becomes delta; a, full
  * and symmetric, is destroyed): 0 on success, > 0 if a is not positive
  * definite, < 0 on a bug.  Small blocks by an inline Cholesky
@@ -1305,6 +1325,40 @@ SubspaceSolve(double *a, double *r, int b)
 }
 
 /*
+ * Solve a block's system from its sums (h = sum_j w_j y_jB y_jB^T packed
+ * as SubspacePassTiles leaves it, r = sum_j (1 + w_j - w_j s_j) y_jB):
+ * a = S_BB + h (I + h in the whitened basis), r_B - (S z)_B (zs = S z), or
+ * r_B - z_B (zs = z), plus mhat_B unless NULL; r becomes the step delta.
+ * a: b x b scratch.  Returns as SubspaceSolve.  The single-node row sweep
+ * and the distributed item half-step (distributed.c) share it.
+ */
+int
+AlsSubspaceBlockSolve(bool whitened, const float *basis, int k, int f0, int b,
+					  const double *h, double *r, const float *zs,
+					  const float *mhat, double *a)
+{
+	/* The block's system: S_BB + the sums; r_B = sums + mhat_B - (S z)_B */
+	for (int i = 0; i < b; i++)
+	{
+		for (int j = 0; j <= i; j++)
+		{
+			double		v = h[i * (i + 1) / 2 + j];
+
+			if (whitened)
+				v += i == j ? 1.0 : 0.0;
+			else
+				v += basis[(Size) (f0 + i) * k + f0 + j];
+			a[i * b + j] = v;
+			a[j * b + i] = v;
+		}
+		r[i] -= zs[f0 + i];
+		if (mhat != NULL)
+			r[i] += mhat[f0 + i];
+	}
+	return SubspaceSolve(a, r, b);
+}
+
+/*
  * One sweep of block coordinate descent over a row's coordinates z (in
  * the basis sb, updated in place), for the row's n entries (cols, extra
  * confidences w) and the prior's term mhat (lambda U^-T m, or lambda m;
@@ -1351,25 +1405,8 @@ AlsImplicitRowSubspace(const AlsConfig *c, const SubspaceBasis *sb,
 			SubspacePassGeneric(ws->panel, ws->pred, ws->panel_w, ws->panel_t,
 								ntiles, k, pf0, pb, delta, f0, b, ws->packed, r);
 
-		/* The block's system: S_BB + the sums; r_B = sums + mhat_B - (S z)_B */
-		for (int i = 0; i < b; i++)
-		{
-			for (int j = 0; j <= i; j++)
-			{
-				double		v = ws->packed[i * (i + 1) / 2 + j];
-
-				if (sb->whitened)
-					v += i == j ? 1.0 : 0.0;
-				else
-					v += sb->basis[(Size) (f0 + i) * k + f0 + j];
-				a[i * b + j] = v;
-				a[j * b + i] = v;
-			}
-			r[i] -= sb->whitened ? z[f0 + i] : sz[f0 + i];
-			if (mhat != NULL)
-				r[i] += mhat[f0 + i];
-		}
-		info = SubspaceSolve(a, r, b);
+		info = AlsSubspaceBlockSolve(sb->whitened, sb->basis, k, f0, b, ws->packed, r,
+									 sb->whitened ? z : sz, mhat, a);
 		if (info != 0)
 			return info;
 		for (int i = 0; i < b; i++)
@@ -1565,8 +1602,8 @@ SubspaceEnsure(AlsWorkspace *ws, int nthreads, int k, int64 longest, int nother)
 }
 
 /* Whether the subspace kernels may use AVX2 and FMA (recsys.vector_kernels) */
-static bool
-SubspaceUseAvx2(void)
+bool
+AlsSubspaceUseAvx2(void)
 {
 #ifdef SUBSPACE_X86
 	const char *setting = GetConfigOption("recsys.vector_kernels", true, false);
@@ -1581,6 +1618,52 @@ SubspaceUseAvx2(void)
 }
 
 /*
+ * The coordinates of a subspace half-step, from the other side's Gram
+ * matrix (yty in double, yty_f the same in float, k x k) and lambda, with
+ * S = yty + lambda I: the change of basis S = U^T U when S is well enough
+ * conditioned (returns true, basis = U: upper, column-major, zeros
+ * below), else the original coordinates (returns false, basis = S in
+ * float).  s: k x k and b: k doubles of scratch.  The single-node
+ * half-step and the distributed one (distributed.c) choose alike.
+ */
+bool
+AlsSubspaceBasis(int k, double lambda, const double *yty, const float *yty_f,
+				 float *basis, double *s, double *b)
+{
+	double		trace = 0.0;
+
+	/* The change of basis, S = U^T U, when S is well enough conditioned */
+	for (int i = 0; i < k; i++)
+		trace += yty[(Size) i * k + i] + lambda;
+	if (lambda > 0.0 && trace / lambda <= SUBSPACE_MAX_CONDITION)
+	{
+		int			info;
+
+		memcpy(s, yty, sizeof(double) * k * k);
+		for (int i = 0; i < k; i++)
+			s[(Size) i * k + i] += lambda;
+		memset(b, 0, sizeof(double) * k);
+		info = LinalgCholeskySolve(k, s, b);
+		if (info < 0)
+			elog(ERROR, "the Cholesky factorization of a Gram matrix refused its arguments, please report a bug");
+		if (info == 0)
+		{
+			/* U: the upper triangle (column-major), zeros below */
+			for (int j = 0; j < k; j++)
+				for (int i = 0; i < k; i++)
+					basis[(Size) j * k + i] = i <= j ? (float) s[(Size) j * k + i] : 0.0f;
+			return true;
+		}
+	}
+	/* The original coordinates: S itself */
+	for (int i = 0; i < k * k; i++)
+		basis[i] = yty_f[i];
+	for (int i = 0; i < k; i++)
+		basis[(Size) i * k + i] += (float) lambda;
+	return false;
+}
+
+/*
  * A half-step of the subspace solver (AlsHalfStep, with ws[0].yty the
  * Gram matrix of the other side): choose the basis, move the other side
  * into it, then sweep every row.  Returns as AlsHalfStep.
@@ -1592,7 +1675,6 @@ SubspaceHalfStep(const AlsConfig *c, const RecsysSparse *rows,
 {
 	int			k = c->k;
 	double		lambda = c->regularization;
-	double		trace = 0.0;
 	int64		longest = 0;
 	float	   *basis;
 	SubspaceTask task;
@@ -1608,40 +1690,10 @@ SubspaceHalfStep(const AlsConfig *c, const RecsysSparse *rows,
 	basis = ws[0].basis;
 
 	memset(&task, 0, sizeof(task));
-	task.sb.avx2 = SubspaceUseAvx2();
+	task.sb.avx2 = AlsSubspaceUseAvx2();
 
-	/* The change of basis, S = U^T U, when S is well enough conditioned */
-	for (int i = 0; i < k; i++)
-		trace += ws[0].yty[(Size) i * k + i] + lambda;
-	if (lambda > 0.0 && trace / lambda <= SUBSPACE_MAX_CONDITION)
-	{
-		double	   *s = ws[0].a;
-		int			info;
-
-		memcpy(s, ws[0].yty, sizeof(double) * k * k);
-		for (int i = 0; i < k; i++)
-			s[(Size) i * k + i] += lambda;
-		memset(ws[0].b, 0, sizeof(double) * k);
-		info = LinalgCholeskySolve(k, s, ws[0].b);
-		if (info < 0)
-			elog(ERROR, "the Cholesky factorization of a Gram matrix refused its arguments, please report a bug");
-		if (info == 0)
-		{
-			/* U: the upper triangle (column-major), zeros below */
-			for (int j = 0; j < k; j++)
-				for (int i = 0; i < k; i++)
-					basis[(Size) j * k + i] = i <= j ? (float) s[(Size) j * k + i] : 0.0f;
-			task.sb.whitened = true;
-		}
-	}
-	if (!task.sb.whitened)
-	{
-		/* The original coordinates: S itself */
-		for (int i = 0; i < k * k; i++)
-			basis[i] = ws[0].yty_f[i];
-		for (int i = 0; i < k; i++)
-			basis[(Size) i * k + i] += (float) lambda;
-	}
+	task.sb.whitened = AlsSubspaceBasis(k, lambda, ws[0].yty, ws[0].yty_f, basis,
+										ws[0].a, ws[0].b);
 	task.sb.basis = basis;
 	task.sb.vectors = task.sb.whitened ? ws[0].vectors : other_factors;
 

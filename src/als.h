@@ -16,6 +16,9 @@
 /* Rows of the other side gathered per BLAS call; bounds workspace memory */
 #define ALS_GATHER_ROWS 512
 
+/* Entries per tile of the subspace solver's panels (one 8-float vector) */
+#define ALS_SUBSPACE_TILE 8
+
 /* Factors of a model being trained: row-major, one vector per user/item */
 typedef struct AlsModel
 {
@@ -129,6 +132,18 @@ extern int	AlsSolveRow(const AlsConfig *c, int64 n, AlsWorkspace *ws,
 						float *factors_out, float *bias_out);
 extern AlsWorkspace *AlsWorkspacesCreate(int nthreads, int d, int64 rows);
 extern Size AlsSubspaceMemory(int k, int64 longest, int nother, int nthreads);
+extern bool AlsSubspaceBasis(int k, double lambda, const double *yty,
+							 const float *yty_f, float *basis, double *s,
+							 double *b);
+extern bool AlsSubspaceUseAvx2(void);
+extern void AlsSubspacePass(bool avx2, const float *panel, float *pred,
+							const float *pw, float *pt, int ntiles, int k,
+							int pf0, int pb, const float *delta, int f0, int b,
+							double *h, double *r);
+extern int	AlsSubspaceBlockSolve(bool whitened, const float *basis, int k,
+								  int f0, int b, const double *h, double *r,
+								  const float *zs, const float *mhat,
+								  double *a);
 extern int	AlsHalfStep(const AlsConfig *c, const RecsysSparse *rows,
 						const float *other_factors, const float *other_bias,
 						int nother, float *factors, float *bias,

@@ -12,36 +12,52 @@
  * as postgres_fdw does) and drives the ALS sweeps, the shards doing the
  * work on their own rows (shard.c):
  *
- *	- item half-step: every shard sends, for each item its users touched,
- *	  the partial normal equations over those users; the coordinator adds
- *	  them up per item (and the users' Gram matrix, implicit) and solves
- *	  the items with the model's solver, as a single-node half-step would;
+ *	- item half-step, by the model's solver:
+ *	  - normal equations (als; ials with solver cholesky): every shard
+ *		sends, for each item its users touched, the partial normal
+ *		equations over those users; the coordinator adds them up per item
+ *		(and the users' Gram matrix, implicit) and solves the items as a
+ *		single-node half-step would (ItemStepNormals);
+ *	  - conjugate gradient (ials, solver cg): the coordinator runs each
+ *		item's cg_steps steps, one round trip per step for all items, the
+ *		shards computing the sparse part of each product (ItemStepCG);
+ *	  - subspace (ials, solver subspace, iALS++): one round trip per block
+ *		of block_size coordinates for all items, the shards summing each
+ *		item's b x b system over their users from the predictions they
+ *		keep, the coordinator solving it and sending the steps back with
+ *		the next block (ItemStepSubspace);
  *	- user half-step: the coordinator sends the item factors to every
  *	  shard, which re-solves its users with the single-node kernels and
  *	  keeps them; it returns its part of the loss.
  *
  * The shards work concurrently (the queries are sent to all, then waited
  * for together), the coordinator never reads the interactions, and its
- * memory grows with the items (the summed normal equations) and, once, the
- * users' initial factors, not with the interactions; the user rows are
- * streamed from the shards into recsys.user_factors at the end.  The bytes
- * sent and received per iteration are reported in its NOTICE and stored in
+ * memory grows with the items (their summed equations, CG vectors or
+ * block sums) and, once, the users' initial factors, not with the
+ * interactions; the user rows are streamed from the shards into
+ * recsys.user_factors at the end.  The bytes sent and received per
+ * iteration are reported in its NOTICE and stored in
  * recsys.training_log.bytes_shipped.
  *
- * Choice and its cost: partitioning by user makes the user half-step local
- * and the item half-step a sum of per-shard normal equations, which cost
- * (k (k + 1) / 2 + k) floats per item and shard, about 8.6 KB at k = 64:
- * at the 10M shape (10,677 items) about 92 MB per shard and iteration,
- * against 2.7 MB of item factors.  A second copy of the rows partitioned
- * by item would ship user factors instead (nshards x 18 MB at the 10M
- * shape); doc/scale-out.md measures the choice.
+ * Choice and its cost, per item and shard and iteration at k = 64: the
+ * user half-step ships k + 1 floats (the item factors); the item
+ * half-step k (k + 1) / 2 + k floats with normal equations (8.6 KB),
+ * k (2 c + 1) with c CG steps (1.8 KB at c = 3), and
+ * (k / b) (b (b + 1) / 2 + b) + (k / b - 1) b with subspace blocks of b
+ * (0.9 KB at b = 2).  At the 10M shape (3 shards, 69,878 users x 10,677
+ * items) that is 13.7x, 3.2x and 1.8x the factor matrices' bytes per
+ * iteration.  A second copy of the rows partitioned by item would ship
+ * user factors instead (nshards x 18 MB at the 10M shape);
+ * doc/scale-out.md measures the choices.
  *
  * Equivalence: the items are numbered as a single-node training numbers
  * them (ascending ids over all shards), the initial user factors are drawn
  * in the same order from the same seed, and each step solves the same
  * equations, so the model equals a single-node training's up to float
- * rounding (the normal equations travel as float and are summed in a
- * different order; the CG solver runs on the summed matrices in double).
+ * rounding (the normal equations and block sums travel as float and are
+ * summed in a different order; the CG solver runs on the summed matrices
+ * in double; the subspace solver chooses the same basis from the summed
+ * Gram matrix and solves each block as the single-node sweep does).
  *
  * Atomicity: the model is stored in the caller's transaction only after
  * the last sweep; a shard that fails, stops or times out, or a cancel,
@@ -66,6 +82,7 @@
 #include "commands/defrem.h"
 #include "foreign/foreign.h"
 #include "libpq-fe.h"
+#include "linalg.h"
 #include "mb/pg_wchar.h"
 #include "method.h"
 #include "miscadmin.h"
@@ -780,6 +797,199 @@ ItemStepCG(Dist *d, const AlsConfig *c, int nitems, float *y, double *gram)
 	pfree(active);
 }
 
+/* A per-shard array of item values (per items of `per` floats, global order) in the shard's order, packed */
+static const char *
+ShardItemsParam(Shard *s, const float *all, int per, int *len)
+{
+	float	   *local = palloc_extended(sizeof(float) * Max((Size) s->nitems * per, 1),
+										MCXT_ALLOC_HUGE);
+
+	for (int it = 0; it < s->nitems; it++)
+		memcpy(local + (Size) it * per, all + (Size) s->item_pos[it] * per,
+			   sizeof(float) * per);
+	return PackParam(local, (int64) s->nitems * per, sizeof(float), len);
+}
+
+/*
+ * The item half-step of implicit models with the subspace solver (iALS++,
+ * als.c), distributed: one sweep of block coordinate descent for every
+ * item at once, as the single-node half-step sweeps each item.  The
+ * coordinator sums the shards' user Gram matrices (in double), chooses
+ * the basis as the single-node solver does (AlsSubspaceBasis: whitened,
+ * z = U y, or the original coordinates, keeping S y), and sends it; then
+ * for each block B of b coordinates every shard returns, per item its
+ * users touched, its part of the block's sums, sum w x'_B x'_B^T (packed)
+ * and sum (1 + w - w s) x'_B with the predictions s it keeps per row; the
+ * coordinator adds them up, adds S_BB (or I) and subtracts (S z)_B (or
+ * z_B) as the single-node kernel does (AlsSubspaceBlockSolve), solves
+ * every item's b x b system, and sends the steps with the next block's
+ * request, so that the shards' predictions take them first.  Per item and
+ * shard: b (b + 1) / 2 + b floats back and b out per block, k / b blocks
+ * (224 floats at k = 64, b = 2, against 64 (2 c + 2) = 512 for CG).
+ */
+static void
+ItemStepSubspace(Dist *d, const AlsConfig *c, int nitems, const int64 *items, float *y,
+				 double *gram)
+{
+	int			k = c->k;
+	int			bs = c->block_size;
+	float	   *gram_f = palloc(sizeof(float) * k * k);
+	float	   *basis = palloc(sizeof(float) * k * k);
+	double	   *scratch = palloc(sizeof(double) * ((Size) k * k + k));
+	double	   *a = palloc(sizeof(double) * (Size) bs * bs);
+	double	   *sums = palloc_extended(sizeof(double) *
+									   Max((Size) nitems * (bs * (bs + 1) / 2 + bs), 1),
+									   MCXT_ALLOC_HUGE);
+	float	   *deltas = palloc_extended(sizeof(float) * Max((Size) nitems * bs, 1),
+										 MCXT_ALLOC_HUGE);
+	float	   *sz = NULL;
+	bool		whitened;
+	int			bplen;
+	const char *bpack;
+	int			pb = 0;
+
+	/* The users' Gram matrix, summed in double, and the basis from it */
+	SendAll(d, "SELECT recsys.shard_gram()", 0, NULL, NULL, NULL, false, "shard_gram");
+	WaitAll(d, "the item half-step");
+	memset(gram, 0, sizeof(double) * k * k);
+	for (int i = 0; i < d->nshards; i++)
+	{
+		Shard	   *s = &d->shards[i];
+		int64		ng;
+		const double *g = ResultPack(s->result, 0, 0, sizeof(double), &ng);
+
+		if (ng != (int64) k * k)
+			ShardError(s, NULL, "the item half-step (a Gram matrix of the wrong size)");
+		for (int j = 0; j < k * k; j++)
+			gram[j] += g[j];
+		PQclear(s->result);
+		s->result = NULL;
+	}
+	for (int j = 0; j < k * k; j++)
+		gram_f[j] = (float) gram[j];
+	whitened = AlsSubspaceBasis(k, c->regularization, gram, gram_f, basis, scratch,
+								scratch + (Size) k * k);
+
+	/* The items into the basis (z = U y, in place), or S z kept beside them */
+	if (whitened)
+	{
+		if (!LinalgTrmm(true, false, k, nitems, 1.0f, basis, k, y, k))
+			elog(ERROR, "a BLAS call of the subspace item half-step refused its arguments, please report a bug");
+	}
+	else
+	{
+		sz = palloc_extended(sizeof(float) * Max((Size) nitems * k, 1), MCXT_ALLOC_HUGE);
+		for (int i = 0; i < nitems; i++)
+			if (!LinalgGemvN(k, k, basis, k, y + (Size) i * k, sz + (Size) i * k))
+				elog(ERROR, "a BLAS call of the subspace item half-step refused its arguments, please report a bug");
+	}
+	bpack = PackParam(basis, (int64) k * k, sizeof(float), &bplen);
+
+	for (int f0 = 0; f0 < k; f0 += bs)
+	{
+		int			b = Min(bs, k - f0);
+		int			nh = b * (b + 1) / 2;
+		const char ***values = palloc(sizeof(char **) * d->nshards);
+		int		  **lengths = palloc(sizeof(int *) * d->nshards);
+		Oid			types[4] = {INT4OID, BOOLOID, BYTEAOID, BYTEAOID};
+		char	   *first = palloc(4);
+		char	   *white = palloc(1);
+
+		/* Binary int4 and bool parameters: network byte order */
+		for (int q = 0; q < 4; q++)
+			first[q] = (char) ((uint32) f0 >> (24 - 8 * q));
+		white[0] = whitened ? 1 : 0;
+		for (int i = 0; i < d->nshards; i++)
+		{
+			values[i] = palloc0(sizeof(char *) * 4);
+			lengths[i] = palloc0(sizeof(int) * 4);
+			values[i][0] = first;
+			lengths[i][0] = 4;
+			values[i][1] = white;
+			lengths[i][1] = 1;
+			if (f0 == 0)
+			{
+				values[i][2] = bpack;
+				lengths[i][2] = bplen;
+			}
+			else
+				values[i][3] = ShardItemsParam(&d->shards[i], deltas, pb, &lengths[i][3]);
+		}
+		SendAll(d, "SELECT recsys.shard_item_subspace($1, $2, $3, $4)", 4, types,
+				(const char *const *const *) values, (const int *const *) lengths, true,
+				"shard_item_subspace");
+		WaitAll(d, "the item half-step");
+
+		memset(sums, 0, sizeof(double) * (Size) nitems * (nh + b));
+		for (int i = 0; i < d->nshards; i++)
+		{
+			Shard	   *s = &d->shards[i];
+			int64		n;
+			const float *part;
+
+			if (PQgetisnull(s->result, 0, 0))
+				ShardError(s, NULL, "the item half-step (no block)");
+			part = ResultPack(s->result, 0, 0, sizeof(float), &n);
+			if (n != (int64) s->nitems * (nh + b))
+				ShardError(s, NULL, "the item half-step (a block of the wrong size)");
+			for (int it = 0; it < s->nitems; it++)
+			{
+				double	   *to = sums + (Size) s->item_pos[it] * (nh + b);
+				const float *from = part + (Size) it * (nh + b);
+
+				for (int q = 0; q < nh + b; q++)
+					to[q] += from[q];
+			}
+			PQclear(s->result);
+			s->result = NULL;
+		}
+
+		/* Every item's block, as the single-node sweep solves a row's */
+		for (int i = 0; i < nitems; i++)
+		{
+			double	   *h = sums + (Size) i * (nh + b);
+			double	   *r = h + nh;
+			float	   *z = y + (Size) i * k;
+			float	   *szi = sz ? sz + (Size) i * k : NULL;
+			int			info;
+
+			info = AlsSubspaceBlockSolve(whitened, basis, k, f0, b, h, r,
+										 whitened ? z : szi, NULL, a);
+			if (info > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("normal equations of item %lld are not positive definite",
+								(long long) items[i]),
+						 errhint("Use a positive regularization.")));
+			if (info < 0)
+				elog(ERROR, "a LAPACK call of the subspace item half-step refused its arguments, please report a bug");
+			for (int q = 0; q < b; q++)
+			{
+				float		delta = (float) r[q];
+
+				z[f0 + q] += delta;
+				deltas[(Size) i * b + q] = delta;
+			}
+			if (!whitened)
+			{
+				/* S z follows z: S is symmetric, so its column f0 + q is that row */
+				for (int q = 0; q < b; q++)
+				{
+					const float *col = basis + (Size) (f0 + q) * k;
+
+					for (int f = 0; f < k; f++)
+						szi[f] += deltas[(Size) i * b + q] * col[f];
+				}
+			}
+		}
+		pb = b;
+	}
+
+	/* Back from the basis: y = U^-1 z */
+	if (whitened && !LinalgTrsm(true, false, k, nitems, 1.0f, basis, k, y, k))
+		elog(ERROR, "a BLAS call of the subspace item half-step refused its arguments, please report a bug");
+}
+
 /*
  * The item half-step from the shards' normal equations (explicit models,
  * and the exact solver): sum them per item (and the users' Gram matrix,
@@ -944,6 +1154,8 @@ DistributedTrain(const char *name, RecsysParams *params, RatingsSource *source)
 		RecsysTrained t;
 		int64		model_id;
 		MemoryContext iter_cxt;
+		bool		normals;
+		Size		item_state;
 
 		/* 1. Open a session per shard and read each shard's rows there */
 		for (int i = 0; i < d.nshards; i++)
@@ -1091,9 +1303,24 @@ DistributedTrain(const char *name, RecsysParams *params, RatingsSource *source)
 			}
 		}
 
-		RecsysCheckMemory(add_size(mul_size((Size) nitems, (AlsPackedSize(dim) + dim) * sizeof(double)),
+		/*
+		 * The items' state of the item half-step: summed normal equations,
+		 * CG's three vectors, or a block's sums, its steps and S y
+		 */
+		normals = is_explicit || params->solver == RECSYS_SOLVER_CHOLESKY;
+		if (normals)
+			item_state = (AlsPackedSize(dim) + dim) * sizeof(double);
+		else if (params->solver == RECSYS_SOLVER_SUBSPACE)
+		{
+			Size		b = Max(1, Min(params->block_size, k));
+
+			item_state = (b * (b + 1) / 2 + b) * sizeof(double) + (b + k) * sizeof(float);
+		}
+		else
+			item_state = 3 * (Size) k * sizeof(double);
+		RecsysCheckMemory(add_size(mul_size((Size) nitems, item_state),
 								   mul_size((Size) nusers, (Size) k * sizeof(float))),
-						  "The coordinator sums the items' normal equations and draws the users' initial factors.");
+						  "The coordinator keeps the items' state of the item half-step and draws the users' initial factors.");
 
 		/* 3. Every shard gets the item order, the mean, its initial factors */
 		init = palloc(sizeof(float *) * d.nshards);
@@ -1135,15 +1362,24 @@ DistributedTrain(const char *name, RecsysParams *params, RatingsSource *source)
 		c.mean = is_explicit ? mean : 0.0;
 		c.cg = params->solver == RECSYS_SOLVER_CG;
 		c.cg_steps = params->cg_steps;
+		/* As a single-node training configures it (factor_model.c ConfigOf) */
+		if (params->solver == RECSYS_SOLVER_SUBSPACE && !is_explicit)
+			c.block_size = Max(1, Min(params->block_size, k));
 		y = palloc0_array(float, (Size) Max(nitems, 1) * (k + 1));
 		ybias = y + (Size) nitems * k;
 		counts = palloc0_array(int64, Max(nitems, 1));
 		for (int i = 0; i < d.nshards; i++)
 			for (int it = 0; it < d.shards[i].nitems; it++)
 				counts[d.shards[i].item_pos[it]] += d.shards[i].item_counts[it];
-		packed = palloc_extended(sizeof(double) * Max((Size) nitems * AlsPackedSize(dim), 1),
-								 MCXT_ALLOC_HUGE);
-		rhs = palloc_extended(sizeof(double) * Max((Size) nitems * dim, 1), MCXT_ALLOC_HUGE);
+		/* Only the normal equations' solver sums them (the others: NULL) */
+		packed = NULL;
+		rhs = NULL;
+		if (normals)
+		{
+			packed = palloc_extended(sizeof(double) * Max((Size) nitems * AlsPackedSize(dim), 1),
+									 MCXT_ALLOC_HUGE);
+			rhs = palloc_extended(sizeof(double) * Max((Size) nitems * dim, 1), MCXT_ALLOC_HUGE);
+		}
 		gram = palloc0_array(double, (Size) k * k);
 		scratch = palloc(sizeof(double *) * nthreads);
 		for (int th = 0; th < nthreads; th++)
@@ -1168,8 +1404,10 @@ DistributedTrain(const char *name, RecsysParams *params, RatingsSource *source)
 			INSTR_TIME_SET_CURRENT(istart);
 			d.bytes = 0;
 
-			/* Item half-step: distributed CG rounds (implicit CG) ... */
-			if (!is_explicit && c.cg)
+			/* Item half-step: distributed subspace blocks, CG rounds ... */
+			if (!is_explicit && c.block_size > 0)
+				ItemStepSubspace(&d, &c, nitems, items, y, gram);
+			else if (!is_explicit && c.cg)
 				ItemStepCG(&d, &c, nitems, y, gram);
 			else
 				ItemStepNormals(&d, &c, dim, nitems, items, y, ybias, counts, packed, rhs,

@@ -14,10 +14,17 @@
  *	- shard_setup receives the global item order (the union of all
  *	  shards' items, ascending, as a single-node training numbers them),
  *	  the global mean and the initial factors of its users;
- *	- per iteration, shard_item_normals returns, for each item its users
- *	  touched, the partial normal equations of the item half-step over
- *	  those users (summed by the coordinator, which solves the items), and
- *	  for implicit models the partial Gram matrix of its users;
+ *	- per iteration, the item half-step by the model's solver:
+ *	  shard_item_normals returns, for each item its users touched, the
+ *	  partial normal equations of the item half-step over those users
+ *	  (summed by the coordinator, which solves the items), and for
+ *	  implicit models the partial Gram matrix of its users; or
+ *	  shard_item_cg, one round of the distributed CG steps; or shard_gram
+ *	  (the users' Gram matrix, in double) and then shard_item_subspace,
+ *	  one block of the subspace (iALS++) sweep per call: the users'
+ *	  vectors in the coordinator's basis and a prediction per row are kept
+ *	  between the calls, and each call takes the previous block's steps
+ *	  and returns each item's partial b x b system;
  *	  shard_user_step receives the new item factors and re-solves its
  *	  users with the same kernels as a single-node training (AlsHalfStep),
  *	  returning its part of the training loss;
@@ -42,6 +49,7 @@
 
 #include "als.h"
 #include "catalog/pg_type.h"
+#include "linalg.h"
 #include "funcapi.h"
 #include "method.h"
 #include "miscadmin.h"
@@ -72,6 +80,26 @@ typedef struct ShardState
 	AlsWorkspace *ws;
 	int64		export_next;	/* shard_export: the next user */
 	bool		ready;			/* shard_setup has completed */
+
+	/*
+	 * The subspace item half-step (shard_item_subspace): the users'
+	 * vectors in the half-step's basis, block-major (the block from f0 of
+	 * b coordinates holds user u's at sub_vectors[nusers f0 + u b + a]),
+	 * and per entry of by_item, each item's entries padded to whole tiles
+	 * from sub_off[i], the predictions and the weights (0 for padding).
+	 */
+	float	   *sub_vectors;
+	float	   *sub_pred;
+	float	   *sub_w;
+	int64	   *sub_off;		/* nitems + 1 */
+	float	  **sub_panel;		/* per thread: one item's panel */
+	float	  **sub_pt;			/* per thread: its targets (general kernel) */
+	double	  **sub_sums;		/* per thread: one item's h and r */
+	int			sub_threads;	/* threads the buffers were made for */
+	int			sub_next;		/* the next block's first coordinate, or -1 */
+	int			sub_prev_f0;	/* the last block sent back */
+	int			sub_prev_b;
+	bool		sub_avx2;
 } ShardState;
 
 static ShardState *shard = NULL;
@@ -426,6 +454,10 @@ recsys_shard_setup(PG_FUNCTION_ARGS)
 	s->config.mean = s->config.is_explicit && !PG_ARGISNULL(1) ? PG_GETARG_FLOAT8(1) : 0.0;
 	s->config.cg = p->solver == RECSYS_SOLVER_CG;
 	s->config.cg_steps = p->cg_steps;
+	/* As a single-node training configures it (factor_model.c ConfigOf) */
+	if (p->solver == RECSYS_SOLVER_SUBSPACE && !s->config.is_explicit)
+		s->config.block_size = Max(1, Min(p->block_size, k));
+	s->sub_next = -1;
 
 	s->x = palloc_extended(sizeof(float) * Max((Size) r->nusers * k, 1), MCXT_ALLOC_HUGE);
 	memcpy(s->x, init, sizeof(float) * (Size) r->nusers * k);
@@ -602,6 +634,275 @@ recsys_shard_item_cg(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 
+PG_FUNCTION_INFO_V1(recsys_shard_gram);
+
+/*
+ * shard_gram(): X^T X of this shard's users (k x k doubles, packed): the
+ * coordinator sums them and chooses the subspace item half-step's basis
+ * from the sum, as the single-node half-step does from its Gram matrix
+ * (in double: the choice and the Cholesky factor depend on it).
+ */
+Datum
+recsys_shard_gram(PG_FUNCTION_ARGS)
+{
+	ShardState *s = CurrentShard(true);
+	int			k = s->config.k;
+
+	AlsGram(s->x, s->r->nusers, k, &s->ws[0]);
+	PG_RETURN_BYTEA_P(ShardPack(s->ws[0].yty, (int64) k * k, sizeof(double)));
+}
+
+/*
+ * Start a subspace item half-step in `basis` (U, whitened, or S): the
+ * users' vectors into the basis (x' = U^-T x) and block-major, and each
+ * entry's prediction x'_u . z_i with z_i = U y_i (the item factors of the
+ * last shard_user_step; the same products as the single-node half-step).
+ */
+static void
+SubspaceStart(ShardState *s, bool whitened, const float *basis)
+{
+	RecsysRatings *r = s->r;
+	int			k = s->config.k;
+	int			bs = s->config.block_size;
+	float	   *xb = palloc_extended(sizeof(float) * Max((Size) r->nusers * k, 1),
+									 MCXT_ALLOC_HUGE);
+	float	   *z = palloc_extended(sizeof(float) * Max((Size) r->nitems * k, 1),
+									MCXT_ALLOC_HUGE);
+	MemoryContext old = MemoryContextSwitchTo(s->cxt);
+
+	if (s->sub_off == NULL)
+	{
+		/* Once per training: the layout, the padded weights, the panels */
+		int			nthreads = ParallelThreads();
+		int64		longest = 0;
+
+		s->sub_off = palloc(sizeof(int64) * ((Size) r->nitems + 1));
+		s->sub_off[0] = 0;
+		for (int i = 0; i < r->nitems; i++)
+		{
+			int64		n = r->by_item.indptr[i + 1] - r->by_item.indptr[i];
+
+			longest = Max(longest, n);
+			s->sub_off[i + 1] = s->sub_off[i] + TYPEALIGN(ALS_SUBSPACE_TILE, n);
+		}
+		s->sub_pred = palloc_extended(sizeof(float) * Max(s->sub_off[r->nitems], 1),
+									  MCXT_ALLOC_HUGE);
+		s->sub_w = palloc_extended(sizeof(float) * Max(s->sub_off[r->nitems], 1),
+								   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		for (int i = 0; i < r->nitems; i++)
+			memcpy(s->sub_w + s->sub_off[i], r->by_item.values + r->by_item.indptr[i],
+				   sizeof(float) * (r->by_item.indptr[i + 1] - r->by_item.indptr[i]));
+		s->sub_vectors = palloc_extended(sizeof(float) * Max((Size) r->nusers * k, 1),
+										 MCXT_ALLOC_HUGE);
+		longest = TYPEALIGN(ALS_SUBSPACE_TILE, Max(longest, 1));
+		s->sub_threads = nthreads;
+		s->sub_panel = palloc(sizeof(float *) * nthreads);
+		s->sub_pt = palloc(sizeof(float *) * nthreads);
+		s->sub_sums = palloc(sizeof(double *) * nthreads);
+		for (int t = 0; t < nthreads; t++)
+		{
+			/* Two blocks' coordinates: the previous block's and this one's */
+			s->sub_panel[t] = palloc_extended(sizeof(float) * (Size) longest * 2 * bs,
+											  MCXT_ALLOC_HUGE);
+			s->sub_pt[t] = palloc_extended(sizeof(float) * (Size) longest, MCXT_ALLOC_HUGE);
+			s->sub_sums[t] = palloc(sizeof(double) * ((Size) bs * (bs + 1) / 2 + bs));
+		}
+		s->sub_avx2 = AlsSubspaceUseAvx2();
+	}
+	MemoryContextSwitchTo(old);
+
+	/* x' = U^-T x, z = U y (whitened), as SubspaceBasisBody and SubspaceBody */
+	memcpy(xb, s->x, sizeof(float) * (Size) r->nusers * k);
+	for (int i = 0; i < r->nitems; i++)
+		memcpy(z + (Size) i * k, s->y + (Size) s->global_item[i] * k, sizeof(float) * k);
+	if (whitened &&
+		(!LinalgTrsm(true, true, k, r->nusers, 1.0f, basis, k, xb, k) ||
+		 !LinalgTrmm(true, false, k, r->nitems, 1.0f, basis, k, z, k)))
+		elog(ERROR, "a BLAS call of the shard's subspace half-step refused its arguments, please report a bug");
+	for (int i = 0; i < r->nitems; i++)
+	{
+		int64		first = r->by_item.indptr[i];
+		int64		n = r->by_item.indptr[i + 1] - first;
+		float	   *pred = s->sub_pred + s->sub_off[i];
+
+		if ((i % 256) == 0)
+			CHECK_FOR_INTERRUPTS();
+		for (int64 j = 0; j < n; j++)
+			pred[j] = SimdDot(xb + (Size) r->by_item.indices[first + j] * k, z + (Size) i * k, k);
+		for (int64 j = n; j < s->sub_off[i + 1] - s->sub_off[i]; j++)
+			pred[j] = 0.0f;
+	}
+	/* Block-major, so that a block's pass reads nusers x b floats */
+	for (int f0 = 0; f0 < k; f0 += bs)
+	{
+		int			b = Min(bs, k - f0);
+		float	   *to = s->sub_vectors + (Size) r->nusers * f0;
+
+		for (int u = 0; u < r->nusers; u++)
+			for (int a = 0; a < b; a++)
+				to[(Size) u * b + a] = xb[(Size) u * k + f0 + a];
+	}
+	pfree(xb);
+	pfree(z);
+}
+
+/* What the threads of one block of shard_item_subspace share */
+typedef struct SubspaceBlockTask
+{
+	ShardState *s;
+	int			pf0;			/* the previous block (pb = 0: none) */
+	int			pb;
+	const float *deltas;		/* its steps, pb per item */
+	int			f0;				/* this block */
+	int			b;
+	float	   *out;			/* per item: h (packed), then r */
+} SubspaceBlockTask;
+
+/*
+ * Items [begin, end) of a block: gather the two blocks' coordinates of the
+ * item's users into a panel of tiles, then the single-node kernel (no
+ * PostgreSQL calls: runs on threads)
+ */
+static bool
+SubspaceBlockBody(void *arg, int thread, int begin, int end)
+{
+	SubspaceBlockTask *t = (SubspaceBlockTask *) arg;
+	ShardState *s = t->s;
+	RecsysRatings *r = s->r;
+	int			pb = t->pb;
+	int			b = t->b;
+	int			kk = pb + b;
+	int			nh = b * (b + 1) / 2;
+	const float *prev = s->sub_vectors + (Size) r->nusers * t->pf0;
+	const float *cur = s->sub_vectors + (Size) r->nusers * t->f0;
+	float	   *panel = s->sub_panel[thread];
+	double	   *h = s->sub_sums[thread];
+	double	   *rr = h + nh;
+
+	for (int i = begin; i < end; i++)
+	{
+		int64		first = r->by_item.indptr[i];
+		int			n = (int) (r->by_item.indptr[i + 1] - first);
+		int			ntiles = (n + ALS_SUBSPACE_TILE - 1) / ALS_SUBSPACE_TILE;
+		const int32 *cols = r->by_item.indices + first;
+		float	   *o = t->out + (Size) i * (nh + b);
+
+		/* The entries, then zeros in the last tile's padding lanes */
+		for (int j = 0; j < n; j++)
+		{
+			float	   *lane = panel + (Size) (j / ALS_SUBSPACE_TILE) * kk * ALS_SUBSPACE_TILE +
+				j % ALS_SUBSPACE_TILE;
+			const float *pv = prev + (Size) cols[j] * pb;
+			const float *cv = cur + (Size) cols[j] * b;
+
+			for (int q = 0; q < pb; q++)
+				lane[q * ALS_SUBSPACE_TILE] = pv[q];
+			for (int q = 0; q < b; q++)
+				lane[(pb + q) * ALS_SUBSPACE_TILE] = cv[q];
+		}
+		for (int j = n; j < ntiles * ALS_SUBSPACE_TILE; j++)
+		{
+			float	   *lane = panel + (Size) (j / ALS_SUBSPACE_TILE) * kk * ALS_SUBSPACE_TILE +
+				j % ALS_SUBSPACE_TILE;
+
+			for (int q = 0; q < kk; q++)
+				lane[q * ALS_SUBSPACE_TILE] = 0.0f;
+		}
+		AlsSubspacePass(s->sub_avx2, panel, s->sub_pred + s->sub_off[i],
+						s->sub_w + s->sub_off[i], s->sub_pt[thread], ntiles, kk, 0, pb,
+						pb > 0 ? t->deltas + (Size) i * pb : NULL, pb, b, h, rr);
+		for (int q = 0; q < nh; q++)
+			o[q] = (float) h[q];
+		for (int q = 0; q < b; q++)
+			o[nh + q] = (float) rr[q];
+	}
+	return true;
+}
+
+PG_FUNCTION_INFO_V1(recsys_shard_item_subspace);
+
+/*
+ * shard_item_subspace(first, whitened, basis, deltas): one block of the
+ * subspace item half-step (implicit models, solver subspace) over this
+ * shard's users, for its items in its own order.  first = 0 starts the
+ * half-step in `basis` (k x k floats: U when whitened, else S); a later
+ * block's first coordinate comes with `deltas`, the coordinator's steps of
+ * the block before (its size floats per item), which the predictions take
+ * first.  Returns per item the block's sums over this shard's users,
+ * b (b + 1) / 2 + b floats: sum w x'_B x'_B^T (packed lower triangle) and
+ * sum (1 + w - w s) x'_B, as the single-node kernel computes them for a
+ * row; the coordinator adds the shards' and solves.
+ */
+Datum
+recsys_shard_item_subspace(PG_FUNCTION_ARGS)
+{
+	ShardState *s = CurrentShard(true);
+	RecsysRatings *r = s->r;
+	int			k = s->config.k;
+	int			bs = s->config.block_size;
+	int			f0;
+	int			b;
+	SubspaceBlockTask task;
+
+	if (s->config.is_explicit || bs < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("shard_item_subspace serves implicit models with solver subspace")));
+	RequireArg(fcinfo, 0, "shard_item_subspace");
+	f0 = PG_GETARG_INT32(0);
+	memset(&task, 0, sizeof(task));
+	if (f0 != 0 && (f0 < 0 || f0 >= k || f0 != s->sub_next))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("shard_item_subspace got block %d where block %d was next",
+						f0, s->sub_next)));
+	/* Until this block is complete, only a new half-step may follow */
+	s->sub_next = -1;
+	if (f0 == 0)
+	{
+		int64		n;
+		const float *basis;
+
+		RequireArg(fcinfo, 1, "shard_item_subspace");
+		RequireArg(fcinfo, 2, "shard_item_subspace");
+		basis = PackArg(fcinfo, 2, sizeof(float), &n);
+		if (n != (int64) k * k)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("shard_item_subspace got a basis of %lld floats for %d factors",
+							(long long) n, k)));
+		SubspaceStart(s, PG_GETARG_BOOL(1), basis);
+	}
+	else
+	{
+		int64		n;
+
+		RequireArg(fcinfo, 3, "shard_item_subspace");
+		task.deltas = PackArg(fcinfo, 3, sizeof(float), &n);
+		if (n != (int64) r->nitems * s->sub_prev_b)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("shard_item_subspace got %lld steps for %d items of block size %d",
+							(long long) n, r->nitems, s->sub_prev_b)));
+		task.pf0 = s->sub_prev_f0;
+		task.pb = s->sub_prev_b;
+	}
+	b = Min(bs, k - f0);
+	task.s = s;
+	task.f0 = f0;
+	task.b = b;
+	task.out = palloc_extended(sizeof(float) * Max((Size) r->nitems * (b * (b + 1) / 2 + b), 1),
+							   MCXT_ALLOC_HUGE);
+	/* Blocks of 64 items: balance and a prompt cancel */
+	if (!ParallelFor(r->nitems, 64, s->sub_threads, SubspaceBlockBody, &task))
+		elog(ERROR, "the shard's subspace half-step failed, please report a bug");
+	s->sub_prev_f0 = f0;
+	s->sub_prev_b = b;
+	s->sub_next = f0 + b < k ? f0 + b : -1;
+	PG_RETURN_BYTEA_P(ShardPack(task.out, (int64) r->nitems * (b * (b + 1) / 2 + b),
+								sizeof(float)));
+}
+
 PG_FUNCTION_INFO_V1(recsys_shard_user_step);
 
 /*
@@ -640,6 +941,7 @@ recsys_shard_user_step(PG_FUNCTION_ARGS)
 						(long long) n, s->nitems_global, k)));
 	memcpy(s->y, data, sizeof(float) * (Size) s->nitems_global * k);
 	memcpy(s->ybias, data + (Size) s->nitems_global * k, sizeof(float) * s->nitems_global);
+	s->sub_next = -1;			/* a subspace item half-step restarts from its basis */
 
 	failed = AlsHalfStep(c, &s->by_user, s->y, s->ybias, s->nitems_global,
 						 s->x, s->xbias, s->ws, nthreads);

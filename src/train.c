@@ -376,7 +376,7 @@ Preprocess(RecsysParams *p, const RatingsSource *src, RecsysRatings *r,
 
 /*
  * Error unless a distributed training can do what the call asks: als and
- * ials, solvers cg and cholesky, integer ids, no features and no
+ * ials, solvers cg, cholesky and subspace, integer ids, no features and no
  * preprocessing (whose counts and reference times are global); checks
  * that the caller can read the partitioned table's columns.
  */
@@ -387,7 +387,8 @@ CheckDistributable(const RecsysParams *p, RatingsSource *source)
 
 	if (!p->method->factors)
 		missing = psprintf("method %s", p->method->name);
-	else if (p->solver != RECSYS_SOLVER_CG && p->solver != RECSYS_SOLVER_CHOLESKY)
+	else if (p->solver != RECSYS_SOLVER_CG && p->solver != RECSYS_SOLVER_CHOLESKY &&
+			 p->solver != RECSYS_SOLVER_SUBSPACE)
 		missing = psprintf("solver \"%s\"",
 						   MethodChoiceName(p->method, "solver", p->solver));
 	else if (p->item_features || p->item_text || p->user_features)
@@ -402,7 +403,7 @@ CheckDistributable(const RecsysParams *p, RatingsSource *source)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("distributed training does not support %s yet", missing),
-				 errdetail("Source %s is partitioned over postgres_fdw servers, which trains als and ials (solvers cg and cholesky) on integer ids.",
+				 errdetail("Source %s is partitioned over postgres_fdw servers, which trains als and ials (solvers cg, cholesky and subspace) on integer ids.",
 						   RatingsSourceName(source->relid)),
 				 errhint("SET recsys.distributed_training = off to read every partition here and train as usual.")));
 	RatingsValidate(source);

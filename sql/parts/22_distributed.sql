@@ -45,6 +45,20 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION recsys.shard_item_cg(bytea)
     IS 'internal (distributed training): one round of the conjugate-gradient item half-step over this shard''s users';
 
+CREATE FUNCTION recsys.shard_gram()
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'recsys_shard_gram'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION recsys.shard_gram()
+    IS 'internal (distributed training): the Gram matrix of this shard''s users, in double';
+
+CREATE FUNCTION recsys.shard_item_subspace(first integer, whitened boolean, basis bytea, deltas bytea)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'recsys_shard_item_subspace'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION recsys.shard_item_subspace(integer, boolean, bytea, bytea)
+    IS 'internal (distributed training): one block of the subspace (iALS++) item half-step over this shard''s users';
+
 CREATE FUNCTION recsys.shard_user_step(items bytea, OUT loss_part double precision, OUT norms double precision)
 RETURNS record
 AS 'MODULE_PATHNAME', 'recsys_shard_user_step'
