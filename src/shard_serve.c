@@ -41,6 +41,7 @@
 #include "miscadmin.h"
 #include "recommend.h"
 #include "score.h"
+#include "ratings.h"
 #include "shard.h"
 #include "topk.h"
 #include "utils/builtins.h"
@@ -81,8 +82,7 @@ static void
 EvalRead(EvalState *s, Oid relid, const char *ucol, const char *icol,
 		 const char *vcol, bool mean_merge)
 {
-	char	   *rel = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-												 get_rel_name(relid));
+	char	   *rel = RatingsSourceName(relid);	/* errors for an unknown oid */
 	char	   *vexpr;
 	char	   *sql;
 	Portal		portal;

@@ -1471,7 +1471,11 @@ is($node->safe_psql('postgres',
 # --asan --tap test/t/008_fuzz_args.pl), where it read 1000 factors from the
 # cached 4-factor buffer (heap-buffer-overflow in ArrayFromFixed, from
 # CatalogStoreUser, from recsys_refresh_user) and stored them.  It must
-# fail as a corrupt model does everywhere else.
+# fail as a corrupt model does everywhere else, or, since the backend keeps
+# its parsed copy of the model row while the row's version and token are
+# unchanged (which every change recsys makes draws anew, and this UPDATE
+# behind its back does not), work on the cached model consistently: the
+# stored row then has the model's real 4 factors, never 1000.
 my ($ret, $out, $err) = $node->psql(
 	'postgres', q{
 SELECT count(*) FROM recommend(1, 3, 'imc');
@@ -1483,9 +1487,9 @@ WHERE m.name = 'imc';
 ROLLBACK;
 },
 	on_error_stop => 0);
-like($err, qr/ERROR:  .*(invalid|corrupt|factors)/,
-	'refresh_user after the catalog row changed under the cached model: a clean error')
-  or note "refresh_user stored: $out";
+ok($err =~ /ERROR:  .*(invalid|corrupt|factors)/ || ($err eq '' && $out =~ /\n4\z/),
+	'refresh_user after the catalog row changed under the cached model: a clean error, or a row of the cached model')
+  or note "refresh_user stored: $out; $err";
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the server is up after the refresh');
 # The rolled-back calls left the fixture as it was
 is($node->safe_psql('postgres',
