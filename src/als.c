@@ -1254,6 +1254,96 @@ AlsSubspacePass(bool avx2, const float *panel, float *pred, const float *pw,
 }
 
 /*
+ * Tiles g0 .. of a shard's panel (see AlsSubspaceGatherBlocks), one entry
+ * at a time: the entries, then zeros in the last tile's padding lanes
+ */
+static void
+SubspaceGatherBlocksTail(const float *prev, int pb, const float *cur, int b,
+						 const int32 *cols, int n, int g0, float *panel)
+{
+	int			kk = pb + b;
+	int			ntiles = (n + SUBSPACE_TILE - 1) / SUBSPACE_TILE;
+
+	for (int j = g0 * SUBSPACE_TILE; j < ntiles * SUBSPACE_TILE; j++)
+	{
+		float	   *lane = panel + (Size) (j / SUBSPACE_TILE) * kk * SUBSPACE_TILE +
+			j % SUBSPACE_TILE;
+
+		if (j < n)
+		{
+			const float *pv = prev + (Size) cols[j] * pb;
+			const float *cv = cur + (Size) cols[j] * b;
+
+			for (int q = 0; q < pb; q++)
+				lane[q * SUBSPACE_TILE] = pv[q];
+			for (int q = 0; q < b; q++)
+				lane[(pb + q) * SUBSPACE_TILE] = cv[q];
+		}
+		else
+			for (int q = 0; q < kk; q++)
+				lane[q * SUBSPACE_TILE] = 0.0f;
+	}
+}
+
+#ifdef SUBSPACE_X86
+/*
+ * SubspaceGatherBlocksTail with AVX2 for the whole tiles: one hardware
+ * gather per coordinate and tile (the entries' indexes times the block's
+ * size, 32-bit: the caller checks they fit), the rest one entry at a time.
+ * The panel holds the same floats either way.
+ */
+__attribute__((target("avx2,fma")))
+static void
+SubspaceGatherBlocksAvx2(const float *prev, int pb, const float *cur, int b,
+						 const int32 *cols, int n, float *panel)
+{
+	int			kk = pb + b;
+	int			full = n / SUBSPACE_TILE;
+	__m256i		vpb = _mm256_set1_epi32(pb);
+	__m256i		vb = _mm256_set1_epi32(b);
+
+	for (int g = 0; g < full; g++)
+	{
+		float	   *tile = panel + (Size) g * kk * SUBSPACE_TILE;
+		__m256i		idx = _mm256_loadu_si256((const __m256i *) (cols + g * SUBSPACE_TILE));
+		__m256i		ip = _mm256_mullo_epi32(idx, vpb);
+		__m256i		ic = _mm256_mullo_epi32(idx, vb);
+
+		for (int q = 0; q < pb; q++)
+			_mm256_storeu_ps(tile + q * SUBSPACE_TILE, _mm256_i32gather_ps(prev + q, ip, 4));
+		for (int q = 0; q < b; q++)
+			_mm256_storeu_ps(tile + (pb + q) * SUBSPACE_TILE,
+							 _mm256_i32gather_ps(cur + q, ic, 4));
+	}
+	SubspaceGatherBlocksTail(prev, pb, cur, b, cols, n, full, panel);
+}
+#endif
+
+/*
+ * A shard's panel for one block call (shard.c): for each of a row's n
+ * entries, the pb coordinates of the previous block (rows cols[j] of prev,
+ * pb floats each, of nvectors rows) then the b of this block (of cur), in
+ * tiles of 8 entries as AlsSubspacePass reads them with k = pb + b (tile g
+ * holds coordinate q of entries 8g .. 8g + 7 at panel + (g (pb + b) + q) 8),
+ * zeros in the last tile's padding.  With AVX2 (avx2) by hardware gathers.
+ */
+void
+AlsSubspaceGatherBlocks(bool avx2, const float *prev, int pb, const float *cur,
+						int b, int64 nvectors, const int32 *cols, int n,
+						float *panel)
+{
+#ifdef SUBSPACE_X86
+	/* The gathers' indexes cols[j] * size are 32-bit */
+	if (avx2 && nvectors * Max(pb, b) <= PG_INT32_MAX)
+	{
+		SubspaceGatherBlocksAvx2(prev, pb, cur, b, cols, n, panel);
+		return;
+	}
+#endif
+	SubspaceGatherBlocksTail(prev, pb, cur, b, cols, n, 0, panel);
+}
+
+/*
  * Solve the b x b system a delta = r in place (r becomes delta; a, full
  * and symmetric, is destroyed): 0 on success, > 0 if a is not positive
  * definite, < 0 on a bug.  Small blocks by an inline Cholesky
