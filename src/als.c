@@ -1290,7 +1290,7 @@ SubspaceGatherBlocksTail(const float *prev, int pb, const float *cur, int b,
  * The pairs (2 floats per row) of 8 rows cols[0 .. 7] of v into two tile
  * vectors: first coordinates to q0, second to q1.  Plain 8-byte loads and
  * shuffles: on the AMD EPYC measured, hardware gathers of the same floats
- * took about twice the time (perf, 1M shape).
+ * took about 2.5 times as long (perf of the shards, 1M shape).
  */
 __attribute__((target("avx2,fma")))
 static inline void
@@ -1383,7 +1383,8 @@ SubspaceGatherBlocksAvx2(const float *prev, int pb, const float *cur, int b,
  * pb floats each, of nvectors rows) then the b of this block (of cur), in
  * tiles of 8 entries as AlsSubspacePass reads them with k = pb + b (tile g
  * holds coordinate q of entries 8g .. 8g + 7 at panel + (g (pb + b) + q) 8),
- * zeros in the last tile's padding.  With AVX2 (avx2) by hardware gathers.
+ * zeros in the last tile's padding.  With AVX2 (avx2): blocks of 2 by
+ * 8-byte loads (SubspacePairs8), other sizes by hardware gathers.
  */
 void
 AlsSubspaceGatherBlocks(bool avx2, const float *prev, int pb, const float *cur,

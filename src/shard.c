@@ -760,9 +760,10 @@ typedef struct SubspaceBlockTask
 
 /*
  * Items [begin, end) of a block: gather the two blocks' coordinates of the
- * item's users into a panel of tiles (AVX2 gathers: this gather, once per
- * block call, cost twice the pass when it copied one float at a time),
- * then the single-node kernel (no PostgreSQL calls: runs on threads)
+ * item's users into a panel of tiles (AlsSubspaceGatherBlocks: once per
+ * block call, this gather cost four times the pass when it copied one
+ * float at a time), then the single-node kernel (no PostgreSQL calls:
+ * runs on threads)
  */
 static bool
 SubspaceBlockBody(void *arg, int thread, int begin, int end)
