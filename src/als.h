@@ -140,6 +140,9 @@ extern void AlsSubspacePass(bool avx2, const float *panel, float *pred,
 							const float *pw, float *pt, int ntiles, int k,
 							int pf0, int pb, const float *delta, int f0, int b,
 							double *h, double *r);
+extern void AlsSubspaceGatherBlocks(bool avx2, const float *prev, int pb,
+									const float *cur, int b, int64 nvectors,
+									const int32 *cols, int n, float *panel);
 extern int	AlsSubspaceBlockSolve(bool whitened, const float *basis, int k,
 								  int f0, int b, const double *h, double *r,
 								  const float *zs, const float *mhat,

@@ -760,8 +760,10 @@ typedef struct SubspaceBlockTask
 
 /*
  * Items [begin, end) of a block: gather the two blocks' coordinates of the
- * item's users into a panel of tiles, then the single-node kernel (no
- * PostgreSQL calls: runs on threads)
+ * item's users into a panel of tiles (AlsSubspaceGatherBlocks: once per
+ * block call, this gather cost four times the pass when it copied one
+ * float at a time), then the single-node kernel (no PostgreSQL calls:
+ * runs on threads)
  */
 static bool
 SubspaceBlockBody(void *arg, int thread, int begin, int end)
@@ -784,30 +786,10 @@ SubspaceBlockBody(void *arg, int thread, int begin, int end)
 		int64		first = r->by_item.indptr[i];
 		int			n = (int) (r->by_item.indptr[i + 1] - first);
 		int			ntiles = (n + ALS_SUBSPACE_TILE - 1) / ALS_SUBSPACE_TILE;
-		const int32 *cols = r->by_item.indices + first;
 		float	   *o = t->out + (Size) i * (nh + b);
 
-		/* The entries, then zeros in the last tile's padding lanes */
-		for (int j = 0; j < n; j++)
-		{
-			float	   *lane = panel + (Size) (j / ALS_SUBSPACE_TILE) * kk * ALS_SUBSPACE_TILE +
-				j % ALS_SUBSPACE_TILE;
-			const float *pv = prev + (Size) cols[j] * pb;
-			const float *cv = cur + (Size) cols[j] * b;
-
-			for (int q = 0; q < pb; q++)
-				lane[q * ALS_SUBSPACE_TILE] = pv[q];
-			for (int q = 0; q < b; q++)
-				lane[(pb + q) * ALS_SUBSPACE_TILE] = cv[q];
-		}
-		for (int j = n; j < ntiles * ALS_SUBSPACE_TILE; j++)
-		{
-			float	   *lane = panel + (Size) (j / ALS_SUBSPACE_TILE) * kk * ALS_SUBSPACE_TILE +
-				j % ALS_SUBSPACE_TILE;
-
-			for (int q = 0; q < kk; q++)
-				lane[q * ALS_SUBSPACE_TILE] = 0.0f;
-		}
+		AlsSubspaceGatherBlocks(s->sub_avx2, prev, pb, cur, b, r->nusers,
+								r->by_item.indices + first, n, panel);
 		AlsSubspacePass(s->sub_avx2, panel, s->sub_pred + s->sub_off[i],
 						s->sub_w + s->sub_off[i], s->sub_pt[thread], ntiles, kk, 0, pb,
 						pb > 0 ? t->deltas + (Size) i * pb : NULL, pb, b, h, rr);
@@ -926,6 +908,7 @@ recsys_shard_user_step(PG_FUNCTION_ARGS)
 	int			failed;
 	double		total = 0.0;
 	double		norms = 0.0;
+	float		gx[RECSYS_MAX_FACTORS];
 	TupleDesc	desc;
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
@@ -967,14 +950,10 @@ recsys_shard_user_step(PG_FUNCTION_ARGS)
 			sq += (double) x[f] * x[f];
 		if (!c->is_explicit)
 		{
-			for (int a = 0; a < k; a++)
-			{
-				double		row = 0.0;
-
-				for (int b = 0; b < k; b++)
-					row += s->ws[0].yty[(Size) a * k + b] * x[b];
-				total += x[a] * row;
-			}
+			/* x^T (Y^T Y) x as LossBody takes it: float Gram, generic dot */
+			if (!LinalgGemvN(k, k, s->ws[0].yty_f, k, x, gx))
+				elog(ERROR, "a BLAS call of the shard's training loss refused its arguments, please report a bug");
+			total += SimdDotGeneric(x, gx, k);
 			norms += sq;
 		}
 		else
@@ -982,11 +961,14 @@ recsys_shard_user_step(PG_FUNCTION_ARGS)
 		for (int64 e = s->by_user.indptr[u]; e < s->by_user.indptr[u + 1]; e++)
 		{
 			int32		i = s->by_user.indices[e];
-			const float *y = s->y + (Size) i * k;
-			double		dot = 0.0;
 
-			for (int f = 0; f < k; f++)
-				dot += (double) x[f] * y[f];
+			/*
+			 * The float dot of LossBody (als.c): with these loops in double,
+			 * one product at a time, the loss took a fifth of the shard's
+			 * CPU in a subspace training at the 1M shape (perf)
+			 */
+			double		dot = SimdDot(x, s->y + (Size) i * k, k);
+
 			if (!c->is_explicit)
 			{
 				double		w = s->by_user.values[e];
