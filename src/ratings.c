@@ -913,6 +913,7 @@ typedef struct IdIndex
 /* Interactions collected one at a time, before they become CSR */
 struct RatingsBuilder
 {
+	MemoryContext cxt;			/* where its arrays and maps live */
 	RecsysRatings *r;
 	IdIndex		users;
 	IdIndex		items;
@@ -1188,6 +1189,7 @@ static void
 BuilderInit(RatingsBuilder *b, RecsysRatings *r, int64 estimate)
 {
 	memset(b, 0, sizeof(RatingsBuilder));
+	b->cxt = CurrentMemoryContext;
 	b->r = r;
 	/* Start at the estimate, so a fresh table needs no growth */
 	if (estimate > 0)
@@ -1209,15 +1211,23 @@ RatingsBuilderCreate(int64 estimate)
 	return b;
 }
 
-/* Add one interaction (in the builder's memory context) */
+/*
+ * Add one interaction.  What it allocates (the first triplet arrays, a
+ * map's new parts) goes into the builder's memory context, whichever is
+ * current: forget_user adds from a callback whose context is reset after
+ * each batch of stored rows.
+ */
 void
 RatingsBuilderAdd(RatingsBuilder *b, int64 user, int64 item, float value)
 {
+	MemoryContext old = MemoryContextSwitchTo(b->cxt);
+
 	TripletsReserve(&b->t);
 	b->t.users[b->t.count] = MapId(&b->users, user);
 	b->t.items[b->t.count] = MapId(&b->items, item);
 	b->t.values[b->t.count] = value;
 	b->t.count++;
+	MemoryContextSwitchTo(old);
 }
 
 /* The number of interactions added so far */
