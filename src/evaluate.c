@@ -603,6 +603,24 @@ CheckFinite(double value, const char *what)
 	return value;
 }
 
+/*
+ * Add one (predicted, actual) pair to the slots of a rating-error state
+ * {count, sum |error|, sum error^2}: rmse's and mae's transition, and the
+ * shard side of shard-local evaluate.
+ */
+void
+RatingErrorAdd(double *slots, double predicted, double actual)
+{
+	double		error;
+
+	CheckFinite(predicted, "predicted");
+	CheckFinite(actual, "actual");
+	error = predicted - actual;
+	slots[ERR_COUNT] += 1.0;
+	slots[ERR_ABS] += fabs(error);
+	slots[ERR_SQUARED] += error * error;
+}
+
 PG_FUNCTION_INFO_V1(recsys_rating_error_accum);
 
 /*
@@ -615,16 +633,11 @@ recsys_rating_error_accum(PG_FUNCTION_ARGS)
 	ArrayType  *state = PG_GETARG_ARRAYTYPE_P(0);
 	double		predicted = CheckFinite(PG_GETARG_FLOAT8(1), "predicted");
 	double		actual = CheckFinite(PG_GETARG_FLOAT8(2), "actual");
-	double		error = predicted - actual;
-	double	   *slots;
 
 	/* Outside an aggregate the input must not change: work on a copy */
 	if (!AggCheckCallContext(fcinfo, NULL))
 		state = DatumGetArrayTypePCopy(PointerGetDatum(state));
-	slots = ErrorState(state);
-	slots[ERR_COUNT] += 1.0;
-	slots[ERR_ABS] += fabs(error);
-	slots[ERR_SQUARED] += error * error;
+	RatingErrorAdd(ErrorState(state), predicted, actual);
 	PG_RETURN_ARRAYTYPE_P(state);
 }
 

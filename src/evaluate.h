@@ -34,6 +34,7 @@ extern void IdSetFromIds(const int64 *data, int n, IdSet *set);
 extern int	IdSetFind(const IdSet *set, int64 id);
 extern bool RankMetricsCompute(const int64 *rec, int nrec, const IdSet *rel,
 							   int32 k, RankMetrics *m);
+extern void RatingErrorAdd(double *slots, double predicted, double actual);
 extern bool AucCompute(const int64 *ranked, int n, const IdSet *rel,
 					   const IdSet *exclude, double *auc);
 

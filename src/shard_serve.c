@@ -246,23 +246,6 @@ AddMetrics(const int64 *rec, int nrec, const IdSet *rel, int32 k, double *sums)
 	sums[5] += m.rr;
 }
 
-/* Add one (predicted, actual) pair to a rating-error state, as rmse() */
-static void
-AddError(double predicted, double actual, double *slots)
-{
-	double		error = predicted - actual;
-
-	if (isnan(predicted) || isinf(predicted) || isnan(actual) || isinf(actual))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("%s value must be finite, got %g",
-						isnan(actual) || isinf(actual) ? "actual" : "predicted",
-						isnan(actual) || isinf(actual) ? actual : predicted)));
-	slots[0] += 1.0;
-	slots[1] += fabs(error);
-	slots[2] += error * error;
-}
-
 /*
  * The model's items as the coordinator packed them (ids, factors, biases,
  * popularity) into a zeroed cache entry e, with their id index; enough for
@@ -417,8 +400,8 @@ EvalScore(EvalState *s, const char *items_data, Size items_len,
 				item = IdMapLookup(e.index, s->items[j]);
 				predicted = item < 0 ? e.config.mean + row.bias :
 					FactorPredict(&e, &row, NULL, item);
-				AddError((double) (float4) predicted, s->values[j], sums + ES_ERR);
-				AddError(p[EP_GLOBAL], s->values[j], sums + ES_BERR);
+				RatingErrorAdd(sums + ES_ERR, (double) (float4) predicted, s->values[j]);
+				RatingErrorAdd(sums + ES_BERR, p[EP_GLOBAL], s->values[j]);
 			}
 
 		if (!any || nrel == 0)
