@@ -198,26 +198,28 @@ DistributedShards(Dist *d, List *leaves, const char *user_col,
 }
 
 /*
- * Whether train() reads `relid` distributed: a table partitioned by the
- * user column whose partitions are all postgres_fdw foreign tables (and
- * recsys.distributed_training on).  Errors when only some partitions are
- * foreign, or when the partition key is not the user column.
+ * How `relid` is laid out over shards: its leaf partitions, how many of
+ * them are postgres_fdw foreign tables, and whether it is partitioned by
+ * user_col alone (all zero and false for a table that is not partitioned).
+ * Training (DistributedSource) and shard-local serving (ShardedByUser)
+ * decide from the same facts.
  */
-bool
-DistributedSource(Oid relid, const char *user_col)
+void
+DistributedLayout(Oid relid, const char *user_col, int *leaves, int *foreign,
+				  bool *by_user)
 {
-	List	   *leaves;
+	List	   *leaf_list;
 	ListCell   *lc;
-	int			foreign = 0;
 	Relation	rel;
 	PartitionKey key;
-	AttrNumber	user_attnum;
-	bool		by_user;
 
-	if (!recsys_distributed_training || get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
-		return false;
-	leaves = LeafPartitions(relid);
-	foreach(lc, leaves)
+	*leaves = *foreign = 0;
+	*by_user = false;
+	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+		return;
+	leaf_list = LeafPartitions(relid);
+	*leaves = list_length(leaf_list);
+	foreach(lc, leaf_list)
 	{
 		Oid			child = lfirst_oid(lc);
 
@@ -227,23 +229,39 @@ DistributedSource(Oid relid, const char *user_col)
 			ForeignDataWrapper *fdw = GetForeignDataWrapper(server->fdwid);
 
 			if (strcmp(fdw->fdwname, "postgres_fdw") == 0)
-				foreign++;
+				(*foreign)++;
 		}
 	}
+	rel = table_open(relid, AccessShareLock);
+	key = RelationGetPartitionKey(rel);
+	*by_user = key->partnatts == 1 && key->partattrs[0] == get_attnum(relid, user_col);
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * Whether train() reads `relid` distributed: a table partitioned by the
+ * user column whose partitions are all postgres_fdw foreign tables (and
+ * recsys.distributed_training on).  Errors when only some partitions are
+ * foreign, or when the partition key is not the user column.
+ */
+bool
+DistributedSource(Oid relid, const char *user_col)
+{
+	int			leaves;
+	int			foreign;
+	bool		by_user;
+
+	if (!recsys_distributed_training)
+		return false;
+	DistributedLayout(relid, user_col, &leaves, &foreign, &by_user);
 	if (foreign == 0)
 		return false;
-	if (foreign != list_length(leaves))
+	if (foreign != leaves)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("source %s mixes postgres_fdw partitions with other partitions",
 						RatingsSourceName(relid)),
 				 errhint("Make every partition a postgres_fdw foreign table, or SET recsys.distributed_training = off to read them all here.")));
-
-	rel = table_open(relid, AccessShareLock);
-	key = RelationGetPartitionKey(rel);
-	user_attnum = get_attnum(relid, user_col);
-	by_user = key->partnatts == 1 && key->partattrs[0] == user_attnum;
-	table_close(rel, AccessShareLock);
 	if (!by_user)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -52,6 +52,8 @@ typedef struct Dist
 } Dist;
 
 extern List *LeafPartitions(Oid relid);
+extern void DistributedLayout(Oid relid, const char *user_col, int *leaves,
+							  int *foreign, bool *by_user);
 extern char *RemoteColumn(Oid relid, const char *col);
 extern void DistributedShards(Dist *d, List *leaves, const char *user_col,
 							  const char *item_col, const char *value_col);

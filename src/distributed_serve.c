@@ -112,33 +112,12 @@ DistributedServeInit(void)
 static bool
 ShardedByUser(Oid relid, const char *user_col)
 {
-	List	   *leaves;
-	ListCell   *lc;
-	Relation	rel;
-	PartitionKey key;
+	int			leaves;
+	int			foreign;
 	bool		by_user;
 
-	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
-		return false;
-	leaves = LeafPartitions(relid);
-	if (leaves == NIL)
-		return false;
-	foreach(lc, leaves)
-	{
-		Oid			child = lfirst_oid(lc);
-		ForeignServer *server;
-
-		if (get_rel_relkind(child) != RELKIND_FOREIGN_TABLE)
-			return false;
-		server = GetForeignServer(GetForeignTable(child)->serverid);
-		if (strcmp(GetForeignDataWrapper(server->fdwid)->fdwname, "postgres_fdw") != 0)
-			return false;
-	}
-	rel = table_open(relid, AccessShareLock);
-	key = RelationGetPartitionKey(rel);
-	by_user = key->partnatts == 1 && key->partattrs[0] == get_attnum(relid, user_col);
-	table_close(rel, AccessShareLock);
-	return by_user;
+	DistributedLayout(relid, user_col, &leaves, &foreign, &by_user);
+	return leaves > 0 && foreign == leaves && by_user;
 }
 
 /*
