@@ -119,6 +119,12 @@ typedef struct InfoCacheEntry
 static InfoCacheEntry info_cache[INFO_CACHE_SIZE];
 static uint64 info_cache_clock = 0;
 
+/* The columns of recsys.user_factors, as the direct read and write expect them */
+static const char *const user_columns[] = {"model_id", "user_id", "bias",
+"factors", "seen", "seen_values"};
+static const Oid user_types[] = {INT8OID, INT8OID, FLOAT4OID,
+FLOAT4ARRAYOID, INT8ARRAYOID, FLOAT4ARRAYOID};
+
 static void InsertFactorsSQL(int64 model_id, bool users, const RecsysRatings *r,
 							 const AlsModel *m, const float *seen_values);
 
@@ -1043,10 +1049,6 @@ static bool
 InsertFactorsDirect(int64 model_id, bool users, const RecsysRatings *r,
 					const AlsModel *m, const float *seen_values)
 {
-	static const char *const user_columns[] = {"model_id", "user_id", "bias",
-	"factors", "seen", "seen_values"};
-	static const Oid user_types[] = {INT8OID, INT8OID, FLOAT4OID,
-	FLOAT4ARRAYOID, INT8ARRAYOID, FLOAT4ARRAYOID};
 	static const char *const item_columns[] = {"model_id", "item_id", "bias",
 	"factors", "popularity"};
 	static const Oid item_types[] = {INT8OID, INT8OID, FLOAT4OID,
@@ -2046,16 +2048,20 @@ UserRowFromTuple(const RecsysModelInfo *info, HeapTuple tup, TupleDesc desc,
 		CorruptRow(info, "user", user_id, "seen and seen_values differ in length");
 }
 
-/* Whether attribute `attnum` of `desc` is the live column `name` of type `type` */
-static bool
-ColumnIs(TupleDesc desc, int attnum, const char *name, Oid type)
+/*
+ * Copy a parsed user row (pointing into memory about to be freed: SPI's,
+ * or the detoasted copies of LoadUserDirect) into the current context.
+ */
+static void
+UserRowCopy(const RecsysModelInfo *info, const RecsysUserRow *stored, RecsysUserRow *row)
 {
-	Form_pg_attribute att;
-
-	if (attnum > desc->natts)
-		return false;
-	att = TupleDescAttr(desc, attnum - 1);
-	return !att->attisdropped && att->atttypid == type && strcmp(NameStr(att->attname), name) == 0;
+	*row = *stored;
+	row->factors = palloc(sizeof(float) * Max(info->factors, 1));
+	memcpy(row->factors, stored->factors, sizeof(float) * info->factors);
+	row->seen = palloc(sizeof(int64) * Max(row->nseen, 1));
+	memcpy(row->seen, stored->seen, sizeof(int64) * row->nseen);
+	row->seen_values = palloc(sizeof(float) * Max(row->nseen, 1));
+	memcpy(row->seen_values, stored->seen_values, sizeof(float) * row->nseen);
 }
 
 /*
@@ -2082,18 +2088,14 @@ LoadUserDirect(const RecsysModelInfo *info, int64 user_id, RecsysUserRow *row)
 	ScanKeyData keys[2];
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
-	bool		shaped;
 
 	if (!OidIsValid(relid))
 		return false;
 	rel = table_open(relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
 	indexid = RelationGetPrimaryKeyIndex(rel);
-	shaped = OidIsValid(indexid) && desc->natts == 6 &&
-		ColumnIs(desc, 1, "model_id", INT8OID) && ColumnIs(desc, 2, "user_id", INT8OID) &&
-		ColumnIs(desc, 3, "bias", FLOAT4OID) && ColumnIs(desc, 4, "factors", FLOAT4ARRAYOID) &&
-		ColumnIs(desc, 5, "seen", INT8ARRAYOID) && ColumnIs(desc, 6, "seen_values", FLOAT4ARRAYOID);
-	if (!shaped)
+	if (!OidIsValid(indexid) ||
+		!CatalogColumnsAre(desc, user_columns, user_types, lengthof(user_columns)))
 	{
 		table_close(rel, AccessShareLock);
 		return false;
@@ -2126,13 +2128,7 @@ LoadUserDirect(const RecsysModelInfo *info, int64 user_id, RecsysUserRow *row)
 		MemoryContextSwitchTo(scratch);
 		UserRowFromTuple(info, tup, desc, 3, user_id, &stored);
 		MemoryContextSwitchTo(outer);
-		*row = stored;
-		row->factors = palloc(sizeof(float) * Max(info->factors, 1));
-		memcpy(row->factors, stored.factors, sizeof(float) * info->factors);
-		row->seen = palloc(sizeof(int64) * Max(row->nseen, 1));
-		memcpy(row->seen, stored.seen, sizeof(int64) * row->nseen);
-		row->seen_values = palloc(sizeof(float) * Max(row->nseen, 1));
-		memcpy(row->seen_values, stored.seen_values, sizeof(float) * row->nseen);
+		UserRowCopy(info, &stored, row);
 		MemoryContextReset(scratch);
 	}
 	index_endscan(scan);
@@ -2180,13 +2176,7 @@ CatalogLoadUser(const RecsysModelInfo *info, int64 user_id, bool latest,
 
 		/* The parsed row points into SPI memory: copy it out */
 		spi_cxt = MemoryContextSwitchTo(outer);
-		*row = stored;
-		row->factors = palloc(sizeof(float) * Max(info->factors, 1));
-		memcpy(row->factors, stored.factors, sizeof(float) * info->factors);
-		row->seen = palloc(sizeof(int64) * Max(row->nseen, 1));
-		memcpy(row->seen, stored.seen, sizeof(int64) * row->nseen);
-		row->seen_values = palloc(sizeof(float) * Max(row->nseen, 1));
-		memcpy(row->seen_values, stored.seen_values, sizeof(float) * row->nseen);
+		UserRowCopy(info, &stored, row);
 		MemoryContextSwitchTo(spi_cxt);
 	}
 	SPI_finish();

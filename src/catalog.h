@@ -107,6 +107,8 @@ extern int	CatalogExecuteAsOwner(const char *sql, int nargs, Oid *types,
 extern int	CatalogExecutePlanAsOwner(SPIPlanPtr plan, Datum *values,
 									  const char *nulls, bool read_only,
 									  long count);
+extern bool CatalogColumnsAre(TupleDesc desc, const char *const *columns,
+							  const Oid *types, int ncolumns);
 typedef struct CatalogBulk CatalogBulk;
 extern CatalogBulk *CatalogBulkBegin(const char *table,
 									 const char *const *columns,

@@ -477,21 +477,15 @@ struct CatalogBulk
 };
 
 /*
- * Whether relation rel has exactly the expected columns (names and types,
- * in order) and nothing an INSERT would run besides storing the row and
- * its index entries.
+ * Whether a storage table's descriptor has exactly the expected columns
+ * (names and types, in order, none dropped or generated): what reading or
+ * writing its rows by position, without SQL, takes.
  */
-static bool
-BulkInsertable(Relation rel, const char *const *columns, const Oid *types,
-			   int ncolumns)
+bool
+CatalogColumnsAre(TupleDesc desc, const char *const *columns, const Oid *types,
+				  int ncolumns)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
-
-	if (rel->rd_rel->relkind != RELKIND_RELATION ||
-		rel->trigdesc != NULL || rel->rd_rules != NULL ||
-		rel->rd_rel->relforcerowsecurity ||
-		(desc->constr != NULL && desc->constr->num_check > 0) ||
-		desc->natts != ncolumns)
+	if (desc->natts != ncolumns)
 		return false;
 	for (int i = 0; i < ncolumns; i++)
 	{
@@ -503,6 +497,23 @@ BulkInsertable(Relation rel, const char *const *columns, const Oid *types,
 			return false;
 	}
 	return true;
+}
+
+/*
+ * Whether relation rel has exactly the expected columns and nothing an
+ * INSERT would run besides storing the row and its index entries.
+ */
+static bool
+BulkInsertable(Relation rel, const char *const *columns, const Oid *types,
+			   int ncolumns)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	return rel->rd_rel->relkind == RELKIND_RELATION &&
+		rel->trigdesc == NULL && rel->rd_rules == NULL &&
+		!rel->rd_rel->relforcerowsecurity &&
+		(desc->constr == NULL || desc->constr->num_check == 0) &&
+		CatalogColumnsAre(desc, columns, types, ncolumns);
 }
 
 /*
