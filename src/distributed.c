@@ -1417,6 +1417,7 @@ DistributedTrain(const char *name, RecsysParams *params, RatingsSource *source)
 			double		total = 0.0;
 			double		norms = 0.0;
 			double		item_norms = 0.0;
+			double		item_seconds;
 			MemoryContext loop_old = MemoryContextSwitchTo(iter_cxt);
 
 			INSTR_TIME_SET_CURRENT(istart);
@@ -1431,6 +1432,7 @@ DistributedTrain(const char *name, RecsysParams *params, RatingsSource *source)
 				ItemStepNormals(&d, &c, dim, nitems, items, y, ybias, counts, packed, rhs,
 								gram, scratch, nthreads);
 
+			item_seconds = RecsysSecondsSince(istart);
 			/* User half-step on the shards, against the new items */
 			{
 				int			len;
@@ -1469,6 +1471,8 @@ DistributedTrain(const char *name, RecsysParams *params, RatingsSource *source)
 			log[it].rmse = is_explicit ? sqrt(total / (double) nnz) : NAN;
 			log[it].seconds = RecsysSecondsSince(istart);
 			log[it].bytes = d.bytes;
+			elog(DEBUG1, "iteration %d: item half-step %.3f s, user half-step %.3f s",
+				 it + 1, item_seconds, log[it].seconds - item_seconds);
 			if (!isfinite(log[it].loss))
 				ereport(ERROR,
 						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),

@@ -278,6 +278,8 @@ FactorTrain(const MethodInput *in, MethodTrained *out)
 		int			failed;
 		AlsLoss		loss;
 		RecsysIteration *log = &out->log[it];
+		double		item_seconds;
+		double		user_seconds;
 
 		INSTR_TIME_SET_CURRENT(start);
 
@@ -290,6 +292,7 @@ FactorTrain(const MethodInput *in, MethodTrained *out)
 							 r->nusers, m->item_factors, m->item_bias, ws, nthreads);
 		if (failed >= 0)
 			SolveFailed("item", r->item_ids[failed], p->regularization);
+		item_seconds = RecsysSecondsSince(start);
 		if (cu.side != NULL)
 			AlsFeatureStep(cu.side, &r->by_user, c.is_explicit, m->user_factors, c.k,
 						   p->feature_regularization, FEATURE_STEPS,
@@ -298,6 +301,7 @@ FactorTrain(const MethodInput *in, MethodTrained *out)
 							 r->nitems, m->user_factors, m->user_bias, ws, nthreads);
 		if (failed >= 0)
 			SolveFailed("user", r->user_ids[failed], p->regularization);
+		user_seconds = RecsysSecondsSince(start) - item_seconds;
 
 		if (c.is_explicit)
 			loss = AlsExplicitLoss(m, &r->by_user, &r->by_item, p->regularization,
@@ -311,6 +315,8 @@ FactorTrain(const MethodInput *in, MethodTrained *out)
 		log->loss = loss.loss;
 		log->rmse = loss.rmse;
 		log->seconds = RecsysSecondsSince(start);
+		elog(DEBUG1, "iteration %d: item half-step %.3f s, user half-step %.3f s, loss %.3f s",
+			 it + 1, item_seconds, user_seconds, log->seconds - item_seconds - user_seconds);
 		if (!isfinite(loss.loss))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
