@@ -1236,11 +1236,11 @@ SubspacePassAvx2(const float *panel, float *pred, const float *pw, float *pt,
 /*
  * One block's pass over a panel (SubspacePassTiles: the previous block's
  * step into the predictions, then the block's sums h and r), with the
- * AVX2 kernel when avx2 (AlsSubspaceUseAvx2).  Exported for the shards'
- * item half-step (shard.c), whose panels hold only the two blocks'
- * coordinates (k = pb + b there).
+ * AVX2 kernel when avx2 (AlsSubspaceUseAvx2).  For the shards' item
+ * half-step (AlsSubspaceShardPass), whose panels hold only the two
+ * blocks' coordinates (k = pb + b there).
  */
-void
+static void
 AlsSubspacePass(bool avx2, const float *panel, float *pred, const float *pw,
 				float *pt, int ntiles, int k, int pf0, int pb, const float *delta,
 				int f0, int b, double *h, double *r)
@@ -1254,47 +1254,60 @@ AlsSubspacePass(bool avx2, const float *panel, float *pred, const float *pw,
 }
 
 /*
- * Tiles g0 .. of a shard's panel (see AlsSubspaceGatherBlocks), one entry
- * at a time: the entries, then zeros in the last tile's padding lanes
+ * Tiles a shard's block call prefetches ahead (16: 512 bytes of each
+ * stream; an item's entries are contiguous, but each item is short)
+ */
+#define SHARD_PREFETCH_TILES 16
+
+/*
+ * A shard's panel for one block call, for any CPU: tile g holds coordinate
+ * q of entries 8g .. 8g + 7 at panel + (g kk + q) 8, from rows cols[j] of
+ * rows (kk floats each), for the ntiles whole tiles of cols
  */
 static void
-SubspaceGatherBlocksTail(const float *prev, int pb, const float *cur, int b,
-						 const int32 *cols, int n, int g0, float *panel)
+SubspaceGatherRowsGeneric(const float *rows, int kk, const int32 *cols, int ntiles,
+						  float *panel)
 {
-	int			kk = pb + b;
-	int			ntiles = (n + SUBSPACE_TILE - 1) / SUBSPACE_TILE;
-
-	for (int j = g0 * SUBSPACE_TILE; j < ntiles * SUBSPACE_TILE; j++)
+	for (int j = 0; j < ntiles * SUBSPACE_TILE; j++)
 	{
 		float	   *lane = panel + (Size) (j / SUBSPACE_TILE) * kk * SUBSPACE_TILE +
 			j % SUBSPACE_TILE;
+		const float *v = rows + (Size) cols[j] * kk;
 
-		if (j < n)
-		{
-			const float *pv = prev + (Size) cols[j] * pb;
-			const float *cv = cur + (Size) cols[j] * b;
-
-			for (int q = 0; q < pb; q++)
-				lane[q * SUBSPACE_TILE] = pv[q];
-			for (int q = 0; q < b; q++)
-				lane[(pb + q) * SUBSPACE_TILE] = cv[q];
-		}
-		else
-			for (int q = 0; q < kk; q++)
-				lane[q * SUBSPACE_TILE] = 0.0f;
+		for (int q = 0; q < kk; q++)
+			lane[q * SUBSPACE_TILE] = v[q];
 	}
 }
 
 #ifdef SUBSPACE_X86
+/* SubspaceGatherRowsGeneric with one AVX2 hardware gather per coordinate and tile */
+__attribute__((target("avx2,fma")))
+static void
+SubspaceGatherRowsAvx2(const float *rows, int kk, const int32 *cols, int ntiles,
+					   float *panel)
+{
+	__m256i		vkk = _mm256_set1_epi32(kk);
+
+	for (int g = 0; g < ntiles; g++)
+	{
+		float	   *tile = panel + (Size) g * kk * SUBSPACE_TILE;
+		__m256i		idx = _mm256_loadu_si256((const __m256i *) (cols + g * SUBSPACE_TILE));
+		__m256i		at = _mm256_mullo_epi32(idx, vkk);
+
+		for (int q = 0; q < kk; q++)
+			_mm256_storeu_ps(tile + q * SUBSPACE_TILE, _mm256_i32gather_ps(rows + q, at, 4));
+	}
+}
+
 /*
- * The pairs (2 floats per row) of 8 rows cols[0 .. 7] of v into two tile
- * vectors: first coordinates to q0, second to q1.  Plain 8-byte loads and
- * shuffles: on the AMD EPYC measured, hardware gathers of the same floats
- * took about 2.5 times as long (perf of the shards, 1M shape).
+ * The pairs (2 floats per row) of 8 rows cols[0 .. 7] of v as two tile
+ * vectors: first coordinates in q[0], second in q[1].  Plain 8-byte loads
+ * and shuffles: on the AMD EPYC measured, hardware gathers of the same
+ * floats took about 2.5 times as long (perf of the shards, 1M shape).
  */
 __attribute__((target("avx2,fma")))
-static inline void
-SubspacePairs8(const float *v, const int32 *cols, float *q0, float *q1)
+static pg_attribute_always_inline void
+SubspacePairs8(const float *v, const int32 *cols, __m256 *q)
 {
 	__m128		zero = _mm_setzero_ps();
 	__m128		a = _mm_loadh_pi(_mm_loadl_pi(zero, (const __m64 *) (v + (Size) cols[0] * 2)),
@@ -1308,98 +1321,173 @@ SubspacePairs8(const float *v, const int32 *cols, float *q0, float *q1)
 	/* lo: rows 0 1 | 4 5, hi: rows 2 3 | 6 7, each as (first, second) */
 	__m256		lo = _mm256_insertf128_ps(_mm256_castps128_ps256(a), c, 1);
 	__m256		hi = _mm256_insertf128_ps(_mm256_castps128_ps256(b), d, 1);
-	/* Per 128-bit half: the firsts (0 and 2 of each pair), the seconds */
-	__m256		first = _mm256_shuffle_ps(lo, hi, 0x88);
-	__m256		second = _mm256_shuffle_ps(lo, hi, 0xDD);
 
-	_mm256_storeu_ps(q0, first);
-	_mm256_storeu_ps(q1, second);
+	/* Per 128-bit half: the firsts (0 and 2 of each pair), the seconds */
+	q[0] = _mm256_shuffle_ps(lo, hi, 0x88);
+	q[1] = _mm256_shuffle_ps(lo, hi, 0xDD);
 }
 
 /*
- * SubspaceGatherBlocksTail with AVX2 for the whole tiles: one hardware
- * gather per coordinate and tile (the entries' indexes times the block's
- * size, 32-bit: the caller checks they fit), the rest one entry at a time.
- * The panel holds the same floats either way.
+ * The quads (4 floats per row) of 8 rows cols[0 .. 7] of v as four tile
+ * vectors q[0 .. 3]: one 16-byte load per row, then a 4 x 4 transpose in
+ * each 128-bit half
  */
 __attribute__((target("avx2,fma")))
-static void
-SubspaceGatherBlocksAvx2(const float *prev, int pb, const float *cur, int b,
-						 const int32 *cols, int n, float *panel)
+static pg_attribute_always_inline void
+SubspaceQuads8(const float *v, const int32 *cols, __m256 *q)
 {
-	int			kk = pb + b;
-	int			full = n / SUBSPACE_TILE;
-	__m256i		vpb = _mm256_set1_epi32(pb);
-	__m256i		vb = _mm256_set1_epi32(b);
+	__m256		r04 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(v + (Size) cols[0] * 4)),
+										   _mm_loadu_ps(v + (Size) cols[4] * 4), 1);
+	__m256		r15 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(v + (Size) cols[1] * 4)),
+										   _mm_loadu_ps(v + (Size) cols[5] * 4), 1);
+	__m256		r26 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(v + (Size) cols[2] * 4)),
+										   _mm_loadu_ps(v + (Size) cols[6] * 4), 1);
+	__m256		r37 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(v + (Size) cols[3] * 4)),
+										   _mm_loadu_ps(v + (Size) cols[7] * 4), 1);
+	__m256		t0 = _mm256_unpacklo_ps(r04, r15);
+	__m256		t1 = _mm256_unpackhi_ps(r04, r15);
+	__m256		t2 = _mm256_unpacklo_ps(r26, r37);
+	__m256		t3 = _mm256_unpackhi_ps(r26, r37);
 
-	if (pb == 2 && b == 2)
+	q[0] = _mm256_shuffle_ps(t0, t2, 0x44);
+	q[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+	q[2] = _mm256_shuffle_ps(t1, t3, 0x44);
+	q[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+}
+
+/*
+ * AlsSubspaceShardPass for blocks of 2, after a block of 2 (has_prev: rows
+ * of 4 floats, loaded by SubspaceQuads8) or first (rows of 2, by
+ * SubspacePairs8): SubspacePassTiles's arithmetic with b = 2 on each
+ * tile's coordinates kept in registers.  The panel made a shard's block
+ * call two passes over memory (the gather's stores, then the pass's
+ * loads), and two 8-byte loads per entry where one 16-byte load does;
+ * these are the same floats and operations, so the same sums.
+ */
+__attribute__((target("avx2,fma")))
+static pg_attribute_always_inline void
+SubspaceShardPass2(const float *rows, const bool has_prev, const int32 *cols,
+				   int ntiles, float *pred, const float *pw, const float *delta,
+				   double *h, double *r)
+{
+	for (int q = 0; q < 3; q++)
+		h[q] = 0.0;
+	r[0] = r[1] = 0.0;
+	for (int g0 = 0; g0 < ntiles; g0 += SUBSPACE_FLUSH_TILES)
 	{
-		/* The usual blocks of 2: each entry's pair as one 8-byte load */
-		for (int g = 0; g < full; g++)
+		int			g1 = Min(ntiles, g0 + SUBSPACE_FLUSH_TILES);
+		SubFloat8	h0 = {0};
+		SubFloat8	h1 = {0};
+		SubFloat8	h2 = {0};
+		SubFloat8	r0 = {0};
+		SubFloat8	r1 = {0};
+
+		for (int g = g0; g < g1; g++)
 		{
-			float	   *tile = panel + (Size) g * 4 * SUBSPACE_TILE;
 			const int32 *c = cols + g * SUBSPACE_TILE;
+			__m256		v[4];
+			SubFloat8	p0;
+			SubFloat8	p1;
+			SubFloat8	s;
+			SubFloat8	wv;
+			SubFloat8	t;
+			SubFloat8	wp;
 
-			SubspacePairs8(prev, c, tile, tile + SUBSPACE_TILE);
-			SubspacePairs8(cur, c, tile + 2 * SUBSPACE_TILE, tile + 3 * SUBSPACE_TILE);
+			/* The streams ahead: no stride for the hardware to learn per item */
+			_mm_prefetch((const char *) (pred + (g + SHARD_PREFETCH_TILES) * SUBSPACE_TILE),
+						 _MM_HINT_T0);
+			_mm_prefetch((const char *) (pw + (g + SHARD_PREFETCH_TILES) * SUBSPACE_TILE),
+						 _MM_HINT_T0);
+			_mm_prefetch((const char *) (c + SHARD_PREFETCH_TILES * SUBSPACE_TILE), _MM_HINT_T0);
+			/* Every load before the store to pred, which may alias them */
+			if (has_prev)
+				SubspaceQuads8(rows, c, v);
+			else
+				SubspacePairs8(rows, c, v + 2);
+			memcpy(&s, pred + g * SUBSPACE_TILE, sizeof(s));
+			memcpy(&wv, pw + g * SUBSPACE_TILE, sizeof(wv));
+			if (has_prev)
+			{
+				s += delta[0] * (SubFloat8) v[0];
+				s += delta[1] * (SubFloat8) v[1];
+				memcpy(pred + g * SUBSPACE_TILE, &s, sizeof(s));
+			}
+			p0 = (SubFloat8) v[2];
+			p1 = (SubFloat8) v[3];
+			t = 1.0f + wv - wv * s;
+			wp = wv * p0;
+			r0 += t * p0;
+			h0 += wp * p0;
+			wp = wv * p1;
+			r1 += t * p1;
+			h1 += wp * p0;
+			h2 += wp * p1;
 		}
-		if (full * SUBSPACE_TILE < n)
-		{
-			/* The last tile: its padding lanes read a real row, then zeros */
-			float	   *tile = panel + (Size) full * 4 * SUBSPACE_TILE;
-			int			m = n - full * SUBSPACE_TILE;
-			int32		c[SUBSPACE_TILE];
-
-			for (int l = 0; l < SUBSPACE_TILE; l++)
-				c[l] = cols[full * SUBSPACE_TILE + (l < m ? l : 0)];
-			SubspacePairs8(prev, c, tile, tile + SUBSPACE_TILE);
-			SubspacePairs8(cur, c, tile + 2 * SUBSPACE_TILE, tile + 3 * SUBSPACE_TILE);
-			for (int q = 0; q < 4; q++)
-				for (int l = m; l < SUBSPACE_TILE; l++)
-					tile[q * SUBSPACE_TILE + l] = 0.0f;
-		}
-		return;
+		h[0] += LaneSum(&h0);
+		h[1] += LaneSum(&h1);
+		h[2] += LaneSum(&h2);
+		r[0] += LaneSum(&r0);
+		r[1] += LaneSum(&r1);
 	}
-	for (int g = 0; g < full; g++)
-	{
-		float	   *tile = panel + (Size) g * kk * SUBSPACE_TILE;
-		__m256i		idx = _mm256_loadu_si256((const __m256i *) (cols + g * SUBSPACE_TILE));
-		__m256i		ip = _mm256_mullo_epi32(idx, vpb);
-		__m256i		ic = _mm256_mullo_epi32(idx, vb);
+}
 
-		for (int q = 0; q < pb; q++)
-			_mm256_storeu_ps(tile + q * SUBSPACE_TILE, _mm256_i32gather_ps(prev + q, ip, 4));
-		for (int q = 0; q < b; q++)
-			_mm256_storeu_ps(tile + (pb + q) * SUBSPACE_TILE,
-							 _mm256_i32gather_ps(cur + q, ic, 4));
-	}
-	SubspaceGatherBlocksTail(prev, pb, cur, b, cols, n, full, panel);
+/* SubspaceShardPass2 after a block of 2 */
+__attribute__((target("avx2,fma")))
+static void
+SubspaceShardPass22(const float *rows, const int32 *cols, int ntiles, float *pred,
+					const float *pw, const float *delta, double *h, double *r)
+{
+	SubspaceShardPass2(rows, true, cols, ntiles, pred, pw, delta, h, r);
+}
+
+/* SubspaceShardPass2 for the first block */
+__attribute__((target("avx2,fma")))
+static void
+SubspaceShardPass02(const float *rows, const int32 *cols, int ntiles, float *pred,
+					const float *pw, double *h, double *r)
+{
+	SubspaceShardPass2(rows, false, cols, ntiles, pred, pw, NULL, h, r);
 }
 #endif
 
 /*
- * A shard's panel for one block call (shard.c): for each of a row's n
- * entries, the pb coordinates of the previous block (rows cols[j] of prev,
- * pb floats each, of nvectors rows) then the b of this block (of cur), in
- * tiles of 8 entries as AlsSubspacePass reads them with k = pb + b (tile g
- * holds coordinate q of entries 8g .. 8g + 7 at panel + (g (pb + b) + q) 8),
- * zeros in the last tile's padding.  With AVX2 (avx2): blocks of 2 by
- * 8-byte loads (SubspacePairs8), other sizes by hardware gathers.
+ * One block call of a shard's subspace item half-step for one item
+ * (shard.c): its ntiles tiles of entries cols (the padding entries name a
+ * zero row), whose predictions take the previous block's steps delta
+ * (pb coordinates) and whose sums h and r of this block (b coordinates)
+ * come back, as the single-node kernel (AlsSubspacePass) computes them
+ * for a row.  Row u of rows (nrows rows of pb + b floats) holds user u's
+ * pb coordinates of the previous block then the b of this one.  The
+ * general path gathers a panel first (panel: ntiles (pb + b) tiles; pt:
+ * ntiles); blocks of 2 with AVX2 skip it (SubspaceShardPass2).
  */
 void
-AlsSubspaceGatherBlocks(bool avx2, const float *prev, int pb, const float *cur,
-						int b, int64 nvectors, const int32 *cols, int n,
-						float *panel)
+AlsSubspaceShardPass(bool avx2, const float *rows, int pb, int b, int64 nrows,
+					 const int32 *cols, int ntiles, float *pred, const float *pw,
+					 const float *delta, float *panel, float *pt, double *h, double *r)
 {
+	int			kk = pb + b;
+
 #ifdef SUBSPACE_X86
-	/* The gathers' indexes cols[j] * size are 32-bit */
-	if (avx2 && nvectors * Max(pb, b) <= PG_INT32_MAX)
+	/* The hardware gathers' indexes cols[j] * kk are 32-bit */
+	if (avx2 && nrows * kk <= PG_INT32_MAX)
 	{
-		SubspaceGatherBlocksAvx2(prev, pb, cur, b, cols, n, panel);
-		return;
+		if (b == 2 && pb == 2)
+		{
+			SubspaceShardPass22(rows, cols, ntiles, pred, pw, delta, h, r);
+			return;
+		}
+		if (b == 2 && pb == 0)
+		{
+			SubspaceShardPass02(rows, cols, ntiles, pred, pw, h, r);
+			return;
+		}
+		SubspaceGatherRowsAvx2(rows, kk, cols, ntiles, panel);
 	}
+	else
 #endif
-	SubspaceGatherBlocksTail(prev, pb, cur, b, cols, n, 0, panel);
+		SubspaceGatherRowsGeneric(rows, kk, cols, ntiles, panel);
+	AlsSubspacePass(avx2, panel, pred, pw, pt, ntiles, kk, 0, pb, delta, pb, b, h, r);
 }
 
 /*

@@ -136,13 +136,10 @@ extern bool AlsSubspaceBasis(int k, double lambda, const double *yty,
 							 const float *yty_f, float *basis, double *s,
 							 double *b);
 extern bool AlsSubspaceUseAvx2(void);
-extern void AlsSubspacePass(bool avx2, const float *panel, float *pred,
-							const float *pw, float *pt, int ntiles, int k,
-							int pf0, int pb, const float *delta, int f0, int b,
-							double *h, double *r);
-extern void AlsSubspaceGatherBlocks(bool avx2, const float *prev, int pb,
-									const float *cur, int b, int64 nvectors,
-									const int32 *cols, int n, float *panel);
+extern void AlsSubspaceShardPass(bool avx2, const float *rows, int pb, int b,
+								 int64 nrows, const int32 *cols, int ntiles,
+								 float *pred, const float *pw, const float *delta,
+								 float *panel, float *pt, double *h, double *r);
 extern int	AlsSubspaceBlockSolve(bool whitened, const float *basis, int k,
 								  int f0, int b, const double *h, double *r,
 								  const float *zs, const float *mhat,

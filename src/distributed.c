@@ -865,7 +865,11 @@ ItemStepSubspace(Dist *d, const AlsConfig *c, int nitems, const int64 *items, fl
 	int			bplen;
 	const char *bpack;
 	int			pb = 0;
+	double		serial = 0.0;	/* the coordinator's own time between blocks */
+	instr_time	tserial;
+	instr_time	tstart;
 
+	INSTR_TIME_SET_CURRENT(tstart);
 	/* The users' Gram matrix, summed in double, and the basis from it */
 	SendAll(d, "SELECT recsys.shard_gram()", 0, NULL, NULL, NULL, false, "shard_gram");
 	WaitAll(d, "the item half-step");
@@ -933,10 +937,13 @@ ItemStepSubspace(Dist *d, const AlsConfig *c, int nitems, const int64 *items, fl
 			else
 				values[i][3] = ShardItemsParam(&d->shards[i], deltas, pb, &lengths[i][3]);
 		}
+		if (f0 > 0)
+			serial += RecsysSecondsSince(tserial);
 		SendAll(d, "SELECT recsys.shard_item_subspace($1, $2, $3, $4)", 4, types,
 				(const char *const *const *) values, (const int *const *) lengths, true,
 				"shard_item_subspace");
 		WaitAll(d, "the item half-step");
+		INSTR_TIME_SET_CURRENT(tserial);
 
 		memset(sums, 0, sizeof(double) * (Size) nitems * (nh + b));
 		for (int i = 0; i < d->nshards; i++)
@@ -1006,6 +1013,9 @@ ItemStepSubspace(Dist *d, const AlsConfig *c, int nitems, const int64 *items, fl
 	/* Back from the basis: y = U^-1 z */
 	if (whitened && !LinalgTrsm(true, false, k, nitems, 1.0f, basis, k, y, k))
 		elog(ERROR, "a BLAS call of the subspace item half-step refused its arguments, please report a bug");
+	serial += RecsysSecondsSince(tserial);
+	elog(DEBUG1, "subspace item half-step: %.3f s, of which %.3f s between blocks on the coordinator (the shards wait)",
+		 RecsysSecondsSince(tstart), serial);
 }
 
 /*

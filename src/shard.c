@@ -83,12 +83,16 @@ typedef struct ShardState
 
 	/*
 	 * The subspace item half-step (shard_item_subspace): the users'
-	 * vectors in the half-step's basis, block-major (the block from f0 of
-	 * b coordinates holds user u's at sub_vectors[nusers f0 + u b + a]),
-	 * and per entry of by_item, each item's entries padded to whole tiles
-	 * from sub_off[i], the predictions and the weights (0 for padding).
+	 * vectors in the half-step's basis, then a zero vector (nusers + 1
+	 * rows of k), each block call's rows (user u's coordinates of the
+	 * previous block then of this one, gathered from sub_vectors), and per
+	 * entry of by_item, each item's entries padded to whole tiles from
+	 * sub_off[i], the user (nusers, the zero vector, for padding), the
+	 * prediction and the weight (0 for padding).
 	 */
 	float	   *sub_vectors;
+	float	   *sub_rows;
+	int32	   *sub_cols;
 	float	   *sub_pred;
 	float	   *sub_w;
 	int64	   *sub_off;		/* nitems + 1 */
@@ -97,8 +101,7 @@ typedef struct ShardState
 	double	  **sub_sums;		/* per thread: one item's h and r */
 	int			sub_threads;	/* threads the buffers were made for */
 	int			sub_next;		/* the next block's first coordinate, or -1 */
-	int			sub_prev_f0;	/* the last block sent back */
-	int			sub_prev_b;
+	int			sub_prev_b;		/* the size of the last block sent back */
 	bool		sub_avx2;
 } ShardState;
 
@@ -664,8 +667,8 @@ SubspaceStart(ShardState *s, bool whitened, const float *basis)
 	RecsysRatings *r = s->r;
 	int			k = s->config.k;
 	int			bs = s->config.block_size;
-	float	   *xb = palloc_extended(sizeof(float) * Max((Size) r->nusers * k, 1),
-									 MCXT_ALLOC_HUGE);
+	int64		nvectors = (int64) r->nusers + 1;
+	float	   *xb;
 	float	   *z = palloc_extended(sizeof(float) * Max((Size) r->nitems * k, 1),
 									MCXT_ALLOC_HUGE);
 	MemoryContext old = MemoryContextSwitchTo(s->cxt);
@@ -689,11 +692,23 @@ SubspaceStart(ShardState *s, bool whitened, const float *basis)
 									  MCXT_ALLOC_HUGE);
 		s->sub_w = palloc_extended(sizeof(float) * Max(s->sub_off[r->nitems], 1),
 								   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		s->sub_cols = palloc_extended(sizeof(int32) * Max(s->sub_off[r->nitems], 1),
+									  MCXT_ALLOC_HUGE);
 		for (int i = 0; i < r->nitems; i++)
-			memcpy(s->sub_w + s->sub_off[i], r->by_item.values + r->by_item.indptr[i],
-				   sizeof(float) * (r->by_item.indptr[i + 1] - r->by_item.indptr[i]));
-		s->sub_vectors = palloc_extended(sizeof(float) * Max((Size) r->nusers * k, 1),
-										 MCXT_ALLOC_HUGE);
+		{
+			int64		first = r->by_item.indptr[i];
+			int64		n = r->by_item.indptr[i + 1] - first;
+
+			memcpy(s->sub_w + s->sub_off[i], r->by_item.values + first, sizeof(float) * n);
+			memcpy(s->sub_cols + s->sub_off[i], r->by_item.indices + first, sizeof(int32) * n);
+			for (int64 j = s->sub_off[i] + n; j < s->sub_off[i + 1]; j++)
+				s->sub_cols[j] = r->nusers;
+		}
+		/* zeroed: the last vector stays the padding's zero vector */
+		s->sub_vectors = palloc_extended(sizeof(float) * (Size) nvectors * k,
+										 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		s->sub_rows = palloc_extended(sizeof(float) * (Size) nvectors * 2 * bs,
+									  MCXT_ALLOC_HUGE);
 		longest = TYPEALIGN(ALS_SUBSPACE_TILE, Max(longest, 1));
 		s->sub_threads = nthreads;
 		s->sub_panel = palloc(sizeof(float *) * nthreads);
@@ -712,6 +727,7 @@ SubspaceStart(ShardState *s, bool whitened, const float *basis)
 	MemoryContextSwitchTo(old);
 
 	/* x' = U^-T x, z = U y (whitened), as SubspaceBasisBody and SubspaceBody */
+	xb = s->sub_vectors;
 	memcpy(xb, s->x, sizeof(float) * (Size) r->nusers * k);
 	for (int i = 0; i < r->nitems; i++)
 		memcpy(z + (Size) i * k, s->y + (Size) s->global_item[i] * k, sizeof(float) * k);
@@ -732,17 +748,6 @@ SubspaceStart(ShardState *s, bool whitened, const float *basis)
 		for (int64 j = n; j < s->sub_off[i + 1] - s->sub_off[i]; j++)
 			pred[j] = 0.0f;
 	}
-	/* Block-major, so that a block's pass reads nusers x b floats */
-	for (int f0 = 0; f0 < k; f0 += bs)
-	{
-		int			b = Min(bs, k - f0);
-		float	   *to = s->sub_vectors + (Size) r->nusers * f0;
-
-		for (int u = 0; u < r->nusers; u++)
-			for (int a = 0; a < b; a++)
-				to[(Size) u * b + a] = xb[(Size) u * k + f0 + a];
-	}
-	pfree(xb);
 	pfree(z);
 }
 
@@ -750,8 +755,7 @@ SubspaceStart(ShardState *s, bool whitened, const float *basis)
 typedef struct SubspaceBlockTask
 {
 	ShardState *s;
-	int			pf0;			/* the previous block (pb = 0: none) */
-	int			pb;
+	int			pb;				/* the previous block's size (0: none) */
 	const float *deltas;		/* its steps, pb per item */
 	int			f0;				/* this block */
 	int			b;
@@ -759,11 +763,9 @@ typedef struct SubspaceBlockTask
 } SubspaceBlockTask;
 
 /*
- * Items [begin, end) of a block: gather the two blocks' coordinates of the
- * item's users into a panel of tiles (AlsSubspaceGatherBlocks: once per
- * block call, this gather cost four times the pass when it copied one
- * float at a time), then the single-node kernel (no PostgreSQL calls:
- * runs on threads)
+ * Items [begin, end) of a block: the single-node kernel's sums over each
+ * item's users, from the two blocks' coordinates of its users
+ * (AlsSubspaceShardPass; no PostgreSQL calls: runs on threads)
  */
 static bool
 SubspaceBlockBody(void *arg, int thread, int begin, int end)
@@ -773,26 +775,22 @@ SubspaceBlockBody(void *arg, int thread, int begin, int end)
 	RecsysRatings *r = s->r;
 	int			pb = t->pb;
 	int			b = t->b;
-	int			kk = pb + b;
 	int			nh = b * (b + 1) / 2;
-	const float *prev = s->sub_vectors + (Size) r->nusers * t->pf0;
-	const float *cur = s->sub_vectors + (Size) r->nusers * t->f0;
+	int64		nvectors = (int64) r->nusers + 1;
 	float	   *panel = s->sub_panel[thread];
 	double	   *h = s->sub_sums[thread];
 	double	   *rr = h + nh;
 
 	for (int i = begin; i < end; i++)
 	{
-		int64		first = r->by_item.indptr[i];
-		int			n = (int) (r->by_item.indptr[i + 1] - first);
-		int			ntiles = (n + ALS_SUBSPACE_TILE - 1) / ALS_SUBSPACE_TILE;
+		int64		off = s->sub_off[i];
+		int			ntiles = (int) ((s->sub_off[i + 1] - off) / ALS_SUBSPACE_TILE);
 		float	   *o = t->out + (Size) i * (nh + b);
 
-		AlsSubspaceGatherBlocks(s->sub_avx2, prev, pb, cur, b, r->nusers,
-								r->by_item.indices + first, n, panel);
-		AlsSubspacePass(s->sub_avx2, panel, s->sub_pred + s->sub_off[i],
-						s->sub_w + s->sub_off[i], s->sub_pt[thread], ntiles, kk, 0, pb,
-						pb > 0 ? t->deltas + (Size) i * pb : NULL, pb, b, h, rr);
+		AlsSubspaceShardPass(s->sub_avx2, s->sub_rows, pb, b, nvectors, s->sub_cols + off,
+							 ntiles, s->sub_pred + off, s->sub_w + off,
+							 pb > 0 ? t->deltas + (Size) i * pb : NULL, panel,
+							 s->sub_pt[thread], h, rr);
 		for (int q = 0; q < nh; q++)
 			o[q] = (float) h[q];
 		for (int q = 0; q < b; q++)
@@ -866,19 +864,30 @@ recsys_shard_item_subspace(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("shard_item_subspace got %lld steps for %d items of block size %d",
 							(long long) n, r->nitems, s->sub_prev_b)));
-		task.pf0 = s->sub_prev_f0;
 		task.pb = s->sub_prev_b;
 	}
 	b = Min(bs, k - f0);
 	task.s = s;
 	task.f0 = f0;
 	task.b = b;
+
+	/*
+	 * This call's rows: each user's coordinates of the previous block and
+	 * of this one, which are consecutive (pf0 + pb = f0), contiguous, so
+	 * that a pass reads one short row per entry
+	 */
+	{
+		int			kk = task.pb + b;
+		const float *from = s->sub_vectors + (f0 - task.pb);
+
+		for (int64 u = 0; u <= r->nusers; u++)
+			memcpy(s->sub_rows + (Size) u * kk, from + (Size) u * k, sizeof(float) * kk);
+	}
 	task.out = palloc_extended(sizeof(float) * Max((Size) r->nitems * (b * (b + 1) / 2 + b), 1),
 							   MCXT_ALLOC_HUGE);
 	/* Blocks of 64 items: balance and a prompt cancel */
 	if (!ParallelFor(r->nitems, 64, s->sub_threads, SubspaceBlockBody, &task))
 		elog(ERROR, "the shard's subspace half-step failed, please report a bug");
-	s->sub_prev_f0 = f0;
 	s->sub_prev_b = b;
 	s->sub_next = f0 + b < k ? f0 + b : -1;
 	PG_RETURN_BYTEA_P(ShardPack(task.out, (int64) r->nitems * (b * (b + 1) / 2 + b),
