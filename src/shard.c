@@ -94,6 +94,7 @@ typedef struct ShardState
 	float	   *sub_rows;
 	int32	   *sub_cols;
 	float	   *sub_pred;
+	int32	   *sub_pos;		/* by_user entry -> its sub_pred, or NULL */
 	bool		sub_pred_fresh; /* sub_pred holds the last user step's dots */
 	float	   *sub_w;
 	int64	   *sub_off;		/* nitems + 1 */
@@ -660,7 +661,7 @@ recsys_shard_gram(PG_FUNCTION_ARGS)
  * Start a subspace item half-step in `basis` (U, whitened, or S): the
  * users' vectors into the basis (x' = U^-T x), and each entry's
  * prediction x_u . y_i (y_i: the item factors of the last
- * shard_user_step), which that step's loss left in sub_pred.
+ * shard_user_step), which that step's loss left in sub_pred (sub_pos).
  */
 static void
 SubspaceStart(ShardState *s, bool whitened, const float *basis)
@@ -702,6 +703,31 @@ SubspaceStart(ShardState *s, bool whitened, const float *basis)
 			memcpy(s->sub_cols + s->sub_off[i], r->by_item.indices + first, sizeof(int32) * n);
 			for (int64 j = s->sub_off[i] + n; j < s->sub_off[i + 1]; j++)
 				s->sub_cols[j] = r->nusers;
+		}
+		/*
+		 * Where each entry of by_user sits in this layout, for the loss of
+		 * shard_user_step to leave its dots there: each user's entries are
+		 * in ascending item order, as the items are walked here.  Positions
+		 * are 32-bit (4 bytes per entry); a larger shard takes the dots
+		 * again in each half-step.
+		 */
+		if (s->sub_off[r->nitems] <= PG_INT32_MAX)
+		{
+			int64	   *next = palloc_extended(sizeof(int64) * Max(r->nusers, 1),
+											   MCXT_ALLOC_HUGE);
+
+			s->sub_pos = palloc_extended(sizeof(int32) * Max(r->nnz, 1), MCXT_ALLOC_HUGE);
+			memcpy(next, r->by_user.indptr, sizeof(int64) * r->nusers);
+			for (int i = 0; i < r->nitems; i++)
+				for (int64 j = r->by_item.indptr[i]; j < r->by_item.indptr[i + 1]; j++)
+				{
+					int64		e = next[r->by_item.indices[j]]++;
+
+					if (r->by_user.indices[e] != i)
+						elog(ERROR, "a shard's rows are not in the order of its items, please report a bug");
+					s->sub_pos[e] = (int32) (s->sub_off[i] + j - r->by_item.indptr[i]);
+				}
+			pfree(next);
 		}
 		/* zeroed: the last vector stays the padding's zero vector */
 		s->sub_vectors = palloc_extended(sizeof(float) * (Size) nvectors * k,
@@ -958,8 +984,11 @@ recsys_shard_user_step(PG_FUNCTION_ARGS)
 				 errhint("Use a positive regularization.")));
 
 	/*
-	 * This shard's part of the loss, as AlsImplicitLoss / AlsExplicitLoss:
-	 * the users' terms, then the entries', item by item
+	 * This shard's part of the loss, as AlsImplicitLoss / AlsExplicitLoss.
+	 * The entries' dots x_u . y_i are the predictions the subspace
+	 * solver's next item half-step starts from (x'_u . z_i in its basis,
+	 * the same value): they go into its layout (sub_pos), so that it does
+	 * not take a dot per entry again.
 	 */
 	if (!c->is_explicit)
 		AlsGram(s->y, s->nitems_global, k, &s->ws[0]);
@@ -983,53 +1012,35 @@ recsys_shard_user_step(PG_FUNCTION_ARGS)
 		}
 		else
 			norms += (double) cnt * (sq + (double) s->xbias[u] * s->xbias[u]);
-	}
-
-	/*
-	 * Item by item, so that the subspace solver's next item half-step takes
-	 * these dots x_u . y_i as its predictions (SubspaceStart), in its
-	 * layout, instead of computing them again (x'_u . z_i, the same value
-	 * in its basis): a dot per entry, a tenth of the shards' CPU at the
-	 * 10M shape
-	 */
-	for (int i = 0; i < r->nitems; i++)
-	{
-		const float *y = s->y + (Size) s->global_item[i] * k;
-		int64		first = r->by_item.indptr[i];
-		int64		n = r->by_item.indptr[i + 1] - first;
-		const int32 *users = r->by_item.indices + first;
-		const float *vals = r->by_item.values + first;
-		float	   *pred = s->sub_pred != NULL ? s->sub_pred + s->sub_off[i] : NULL;
-
-		if ((i % 64) == 0)
-			CHECK_FOR_INTERRUPTS();
-		for (int64 j = 0; j < n; j++)
+		for (int64 e = s->by_user.indptr[u]; e < s->by_user.indptr[u + 1]; e++)
 		{
+			int32		i = s->by_user.indices[e];
+
 			/*
 			 * The float dot of LossBody (als.c): with these loops in double,
 			 * one product at a time, the loss took a fifth of the shard's
 			 * CPU in a subspace training at the 1M shape (perf)
 			 */
-			float		dot = SimdDot(s->x + (Size) users[j] * k, y, k);
+			float		dot = SimdDot(x, s->y + (Size) i * k, k);
 
-			if (pred != NULL)
-				pred[j] = dot;
+			if (s->sub_pos != NULL)
+				s->sub_pred[s->sub_pos[e]] = dot;
 			if (!c->is_explicit)
 			{
-				double		w = vals[j];
+				double		w = s->by_user.values[e];
 
 				total += (1.0 + w) * (1.0 - dot) * (1.0 - dot) - (double) dot * dot;
 			}
 			else
 			{
-				double		err = vals[j] -
-					(c->mean + s->xbias[users[j]] + s->ybias[s->global_item[i]] + dot);
+				double		err = s->by_user.values[e] -
+					(c->mean + s->xbias[u] + s->ybias[i] + dot);
 
 				total += err * err;
 			}
 		}
 	}
-	s->sub_pred_fresh = s->sub_pred != NULL;
+	s->sub_pred_fresh = s->sub_pos != NULL;
 	values[0] = Float8GetDatum(total);
 	values[1] = Float8GetDatum(norms);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
