@@ -1254,10 +1254,12 @@ AlsSubspacePass(bool avx2, const float *panel, float *pred, const float *pw,
 }
 
 /*
- * Tiles a shard's block call prefetches ahead (16: 512 bytes of each
- * stream; an item's entries are contiguous, but each item is short)
+ * Tiles a shard's block call prefetches ahead (1.5 KB of each of its three
+ * streams: an item's entries are contiguous, but most items are short for
+ * the hardware's prefetcher).  Measured on one shard's half-step at the 10M
+ * shape: 9.2 ns per tile without, 5.7 at 16 tiles, 4.6 to 5.0 at 32 to 64.
  */
-#define SHARD_PREFETCH_TILES 16
+#define SHARD_PREFETCH_TILES 48
 
 /*
  * A shard's panel for one block call, for any CPU: tile g holds coordinate
