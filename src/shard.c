@@ -86,11 +86,11 @@ typedef struct ShardState
 	 * vectors in the half-step's basis, block-major, each block's then a
 	 * zero vector (the block from f0 of b coordinates holds user u's at
 	 * sub_vectors[(nusers + 1) f0 + u b + a], zeros for u = nusers), each
-	 * block call's rows (user u's coordinates of the previous block then of
-	 * this one, from sub_vectors), and per
-	 * entry of by_item, each item's entries padded to whole tiles from
-	 * sub_off[i], the user (nusers, the zero vector, for padding), the
-	 * prediction and the weight (0 for padding).
+	 * block call's rows (user u's coordinates of the previous block then
+	 * of this one, from sub_vectors), and per entry of by_item, each
+	 * item's entries padded to whole tiles from sub_off[i], the user
+	 * (nusers, the zero vector, for padding), the prediction and the
+	 * weight (0 for padding).
 	 */
 	float	   *sub_vectors;
 	float	   *sub_rows;
@@ -929,8 +929,8 @@ recsys_shard_item_subspace(PG_FUNCTION_ARGS)
 	task.b = b;
 
 	/*
-	 * This call's rows: each user's coordinates of the previous block and
-	 * of this one, which are consecutive (pf0 + pb = f0), contiguous, so
+	 * This call's rows: each user's coordinates of the previous block
+	 * (which ends where this one begins) and of this one, side by side, so
 	 * that a pass reads one short row per entry
 	 */
 	{
