@@ -1028,7 +1028,8 @@ SubspaceGatherAvx2(const float *vectors, const int32 *cols, const float *w,
  * at a (a + 1) / 2 + c) and r = sum_j (1 + w_j - w_j s_j) y_jB.
  *
  * For a constant b (inlined with b = 1 .. SUBSPACE_FIXED_MAX) the sums of
- * each lane stay in registers.
+ * each lane stay in registers: the loops over the block are unrolled
+ * (GCC at -O2 left them rolled from b = 3 on, with every sum on the stack).
  */
 static pg_attribute_always_inline void
 SubspacePassTiles(const float *panel, float *pred, const float *pw,
@@ -1039,16 +1040,20 @@ SubspacePassTiles(const float *panel, float *pred, const float *pw,
 	SubFloat8	rv[SUBSPACE_FIXED_MAX];
 	int			nh = b * (b + 1) / 2;
 
+#pragma GCC unroll 8
 	for (int q = 0; q < nh; q++)
 		h[q] = 0.0;
+#pragma GCC unroll 8
 	for (int a = 0; a < b; a++)
 		r[a] = 0.0;
 	for (int g0 = 0; g0 < ntiles; g0 += SUBSPACE_FLUSH_TILES)
 	{
 		int			g1 = Min(ntiles, g0 + SUBSPACE_FLUSH_TILES);
 
+#pragma GCC unroll 8
 		for (int q = 0; q < nh; q++)
 			hv[q] = (SubFloat8) {0};
+#pragma GCC unroll 8
 		for (int a = 0; a < b; a++)
 			rv[a] = (SubFloat8) {0};
 		for (int g = g0; g < g1; g++)
@@ -1070,19 +1075,24 @@ SubspacePassTiles(const float *panel, float *pred, const float *pw,
 			memcpy(pred + g * SUBSPACE_TILE, &s, sizeof(s));
 			memcpy(&wv, pw + g * SUBSPACE_TILE, sizeof(wv));
 			t = 1.0f + wv - wv * s;
+#pragma GCC unroll 8
 			for (int a = 0; a < b; a++)
 				memcpy(&p[a], tile + (f0 + a) * SUBSPACE_TILE, sizeof(p[a]));
+#pragma GCC unroll 8
 			for (int a = 0, q = 0; a < b; a++)
 			{
 				SubFloat8	wp = wv * p[a];
 
 				rv[a] += t * p[a];
+#pragma GCC unroll 8
 				for (int c = 0; c <= a; c++)
 					hv[q++] += wp * p[c];
 			}
 		}
+#pragma GCC unroll 8
 		for (int q = 0; q < nh; q++)
 			h[q] += LaneSum(&hv[q]);
+#pragma GCC unroll 8
 		for (int a = 0; a < b; a++)
 			r[a] += LaneSum(&rv[a]);
 	}
