@@ -286,6 +286,23 @@ ShardError(Shard *s, PGresult *res, const char *what)
 	if (sqlstate && strlen(sqlstate) == 5)
 		code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4]);
 	message = pchomp(primary ? primary : PQerrorMessage(s->conn));
+
+	/*
+	 * The shard's memory budget is its session's: its hint (SET ... for
+	 * this session) would send the caller to the wrong server
+	 */
+	if (code == ERRCODE_PROGRAM_LIMIT_EXCEEDED && strstr(message, "maintenance_work_mem") != NULL)
+	{
+		const char *role = PQuser(s->conn);
+
+		ereport(ERROR,
+				(errcode(code),
+				 errmsg("shard %s failed during %s: %s", s->server, what, message),
+				 detail ? errdetail_internal("%s", detail) : 0,
+				 errhint("Raise maintenance_work_mem on shard %s for the role this server connects as (ALTER ROLE %s SET maintenance_work_mem there, or its postgresql.conf): a SET here does not reach the shard's session.%s%s",
+						 s->server, quote_identifier(role ? role : "?"),
+						 hint ? " The shard's hint: " : "", hint ? hint : "")));
+	}
 	ereport(ERROR,
 			(errcode(code),
 			 errmsg("shard %s failed during %s: %s", s->server, what, message),

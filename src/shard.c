@@ -680,6 +680,7 @@ SubspaceStart(ShardState *s, bool whitened, const float *basis)
 		/* Once per training: the layout, the padded weights, the panels */
 		int			nthreads = ParallelThreads();
 		int64		longest = 0;
+		Size		layout;
 
 		s->sub_off = palloc(sizeof(int64) * ((Size) r->nitems + 1));
 		s->sub_off[0] = 0;
@@ -690,6 +691,18 @@ SubspaceStart(ShardState *s, bool whitened, const float *basis)
 			longest = Max(longest, n);
 			s->sub_off[i + 1] = s->sub_off[i] + TYPEALIGN(ALS_SUBSPACE_TILE, n);
 		}
+		/*
+		 * Within this session's budget, beside the rows it holds: per entry
+		 * (padded) a prediction, a weight and a user, per entry a position,
+		 * and the users' vectors in the basis twice (all of them, then a
+		 * call's rows)
+		 */
+		layout = add_size(mul_size(s->sub_off[r->nitems], 3 * sizeof(float)),
+						  add_size(mul_size(r->nnz, sizeof(int32)),
+								   mul_size(nvectors, (Size) (k + 2 * bs) * sizeof(float))));
+		RecsysCheckMemory(add_size(RatingsMemory(r->nnz, r->nusers, r->nitems),
+								   add_size(mul_size(r->nnz, 3 * sizeof(float)), layout)),
+						  "A shard's subspace item half-step keeps its rows, and per interaction a prediction, a weight, its user and its place.");
 		s->sub_pred = palloc_extended(sizeof(float) * Max(s->sub_off[r->nitems], 1),
 									  MCXT_ALLOC_HUGE);
 		s->sub_w = palloc_extended(sizeof(float) * Max(s->sub_off[r->nitems], 1),

@@ -24,7 +24,8 @@
 #     error (naming the shard), the previous model unchanged, no training
 #     session left on any shard, nothing written on any shard.
 #  4. Security: a mapped role without SELECT on the shard's table (42501,
-#     naming the shard); row-level security on a shard (the model counts
+#     naming the shard); a shard session without the memory for its rows
+#     (54000 naming the shard, a hint for its setting); row-level security on a shard (the model counts
 #     the visible rows only, and equals a single-node training on them); a
 #     non-superuser whose user mapping has no password, a wrong one, then
 #     the right one (scram-sha-256 on the shards), first while row-level
@@ -605,6 +606,25 @@ like($err, qr/ERROR:  42501: shard shard2_limited failed during shard_open.*: pe
 is($coord->safe_psql('postgres', "SELECT count(*) FROM recsys.models WHERE name = 'd_lim'"),
 	'0', 'no privilege: no model stored');
 check_no_shard_sessions('no privilege');
+
+# a'. A shard whose session has too little maintenance_work_mem for its
+# rows: the shard's 54000, naming the shard, with a hint that sends the
+# caller to the shard's setting for the mapped role (a SET on the
+# coordinator does not reach the shard's session)
+$shards[1]->safe_psql('postgres', "ALTER ROLE $super SET maintenance_work_mem = '1MB'");
+($rc, $out, $err) = (0, '', '');
+$rc = $coord->psql('postgres',
+	"\\set VERBOSITY verbose\nCALL train('d_mem', 'dist_ratings', $lim_args)",
+	stdout => \$out, stderr => \$err);
+$shards[1]->safe_psql('postgres', "ALTER ROLE $super RESET maintenance_work_mem");
+isnt($rc, 0, 'shard memory: the CALL fails');
+like($err, qr/ERROR:  54000: shard shard2 failed during shard_open.*maintenance_work_mem is 1 MB/,
+	'shard memory: 54000 naming the shard and its budget');
+like($err, qr/HINT:  Raise maintenance_work_mem on shard shard2 for the role this server connects as \(ALTER ROLE \S+ SET maintenance_work_mem there/,
+	'shard memory: the hint names the shard and its role setting');
+is($coord->safe_psql('postgres', "SELECT count(*) FROM recsys.models WHERE name = 'd_mem'"),
+	'0', 'shard memory: no model stored');
+check_no_shard_sessions('shard memory');
 
 # b. Row-level security on the shard: the model is trained on the rows the
 # mapped role sees, as a query through the foreign table would see them,
