@@ -295,13 +295,9 @@ ShardError(Shard *s, PGresult *res, const char *what)
 	{
 		const char *role = PQuser(s->conn);
 
-		ereport(ERROR,
-				(errcode(code),
-				 errmsg("shard %s failed during %s: %s", s->server, what, message),
-				 detail ? errdetail_internal("%s", detail) : 0,
-				 errhint("Raise maintenance_work_mem on shard %s for the role this server connects as (ALTER ROLE %s SET maintenance_work_mem there, or its postgresql.conf): a SET here does not reach the shard's session.%s%s",
-						 s->server, quote_identifier(role ? role : "?"),
-						 hint ? " The shard's hint: " : "", hint ? hint : "")));
+		hint = psprintf("Raise maintenance_work_mem on shard %s for the role this server connects as (ALTER ROLE %s SET maintenance_work_mem there, or its postgresql.conf): a SET here does not reach the shard's session.%s%s",
+						s->server, quote_identifier(role ? role : "?"),
+						hint ? " The shard's hint: " : "", hint ? hint : "");
 	}
 	ereport(ERROR,
 			(errcode(code),
